@@ -1,0 +1,133 @@
+// Package signature signs and verifies webhook requests the Standard
+// Webhooks way (https://www.standardwebhooks.com/):
+//
+//	webhook-id:        the message id (regtrigger's task id, stable across retries)
+//	webhook-timestamp: Unix seconds
+//	webhook-signature: v1,<base64 HMAC-SHA256(key, id + "." + timestamp + "." + body)>
+//
+// Secrets are written "whsec_" followed by the base64 of the key bytes.
+// During a rotation a request carries one signature per secret, separated
+// by spaces, and a verifier accepts the request if any of them matches.
+package signature
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Header names.
+const (
+	HeaderID        = "webhook-id"
+	HeaderTimestamp = "webhook-timestamp"
+	HeaderSignature = "webhook-signature"
+)
+
+// Prefix starts every secret.
+const Prefix = "whsec_"
+
+// Key sizes accepted: the spec recommends 24 to 64 bytes.
+const (
+	MinKeyBytes = 24
+	MaxKeyBytes = 64
+)
+
+// DefaultTolerance is how far a timestamp may be from now when verifying.
+const DefaultTolerance = 5 * time.Minute
+
+// Secret is a decoded signing key.
+type Secret []byte
+
+// Errors of Verify and ParseSecret.
+var (
+	ErrSecret    = errors.New("invalid signing secret")
+	ErrNoMatch   = errors.New("no signature matches")
+	ErrTimestamp = errors.New("timestamp outside the tolerance")
+	ErrMissing   = errors.New("missing webhook-id, webhook-timestamp or webhook-signature")
+)
+
+// ParseSecret decodes a "whsec_<base64>" secret. Its errors never contain
+// the secret.
+func ParseSecret(s string) (Secret, error) {
+	rest, ok := strings.CutPrefix(s, Prefix)
+	if !ok {
+		return nil, fmt.Errorf("%w: it must start with %q (generate one with `regtrigger secret`)", ErrSecret, Prefix)
+	}
+	key, err := base64.StdEncoding.DecodeString(rest)
+	if err != nil {
+		return nil, fmt.Errorf("%w: the part after %q is not standard base64", ErrSecret, Prefix)
+	}
+	if len(key) < MinKeyBytes || len(key) > MaxKeyBytes {
+		return nil, fmt.Errorf("%w: the key is %d bytes, use %d to %d", ErrSecret, len(key), MinKeyBytes, MaxKeyBytes)
+	}
+	return Secret(key), nil
+}
+
+// GenerateSecret returns a new random secret of 32 bytes, in whsec_ form.
+func GenerateSecret() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("generate secret: %w", err)
+	}
+	return Prefix + base64.StdEncoding.EncodeToString(b), nil
+}
+
+// sign returns the base64 HMAC of one message with one key.
+func sign(key Secret, id, ts string, body []byte) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(id))
+	m.Write([]byte{'.'})
+	m.Write([]byte(ts))
+	m.Write([]byte{'.'})
+	m.Write(body)
+	return base64.StdEncoding.EncodeToString(m.Sum(nil))
+}
+
+// Sign returns the webhook-signature header value: "v1,<sig>" for each
+// secret, separated by spaces.
+func Sign(secrets []Secret, id string, ts time.Time, body []byte) string {
+	stamp := strconv.FormatInt(ts.Unix(), 10)
+	parts := make([]string, len(secrets))
+	for i, s := range secrets {
+		parts[i] = "v1," + sign(s, id, stamp, body)
+	}
+	return strings.Join(parts, " ")
+}
+
+// Verify checks a request: the timestamp (Unix seconds) must be within
+// tolerance of now (0 means DefaultTolerance), and one of the v1 signatures
+// in header must match one of the secrets. Comparisons are constant-time.
+func Verify(secrets []Secret, id, ts string, body []byte, header string, now time.Time, tolerance time.Duration) error {
+	if id == "" || ts == "" || header == "" {
+		return ErrMissing
+	}
+	if tolerance <= 0 {
+		tolerance = DefaultTolerance
+	}
+	sec, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil {
+		return fmt.Errorf("%w: %q is not Unix seconds", ErrTimestamp, ts)
+	}
+	if d := now.Sub(time.Unix(sec, 0)); d > tolerance || d < -tolerance {
+		return fmt.Errorf("%w: %v away from now", ErrTimestamp, d.Round(time.Second))
+	}
+	for _, s := range secrets {
+		want := []byte(sign(s, id, ts, body))
+		for _, part := range strings.Fields(header) {
+			version, sig, ok := strings.Cut(part, ",")
+			if !ok || version != "v1" {
+				continue
+			}
+			if hmac.Equal([]byte(sig), want) {
+				return nil
+			}
+		}
+	}
+	return ErrNoMatch
+}
