@@ -1,0 +1,137 @@
+// Package matcher decides which triggers an event fires, and says why each
+// other trigger of the event's namespace did not.
+//
+// Patterns are compiled once, when the Matcher is built; Match never
+// compiles and allocates only the result slice it returns.
+package matcher
+
+import (
+	"fmt"
+
+	"github.com/regtrigger/regtrigger/internal/event"
+	"github.com/regtrigger/regtrigger/internal/pattern"
+	"github.com/regtrigger/regtrigger/internal/trigger"
+)
+
+// Reason says why a trigger did not fire. The empty Reason means it fired.
+type Reason string
+
+// Reasons, in the order they are checked.
+const (
+	Fired                Reason = ""
+	Disabled             Reason = "disabled"
+	ActionNotSelected    Reason = "action not selected"
+	RepositoryNotMatched Reason = "repository not matched"
+	TagNotMatched        Reason = "tag not matched"
+)
+
+// Result is the verdict of one trigger on one event.
+type Result struct {
+	Trigger *trigger.Trigger
+	Reason  Reason
+}
+
+// Fired reports whether the trigger fires.
+func (r Result) Fired() bool { return r.Reason == Fired }
+
+// Explain describes the verdict for people: the reason with the values compared.
+func (r Result) Explain(ev event.Event) string {
+	t := r.Trigger
+	switch r.Reason {
+	case Fired:
+		return "fired"
+	case Disabled:
+		return "trigger is disabled"
+	case ActionNotSelected:
+		return fmt.Sprintf("action %s not in %v", ev.Action, t.Actions)
+	case RepositoryNotMatched:
+		return fmt.Sprintf("repository %q does not match %q", ev.Repository, t.Repository)
+	case TagNotMatched:
+		if ev.Tag == "" {
+			return fmt.Sprintf("event has no tag; filter %q needs one", t.Tag)
+		}
+		return fmt.Sprintf("tag %q does not match %q", ev.Tag, t.Tag)
+	}
+	return string(r.Reason)
+}
+
+// rule is a trigger with its patterns compiled.
+type rule struct {
+	trigger *trigger.Trigger
+	repo    pattern.Matcher
+	tag     pattern.Matcher
+}
+
+// Matcher holds compiled triggers, indexed by namespace. It is safe for
+// concurrent use and immutable once built: build a new one when the
+// triggers change.
+type Matcher struct {
+	byNamespace map[string][]rule
+	size        int
+}
+
+// New compiles the triggers. It refuses a trigger whose patterns do not
+// compile, naming it; run trigger.ValidateSet first for the full story.
+func New(ts []trigger.Trigger) (*Matcher, error) {
+	m := &Matcher{byNamespace: make(map[string][]rule), size: len(ts)}
+	for i := range ts {
+		t := ts[i] // a copy: later changes by the caller do not leak in
+		repo, err := pattern.Repository(t.Repository)
+		if err != nil {
+			return nil, fmt.Errorf("trigger %q: repository: %w", t.Name, err)
+		}
+		tag, err := pattern.Tag(t.Tag)
+		if err != nil {
+			return nil, fmt.Errorf("trigger %q: tag: %w", t.Name, err)
+		}
+		m.byNamespace[t.Namespace] = append(m.byNamespace[t.Namespace], rule{trigger: &t, repo: repo, tag: tag})
+	}
+	return m, nil
+}
+
+// Len is the number of triggers held.
+func (m *Matcher) Len() int { return m.size }
+
+// Match returns a Result for every trigger of the event's namespace, in the
+// order the triggers were given. Triggers of other namespaces are not
+// mentioned: they were never candidates.
+func (m *Matcher) Match(ev event.Event) []Result {
+	rules := m.byNamespace[ev.Namespace]
+	if len(rules) == 0 {
+		return nil
+	}
+	return m.AppendMatch(make([]Result, 0, len(rules)), ev)
+}
+
+// AppendMatch appends the Results for ev to dst, so a caller can reuse one slice.
+func (m *Matcher) AppendMatch(dst []Result, ev event.Event) []Result {
+	for _, r := range m.byNamespace[ev.Namespace] {
+		dst = append(dst, Result{Trigger: r.trigger, Reason: r.judge(ev)})
+	}
+	return dst
+}
+
+// Fired returns only the triggers that fire for ev.
+func (m *Matcher) Fired(ev event.Event) []*trigger.Trigger {
+	var out []*trigger.Trigger
+	for _, r := range m.byNamespace[ev.Namespace] {
+		if r.judge(ev) == Fired {
+			out = append(out, r.trigger)
+		}
+	}
+	return out
+}
+
+func (r rule) judge(ev event.Event) Reason {
+	switch {
+	case !r.trigger.Enabled:
+		return Disabled
+	case !r.trigger.Selects(ev.Action):
+		return ActionNotSelected
+	case !r.repo.Match(ev.Repository):
+		return RepositoryNotMatched
+	case !r.tag.Match(ev.Tag):
+		return TagNotMatched
+	}
+	return Fired
+}

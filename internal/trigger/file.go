@@ -1,0 +1,300 @@
+package trigger
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/regtrigger/regtrigger/internal/event"
+	"github.com/regtrigger/regtrigger/internal/payload"
+)
+
+// MaxFileSize bounds a trigger file.
+const MaxFileSize = 4 << 20
+
+// fileFields are the keys a trigger may have in a file, in documentation order.
+var fileFields = []string{
+	"name", "description", "enabled", "actions", "namespace", "repository",
+	"tag", "url", "headers", "format", "secret", "timeout",
+}
+
+// fileTrigger is a trigger as written in a file.
+type fileTrigger struct {
+	Name        string            `yaml:"name"`
+	Description string            `yaml:"description"`
+	Enabled     *bool             `yaml:"enabled"`
+	Actions     stringList        `yaml:"actions"`
+	Namespace   string            `yaml:"namespace"`
+	Repository  string            `yaml:"repository"`
+	Tag         stringList        `yaml:"tag"`
+	URL         string            `yaml:"url"`
+	Headers     map[string]string `yaml:"headers"`
+	Format      string            `yaml:"format"`
+	Secret      stringList        `yaml:"secret"`
+	Timeout     string            `yaml:"timeout"`
+}
+
+// stringList accepts a scalar or a sequence of scalars.
+type stringList []string
+
+func (l *stringList) UnmarshalYAML(n *yaml.Node) error {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		if n.Tag == "!!null" {
+			*l = nil
+			return nil
+		}
+		*l = stringList{n.Value}
+		return nil
+	case yaml.SequenceNode:
+		var out []string
+		for _, c := range n.Content {
+			if c.Kind != yaml.ScalarNode {
+				return fmt.Errorf("line %d: expected a string, found a %s", c.Line, kindName(c))
+			}
+			out = append(out, c.Value)
+		}
+		*l = out
+		return nil
+	}
+	return fmt.Errorf("line %d: expected a string or a list of strings, found a %s", n.Line, kindName(n))
+}
+
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "mapping"
+	case yaml.SequenceNode:
+		return "list"
+	case yaml.AliasNode:
+		return "alias"
+	}
+	return "value"
+}
+
+// LoadOptions tunes Parse.
+type LoadOptions struct {
+	// LookupEnv resolves ${NAME} in url, header values and secrets, so
+	// credentials can stay out of the file. Nil means os.LookupEnv.
+	LookupEnv func(string) (string, bool)
+}
+
+// ReadFile parses and validates a trigger file.
+func ReadFile(path string, opts LoadOptions) ([]Trigger, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open trigger file: %w", err)
+	}
+	defer f.Close()
+	return Parse(f, opts)
+}
+
+// Parse reads a trigger file: a YAML mapping with a "triggers" list. It
+// returns every problem it finds — YAML errors, unknown keys, invalid values
+// and rules that span triggers — in one *ValidationError.
+func Parse(r io.Reader, opts LoadOptions) ([]Trigger, error) {
+	if opts.LookupEnv == nil {
+		opts.LookupEnv = os.LookupEnv
+	}
+	data, err := io.ReadAll(io.LimitReader(r, MaxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read trigger file: %w", err)
+	}
+	if len(data) > MaxFileSize {
+		return nil, fmt.Errorf("trigger file is larger than %d bytes", MaxFileSize)
+	}
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("trigger file is empty: it needs a \"triggers:\" list")
+		}
+		return nil, fmt.Errorf("trigger file is not valid YAML: %w", err)
+	}
+	root := &doc
+	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+		root = root.Content[0]
+	}
+	if root.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("line %d: a trigger file is a mapping with a \"triggers:\" list, found a %s", root.Line, kindName(root))
+	}
+	var list *yaml.Node
+	var ps []Problem
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, v := root.Content[i], root.Content[i+1]
+		if k.Value != "triggers" {
+			ps = append(ps, Problem{Trigger: "(file)", Line: k.Line, Message: fmt.Sprintf("unknown key %q (a trigger file has only \"triggers\")", k.Value)})
+			continue
+		}
+		list = v
+	}
+	if list == nil {
+		return nil, errors.New("trigger file has no \"triggers:\" list")
+	}
+	if list.Kind != yaml.SequenceNode && !(list.Kind == yaml.ScalarNode && list.Tag == "!!null") {
+		return nil, fmt.Errorf("line %d: \"triggers\" must be a list, found a %s", list.Line, kindName(list))
+	}
+
+	ts := make([]Trigger, 0, len(list.Content))
+	lines := make([]int, 0, len(list.Content))
+	for i, n := range list.Content {
+		label := fmt.Sprintf("#%d", i+1)
+		if n.Kind != yaml.MappingNode {
+			ps = append(ps, Problem{Trigger: label, Line: n.Line, Message: fmt.Sprintf("a trigger is a mapping, found a %s", kindName(n))})
+			continue
+		}
+		if name := mappingValue(n, "name"); name != "" {
+			label = name
+		}
+		for j := 0; j+1 < len(n.Content); j += 2 {
+			if k := n.Content[j]; !known(k.Value) {
+				ps = append(ps, Problem{Trigger: label, Line: k.Line, Field: k.Value, Message: fmt.Sprintf("unknown field (known: %s)", strings.Join(fileFields, ", "))})
+			}
+		}
+		var ft fileTrigger
+		if err := n.Decode(&ft); err != nil {
+			// A type error leaves the other fields decoded: report it and
+			// go on validating, so every mistake shows at once.
+			ps = append(ps, Problem{Trigger: label, Line: n.Line, Message: yamlMessage(err)})
+			var te *yaml.TypeError
+			if !errors.As(err, &te) {
+				continue
+			}
+		}
+		t, tps := ft.toTrigger(opts.LookupEnv)
+		for _, p := range tps {
+			p.Trigger, p.Line = label, n.Line
+			ps = append(ps, p)
+		}
+		ts = append(ts, t)
+		lines = append(lines, n.Line)
+	}
+	if err := validateSet(ts, lines); err != nil {
+		var ve *ValidationError
+		errors.As(err, &ve)
+		ps = append(ps, ve.Problems...)
+	}
+	if len(ps) > 0 {
+		sort.SliceStable(ps, func(i, j int) bool { return ps[i].Line < ps[j].Line })
+		return nil, &ValidationError{Problems: ps}
+	}
+	return ts, nil
+}
+
+func known(k string) bool {
+	for _, f := range fileFields {
+		if f == k {
+			return true
+		}
+	}
+	return false
+}
+
+func mappingValue(n *yaml.Node, key string) string {
+	for j := 0; j+1 < len(n.Content); j += 2 {
+		if n.Content[j].Value == key && n.Content[j+1].Kind == yaml.ScalarNode {
+			return n.Content[j+1].Value
+		}
+	}
+	return ""
+}
+
+// yamlMessage shortens yaml.v3's type errors ("yaml: unmarshal errors:\n  line 3: ...").
+func yamlMessage(err error) string {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		return strings.Join(te.Errors, "; ")
+	}
+	return err.Error()
+}
+
+func (ft fileTrigger) toTrigger(lookup func(string) (string, bool)) (Trigger, []Problem) {
+	var ps []Problem
+	add := func(field, format string, args ...any) {
+		ps = append(ps, Problem{Field: field, Message: fmt.Sprintf(format, args...)})
+	}
+	expand := func(field, s string) string {
+		out, err := expandEnv(s, lookup)
+		if err != nil {
+			add(field, "%v", err)
+		}
+		return out
+	}
+	t := Trigger{
+		Name:        ft.Name,
+		Description: ft.Description,
+		Enabled:     ft.Enabled == nil || *ft.Enabled,
+		Namespace:   ft.Namespace,
+		Repository:  ft.Repository,
+		Format:      payload.Format(ft.Format),
+	}
+	if t.Format == "" {
+		t.Format = payload.Default
+	}
+	for _, a := range ft.Actions {
+		t.Actions = append(t.Actions, event.Action(a))
+	}
+	switch len(ft.Tag) {
+	case 0:
+	case 1:
+		t.Tag = ft.Tag[0]
+	default:
+		for _, tag := range ft.Tag {
+			if strings.Contains(tag, ";") {
+				add("tag", "list item %q contains ';': write either a list or a ';'-separated string", tag)
+			}
+		}
+		t.Tag = strings.Join(ft.Tag, ";")
+	}
+	t.URL = expand("url", ft.URL)
+	if len(ft.Headers) > 0 {
+		t.Headers = make(map[string]string, len(ft.Headers))
+		for k, v := range ft.Headers {
+			t.Headers[k] = expand("headers", v)
+		}
+	}
+	for _, s := range ft.Secret {
+		t.Secrets = append(t.Secrets, expand("secret", s))
+	}
+	if ft.Timeout != "" {
+		d, err := time.ParseDuration(ft.Timeout)
+		if err != nil {
+			add("timeout", "%q is not a duration like \"5s\"", ft.Timeout)
+		}
+		t.Timeout = Duration(d)
+	}
+	return t, ps
+}
+
+var envRef = regexp.MustCompile(`\$\{([^}]*)\}`)
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// expandEnv replaces ${NAME} with the variable's value. A missing variable or
+// a malformed reference is an error; a lone "$" is kept as is.
+func expandEnv(s string, lookup func(string) (string, bool)) (string, error) {
+	if !strings.Contains(s, "${") {
+		return s, nil
+	}
+	var err error
+	out := envRef.ReplaceAllStringFunc(s, func(m string) string {
+		name := m[2 : len(m)-1]
+		if !envName.MatchString(name) {
+			err = errors.Join(err, fmt.Errorf("%q is not a valid environment variable reference", m))
+			return ""
+		}
+		v, ok := lookup(name)
+		if !ok {
+			err = errors.Join(err, fmt.Errorf("environment variable %s is not set", name))
+		}
+		return v
+	})
+	return out, err
+}

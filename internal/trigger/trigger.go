@@ -1,0 +1,113 @@
+// Package trigger defines trigger rules — which registry events call which
+// webhook — with their file format and validation.
+//
+// A Trigger names a namespace (exact), a repository pattern and a tag filter
+// (see package pattern), the actions it fires on, and the webhook it calls:
+// URL, extra headers, payload format, signing secrets and deadline.
+package trigger
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/regtrigger/regtrigger/internal/event"
+	"github.com/regtrigger/regtrigger/internal/payload"
+)
+
+// Limits taken from the registries' documentation and DESIGN.md.
+const (
+	MaxNameLength     = 64
+	MaxPerPattern     = 10 // triggers sharing one namespace and repository pattern
+	MaxHeaders        = 20
+	MaxHeaderValueLen = 4096
+	MaxURLLength      = 2048
+	MaxSecrets        = 2 // two during rotation
+	MaxDescription    = 512
+	DefaultTimeout    = 10 * time.Second
+	MaxTimeout        = 30 * time.Second
+)
+
+// Trigger is one rule. Its JSON form is what stores keep.
+type Trigger struct {
+	Name        string            `json:"name"`
+	Description string            `json:"description,omitempty"`
+	Enabled     bool              `json:"enabled"`
+	Actions     []event.Action    `json:"actions"`
+	Namespace   string            `json:"namespace"`
+	Repository  string            `json:"repository,omitempty"`
+	Tag         string            `json:"tag,omitempty"`
+	URL         string            `json:"url"`
+	Headers     map[string]string `json:"headers,omitempty"`
+	Format      payload.Format    `json:"format"`
+	// Secrets are Standard Webhooks signing secrets (whsec_...). With two,
+	// every request carries both signatures, so receivers can rotate.
+	Secrets []string `json:"secrets,omitempty"`
+	// Timeout is the delivery deadline; zero means DefaultTimeout.
+	Timeout Duration `json:"timeout,omitempty"`
+
+	// Version is the store's revision of this trigger, for conditional
+	// updates; zero for a trigger not yet stored.
+	Version int64 `json:"version,omitempty"`
+	// UpdatedAt is when the store last wrote it.
+	UpdatedAt time.Time `json:"updated_at,omitzero"`
+}
+
+// Selects reports whether the trigger fires on action a.
+func (t *Trigger) Selects(a event.Action) bool {
+	for _, x := range t.Actions {
+		if x == a {
+			return true
+		}
+	}
+	return false
+}
+
+// Deadline is the delivery deadline to use.
+func (t *Trigger) Deadline() time.Duration {
+	if t.Timeout <= 0 {
+		return DefaultTimeout
+	}
+	return time.Duration(t.Timeout)
+}
+
+// Redacted returns a copy safe to print: header values and secrets replaced.
+func (t Trigger) Redacted() Trigger {
+	if len(t.Headers) > 0 {
+		h := make(map[string]string, len(t.Headers))
+		for k := range t.Headers {
+			h[k] = "<redacted>"
+		}
+		t.Headers = h
+	}
+	if len(t.Secrets) > 0 {
+		s := make([]string, len(t.Secrets))
+		for i := range s {
+			s[i] = "<redacted>"
+		}
+		t.Secrets = s
+	}
+	return t
+}
+
+// Duration is a time.Duration written as a Go duration string ("5s").
+type Duration time.Duration
+
+// MarshalJSON writes the duration as a string.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+// UnmarshalJSON reads a duration string.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration must be a string like \"5s\": %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
