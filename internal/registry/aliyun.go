@@ -1,0 +1,76 @@
+package registry
+
+import (
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/regtrigger/regtrigger/internal/event"
+)
+
+// Aliyun (Alibaba Cloud) Container Registry sends pushes only:
+// {"push_data": {digest, pushed_at, tag}, "repository": {name, namespace, region, ...}}.
+
+// AliyunZone is the zone assumed for Aliyun's zone-less timestamps.
+var AliyunZone = time.FixedZone("CST", 8*3600)
+
+const aliyunTimeLayout = "2006-01-02 15:04:05"
+
+type aliyunBody struct {
+	PushData *struct {
+		Digest   string `json:"digest"`
+		PushedAt string `json:"pushed_at"`
+		Tag      string `json:"tag"`
+	} `json:"push_data"`
+	Repository *struct {
+		Name         string `json:"name"`
+		Namespace    string `json:"namespace"`
+		Region       string `json:"region"`
+		RepoFullName string `json:"repo_full_name"`
+	} `json:"repository"`
+}
+
+func detectACR(o object, _ http.Header) bool {
+	return o.has("push_data", "repository") && o.sub("repository").has("region")
+}
+
+func parseACR(n Notification) ([]event.Event, error) {
+	const source = "acr"
+	var b aliyunBody
+	if err := unmarshal(source, n.Body, &b); err != nil {
+		return nil, err
+	}
+	switch {
+	case b.PushData == nil:
+		return nil, malformed(source, "push_data is missing")
+	case b.Repository == nil:
+		return nil, malformed(source, "repository is missing")
+	case b.PushData.Tag == "":
+		return nil, malformed(source, "push_data.tag is missing")
+	}
+	r := b.Repository
+	ns, repo := r.Namespace, r.Name
+	if (ns == "" || repo == "") && r.RepoFullName != "" {
+		ns, repo = splitPath(r.RepoFullName)
+	}
+	if ns == "" || repo == "" {
+		return nil, malformed(source, "repository.namespace and repository.name are missing")
+	}
+	at := n.ReceivedAt.UTC()
+	if s := b.PushData.PushedAt; s != "" {
+		t, err := time.ParseInLocation(aliyunTimeLayout, s, AliyunZone)
+		if err != nil {
+			return nil, malformed(source, "push_data.pushed_at %q is not \"YYYY-MM-DD HH:MM:SS\"", s)
+		}
+		at = t.UTC()
+	}
+	host := ""
+	if r.Region != "" {
+		host = "registry." + strings.ToLower(r.Region) + ".aliyuncs.com"
+	}
+	return []event.Event{{
+		Source: source, Action: event.PushImage, Namespace: ns, Repository: repo, Tag: b.PushData.Tag,
+		Digest: b.PushData.Digest, ResourceURL: reference(host, ns, repo, b.PushData.Tag, ""),
+		OccurredAt: at, Registry: host, Raw: n.Body,
+	}}, nil
+}

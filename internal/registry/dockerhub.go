@@ -1,0 +1,64 @@
+package registry
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/regtrigger/regtrigger/internal/event"
+)
+
+// Docker Hub sends tag pushes only, without a digest:
+// {"callback_url", "push_data": {pushed_at, pusher, tag}, "repository": {name, namespace, repo_name, ...}}.
+
+type dockerHubBody struct {
+	PushData *struct {
+		PushedAt json.RawMessage `json:"pushed_at"`
+		Pusher   string          `json:"pusher"`
+		Tag      string          `json:"tag"`
+	} `json:"push_data"`
+	Repository *struct {
+		Name      string `json:"name"`
+		Namespace string `json:"namespace"`
+		RepoName  string `json:"repo_name"`
+	} `json:"repository"`
+}
+
+func detectDockerHub(o object, _ http.Header) bool {
+	return o.has("push_data") && (o.has("callback_url") || o.sub("repository").has("repo_name"))
+}
+
+func parseDockerHub(n Notification) ([]event.Event, error) {
+	const source = "dockerhub"
+	var b dockerHubBody
+	if err := unmarshal(source, n.Body, &b); err != nil {
+		return nil, err
+	}
+	switch {
+	case b.PushData == nil:
+		return nil, malformed(source, "push_data is missing")
+	case b.Repository == nil:
+		return nil, malformed(source, "repository is missing")
+	case b.PushData.Tag == "":
+		return nil, malformed(source, "push_data.tag is missing")
+	}
+	ns, repo := b.Repository.Namespace, b.Repository.Name
+	if (ns == "" || repo == "") && b.Repository.RepoName != "" {
+		ns, repo = splitPath(b.Repository.RepoName)
+	}
+	if ns == "" || repo == "" {
+		return nil, malformed(source, "repository.repo_name is missing")
+	}
+	at, err := unixTime(b.PushData.PushedAt)
+	if err != nil {
+		return nil, malformed(source, "push_data.pushed_at: %v", err)
+	}
+	if at.IsZero() {
+		at = n.ReceivedAt.UTC()
+	}
+	const host = "docker.io"
+	return []event.Event{{
+		Source: source, Action: event.PushImage, Namespace: ns, Repository: repo, Tag: b.PushData.Tag,
+		ResourceURL: reference(host, ns, repo, b.PushData.Tag, ""), OccurredAt: at, Operator: b.PushData.Pusher,
+		Registry: host, Raw: n.Body,
+	}}, nil
+}

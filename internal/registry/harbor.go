@@ -1,0 +1,205 @@
+package registry
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/regtrigger/regtrigger/internal/event"
+)
+
+// Tencent TCR Enterprise is built on Harbor and sends the Harbor 1.x body;
+// Harbor 2 sends the same envelope with UPPER_SNAKE types (the "default"
+// format) or a CloudEvents 1.0 structured body (2.8+).
+
+// harborActions maps the event types that fire triggers.
+var harborActions = map[string]event.Action{
+	// Harbor 1.x and TCR.
+	"pushImage":     event.PushImage,
+	"pullImage":     event.PullImage,
+	"deleteImage":   event.DeleteImage,
+	"uploadChart":   event.UploadChart,
+	"downloadChart": event.DownloadChart,
+	"deleteChart":   event.DeleteChart,
+	// Harbor 2.x default format.
+	"PUSH_ARTIFACT":   event.PushImage,
+	"PULL_ARTIFACT":   event.PullImage,
+	"DELETE_ARTIFACT": event.DeleteImage,
+	"UPLOAD_CHART":    event.UploadChart,
+	"DOWNLOAD_CHART":  event.DownloadChart,
+	"DELETE_CHART":    event.DeleteChart,
+	// Harbor 2.8+ CloudEvents format.
+	"harbor.artifact.pushed":  event.PushImage,
+	"harbor.artifact.pulled":  event.PullImage,
+	"harbor.artifact.deleted": event.DeleteImage,
+}
+
+// harborIgnored are event types Harbor and TCR send that fire no trigger
+// (yet): scans, quotas, replication, retention, the test ping.
+var harborIgnored = map[string]bool{
+	"scanningCompleted": true, "scanningFailed": true, "scanningStopped": true, "projectQuota": true,
+	"testEndpoint": true, "replication": true, "tagRetention": true,
+	"SCANNING_COMPLETED": true, "SCANNING_FAILED": true, "SCANNING_STOPPED": true, "QUOTA_EXCEED": true,
+	"QUOTA_WARNING": true, "REPLICATION": true, "TAG_RETENTION": true,
+	"harbor.scan.completed": true, "harbor.scan.failed": true, "harbor.scan.stopped": true,
+	"harbor.quota.exceeded": true, "harbor.quota.warned": true, "harbor.replication.status.changed": true,
+	"harbor.tag_retention.finished": true,
+}
+
+type harborEnvelope struct {
+	Type      string          `json:"type"`
+	OccurAt   json.RawMessage `json:"occur_at"`
+	Operator  string          `json:"operator"`
+	EventData *harborData     `json:"event_data"`
+}
+
+type harborData struct {
+	Resources  []harborResource `json:"resources"`
+	Repository *harborRepo      `json:"repository"`
+}
+
+type harborResource struct {
+	Digest      string `json:"digest"`
+	Tag         string `json:"tag"`
+	ResourceURL string `json:"resource_url"`
+}
+
+type harborRepo struct {
+	Name         string `json:"name"`
+	Namespace    string `json:"namespace"`
+	RepoFullName string `json:"repo_full_name"`
+}
+
+func harborShape(o object) bool { return o.has("type", "occur_at", "event_data") }
+
+// detectTCR: the Harbor 1.x shape sent by a Tencent registry (its resource
+// URLs are on *.tencentcloudcr.com).
+func detectTCR(o object, _ http.Header) bool {
+	if !harborShape(o) {
+		return false
+	}
+	var d harborData
+	if json.Unmarshal(o["event_data"], &d) != nil {
+		return false
+	}
+	for _, r := range d.Resources {
+		h := strings.ToLower(hostOf(r.ResourceURL))
+		if i := strings.IndexByte(h, ':'); i >= 0 {
+			h = h[:i]
+		}
+		if strings.HasSuffix(h, ".tencentcloudcr.com") || strings.HasSuffix(h, ".tencentcloudcr.com.") {
+			return true
+		}
+	}
+	return false
+}
+
+func detectHarbor(o object, _ http.Header) bool { return harborShape(o) }
+
+func parseTCR(n Notification) ([]event.Event, error)    { return parseHarborDefault("tcr", n) }
+func parseHarbor(n Notification) ([]event.Event, error) { return parseHarborDefault("harbor", n) }
+
+func parseHarborDefault(source string, n Notification) ([]event.Event, error) {
+	var env harborEnvelope
+	if err := unmarshal(source, n.Body, &env); err != nil {
+		return nil, err
+	}
+	if env.Type == "" {
+		return nil, malformed(source, "type is missing")
+	}
+	at, err := unixTime(env.OccurAt)
+	if err != nil {
+		return nil, malformed(source, "occur_at: %v", err)
+	}
+	return harborEvents(source, n, env.Type, at, env.Operator, env.EventData)
+}
+
+// harborEvents makes one event per resource.
+func harborEvents(source string, n Notification, typ string, at time.Time, operator string, d *harborData) ([]event.Event, error) {
+	if harborIgnored[typ] {
+		return nil, nil
+	}
+	action, ok := harborActions[typ]
+	if !ok {
+		return nil, unsupported(source, typ)
+	}
+	if d == nil {
+		return nil, malformed(source, "event_data is missing")
+	}
+	if d.Repository == nil {
+		return nil, malformed(source, "event_data.repository is missing")
+	}
+	ns, repo := d.Repository.Namespace, d.Repository.Name
+	full := strings.Trim(d.Repository.RepoFullName, "/")
+	if ns == "" && full != "" {
+		ns, _, _ = strings.Cut(full, "/")
+	}
+	if repo == "" && ns != "" {
+		repo = strings.TrimPrefix(full, ns+"/")
+		if repo == full {
+			repo = ""
+		}
+	}
+	switch {
+	case ns == "":
+		return nil, malformed(source, "event_data.repository.namespace is missing")
+	case repo == "":
+		return nil, malformed(source, "event_data.repository.name is missing")
+	case len(d.Resources) == 0:
+		return nil, malformed(source, "event_data.resources is empty: no tag or digest to report")
+	}
+	if at.IsZero() {
+		at = n.ReceivedAt.UTC()
+	}
+	evs := make([]event.Event, 0, len(d.Resources))
+	for i, r := range d.Resources {
+		tag := r.Tag
+		// An artifact pushed by digest is reported with the digest as its tag.
+		if strings.HasPrefix(tag, "sha256:") || (tag != "" && tag == r.Digest) {
+			tag = ""
+		}
+		if tag == "" && r.Digest == "" {
+			return nil, malformed(source, "event_data.resources[%d] has neither tag nor digest", i)
+		}
+		evs = append(evs, event.Event{
+			Source: source, Action: action, Namespace: ns, Repository: repo, Tag: tag, Digest: r.Digest,
+			ResourceURL: r.ResourceURL, OccurredAt: at, Operator: operator, Registry: hostOf(r.ResourceURL), Raw: n.Body,
+		})
+	}
+	return evs, nil
+}
+
+// Harbor 2.8+ CloudEvents (structured mode).
+
+type harborCloudEvent struct {
+	SpecVersion string      `json:"specversion"`
+	Type        string      `json:"type"`
+	Time        string      `json:"time"`
+	Operator    string      `json:"operator"`
+	Data        *harborData `json:"data"`
+}
+
+func detectHarborCloudEvents(o object, _ http.Header) bool {
+	return o.has("specversion", "type") && strings.HasPrefix(o.str("type"), "harbor.")
+}
+
+func parseHarborCloudEvents(n Notification) ([]event.Event, error) {
+	const source = "harbor"
+	var ce harborCloudEvent
+	if err := unmarshal(source, n.Body, &ce); err != nil {
+		return nil, err
+	}
+	if ce.SpecVersion == "" || ce.Type == "" {
+		return nil, malformed(source, "a CloudEvent needs specversion and type")
+	}
+	var at time.Time
+	if ce.Time != "" {
+		t, err := time.Parse(time.RFC3339Nano, ce.Time)
+		if err != nil {
+			return nil, malformed(source, "time %q is not RFC 3339", ce.Time)
+		}
+		at = t.UTC()
+	}
+	return harborEvents(source, n, ce.Type, at, ce.Operator, ce.Data)
+}
