@@ -1,0 +1,276 @@
+// Package receiver is the first stage of regtrigger: it takes one registry
+// notification, authenticates it, parses it into events, matches the
+// namespace's triggers, records the near misses and enqueues one delivery
+// task per (trigger, event).
+//
+// It is platform-neutral: `regtrigger serve`, the Lambda function and the
+// SCF function translate their requests into a Request and a Response back,
+// and differ only in the adapters they hand to Service.
+package receiver
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/regtrigger/regtrigger/internal/delivery"
+	"github.com/regtrigger/regtrigger/internal/event"
+	"github.com/regtrigger/regtrigger/internal/record"
+	"github.com/regtrigger/regtrigger/internal/registry"
+	"github.com/regtrigger/regtrigger/internal/trigger"
+)
+
+// MaxBody is the largest notification accepted (413 above it).
+const MaxBody = 1 << 20
+
+// DefaultDedupeWindow is how long a re-sent notification is recognised.
+const DefaultDedupeWindow = 10 * time.Minute
+
+// Triggers loads the triggers of one namespace. trigger.Store satisfies it.
+type Triggers interface {
+	Namespace(ctx context.Context, namespace string) ([]trigger.Trigger, error)
+}
+
+// Queue accepts delivery tasks. Enqueue is all or nothing from the caller's
+// point of view: on error no task may be considered accepted.
+type Queue interface {
+	Enqueue(ctx context.Context, tasks []delivery.Task) error
+}
+
+// Dedupe remembers which events were already accepted.
+type Dedupe interface {
+	// Claim records key for ttl and reports whether it was new.
+	Claim(ctx context.Context, key string, ttl time.Duration) (bool, error)
+	// Release forgets key, so a retry of a failed notification is not lost.
+	Release(ctx context.Context, key string) error
+}
+
+// Request is one received notification, already read by the adapter.
+type Request struct {
+	ID     string      // the platform's request id, for logs
+	Body   []byte      // at most MaxBody bytes; the adapter answers 413 above
+	Header http.Header // as received
+	// Source forces a registry format (the /v1/notify/{source} path); "" detects.
+	Source string
+	// Sender is who authenticated (a configured registry name), for logs.
+	Sender string
+}
+
+// Response is what the adapter sends back.
+type Response struct {
+	Status int
+	Body   []byte // JSON
+}
+
+// Service is the receiver. Fill the adapters; Dedupe and Records are optional.
+type Service struct {
+	Triggers Triggers
+	Queue    Queue
+	Dedupe   Dedupe      // nil: no duplicate suppression
+	Records  record.Sink // nil: untriggered records go to the log only
+	Logger   *slog.Logger
+	// DedupeWindow defaults to DefaultDedupeWindow.
+	DedupeWindow time.Duration
+	Now          func() time.Time
+
+	matchers matcherCache
+}
+
+// Accepted is the 202 answer.
+type Accepted struct {
+	RequestID string          `json:"request_id,omitempty"`
+	Source    string          `json:"source"`
+	Events    []AcceptedEvent `json:"events"`
+	Tasks     int             `json:"tasks"`
+}
+
+// AcceptedEvent is one event of the answer with the tasks it caused.
+type AcceptedEvent struct {
+	Action     event.Action `json:"action"`
+	Namespace  string       `json:"namespace"`
+	Repository string       `json:"repository"`
+	Tag        string       `json:"tag,omitempty"`
+	Digest     string       `json:"digest,omitempty"`
+	// Duplicate is true when the same event was accepted within the dedupe
+	// window: no new task was made.
+	Duplicate bool      `json:"duplicate,omitempty"`
+	Tasks     []TaskRef `json:"tasks"`
+	Skipped   []SkipRef `json:"untriggered,omitempty"`
+}
+
+// TaskRef names one enqueued task.
+type TaskRef struct {
+	ID      string `json:"id"`
+	Trigger string `json:"trigger"`
+}
+
+// SkipRef names one trigger of the namespace that did not fire.
+type SkipRef struct {
+	Trigger string `json:"trigger"`
+	Reason  string `json:"reason"`
+}
+
+// Problem is the body of every error answer.
+type Problem struct {
+	Status int    `json:"status"`
+	Error  string `json:"error"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// ErrorResponse builds an error answer; adapters use it for the failures
+// they detect themselves (401, 413, ...).
+func ErrorResponse(status int, msg, detail string) Response {
+	b, _ := json.Marshal(Problem{Status: status, Error: msg, Detail: detail})
+	return Response{Status: status, Body: b}
+}
+
+// Receive handles one authenticated notification.
+func (s *Service) Receive(ctx context.Context, req Request) Response {
+	log := s.logger().With(slog.String("request_id", req.ID))
+	if req.Sender != "" {
+		log = log.With(slog.String("sender", req.Sender))
+	}
+	now := s.now()
+	evs, err := registry.Parse(registry.Notification{Body: req.Body, Header: req.Header, ReceivedAt: now}, req.Source)
+	if err != nil {
+		status := http.StatusBadRequest
+		switch {
+		case errors.Is(err, registry.ErrUnknownSource):
+			status = http.StatusNotFound
+		case errors.Is(err, registry.ErrUnknownFormat):
+			status = http.StatusUnsupportedMediaType
+		case errors.Is(err, registry.ErrMalformed), errors.Is(err, registry.ErrUnsupportedEvent):
+			status = http.StatusUnprocessableEntity
+		}
+		log.LogAttrs(ctx, slog.LevelWarn, "notification refused", slog.Int("status", status), slog.String("error", err.Error()), slog.Int("bytes", len(req.Body)))
+		return ErrorResponse(status, http.StatusText(status), err.Error())
+	}
+	source := req.Source
+	if len(evs) > 0 {
+		source = evs[0].Source
+	}
+
+	ans := Accepted{RequestID: req.ID, Source: source, Events: make([]AcceptedEvent, 0, len(evs))}
+	var tasks []delivery.Task
+	var claimed []string
+	var untriggered []record.Record
+	release := func() {
+		for _, k := range claimed {
+			if err := s.Dedupe.Release(context.WithoutCancel(ctx), k); err != nil {
+				log.LogAttrs(ctx, slog.LevelError, "release duplicate key", slog.String("error", err.Error()))
+			}
+		}
+	}
+	for _, ev := range evs {
+		m, err := s.matcherFor(ctx, ev.Namespace)
+		if err != nil {
+			release()
+			log.LogAttrs(ctx, slog.LevelError, "load triggers", slog.String("namespace", ev.Namespace), slog.String("error", err.Error()))
+			return ErrorResponse(http.StatusServiceUnavailable, "trigger store unavailable", "the notification was not accepted; retry later")
+		}
+		ae := AcceptedEvent{Action: ev.Action, Namespace: ev.Namespace, Repository: ev.Repository, Tag: ev.Tag, Digest: ev.Digest, Tasks: []TaskRef{}}
+		fp := Fingerprint(ev)
+		if s.Dedupe != nil && m.Len() > 0 {
+			fresh, err := s.Dedupe.Claim(ctx, fp, s.window())
+			if err != nil {
+				release()
+				log.LogAttrs(ctx, slog.LevelError, "claim duplicate key", slog.String("error", err.Error()))
+				return ErrorResponse(http.StatusServiceUnavailable, "store unavailable", "the notification was not accepted; retry later")
+			}
+			if !fresh {
+				ae.Duplicate = true
+				ans.Events = append(ans.Events, ae)
+				continue
+			}
+			claimed = append(claimed, fp)
+		}
+		for _, r := range m.Match(ev) {
+			if !r.Fired() {
+				ae.Skipped = append(ae.Skipped, SkipRef{Trigger: r.Trigger.Name, Reason: string(r.Reason)})
+				untriggered = append(untriggered, record.UntriggeredRecord(TaskID(fp, r.Trigger.Name), r.Trigger.Name, ev, r.Explain(ev), now))
+				continue
+			}
+			t := delivery.NewTask(TaskID(fp, r.Trigger.Name), *r.Trigger, ev, now)
+			tasks = append(tasks, t)
+			ae.Tasks = append(ae.Tasks, TaskRef{ID: t.ID, Trigger: r.Trigger.Name})
+		}
+		ans.Events = append(ans.Events, ae)
+	}
+	if len(tasks) > 0 {
+		if err := s.Queue.Enqueue(ctx, tasks); err != nil {
+			release()
+			log.LogAttrs(ctx, slog.LevelError, "enqueue tasks", slog.Int("tasks", len(tasks)), slog.String("error", err.Error()))
+			return ErrorResponse(http.StatusServiceUnavailable, "queue unavailable", "the notification was not accepted; retry later")
+		}
+	}
+	ans.Tasks = len(tasks)
+	for _, r := range untriggered {
+		record.Log(ctx, log, r)
+		if s.Records != nil {
+			if err := s.Records.Put(ctx, r); err != nil {
+				log.LogAttrs(ctx, slog.LevelError, "store untriggered record", slog.String("error", err.Error()))
+			}
+		}
+	}
+	log.LogAttrs(ctx, slog.LevelInfo, "notification accepted", slog.String("source", source), slog.Int("events", len(evs)), slog.Int("tasks", len(tasks)))
+	b, err := json.Marshal(ans)
+	if err != nil {
+		return ErrorResponse(http.StatusInternalServerError, "encode answer", err.Error())
+	}
+	return Response{Status: http.StatusAccepted, Body: b}
+}
+
+// Fingerprint identifies "the same event" for duplicate suppression: the
+// registry format, action, namespace, repository, tag, digest, resource URL
+// and the registry's own timestamp. A registry re-sending a notification
+// sends the same body, so every one of these is equal; a new push of the
+// same tag differs at least in its timestamp (or digest).
+func Fingerprint(ev event.Event) string {
+	h := sha256.New()
+	for _, s := range []string{ev.Source, string(ev.Action), ev.Namespace, ev.Repository, ev.Tag, ev.Digest, ev.ResourceURL, strconv.FormatInt(ev.OccurredAt.UnixNano(), 10)} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// TaskID is the stable id of the task of one event for one trigger. It is
+// derived, not random, so a duplicate that slips past dedupe still carries
+// the same webhook-id and receivers can drop it.
+func TaskID(fingerprint, triggerName string) string {
+	h := sha256.Sum256([]byte(fingerprint + "\x00" + triggerName))
+	return "tsk_" + hex.EncodeToString(h[:16])
+}
+
+func (s *Service) window() time.Duration {
+	if s.DedupeWindow > 0 {
+		return s.DedupeWindow
+	}
+	return DefaultDedupeWindow
+}
+
+func (s *Service) logger() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.Default()
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+// String helps debugging.
+func (a AcceptedEvent) String() string {
+	return fmt.Sprintf("%s %s/%s:%s (%d tasks)", a.Action, a.Namespace, a.Repository, a.Tag, len(a.Tasks))
+}
