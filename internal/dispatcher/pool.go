@@ -155,9 +155,14 @@ func (p *Pool) handle(dctx context.Context, it Leased) {
 	} else {
 		err = p.Queue.Ack(qctx, it.ID)
 	}
-	if err != nil {
+	switch {
+	case err != nil:
 		// The lease will expire and the task come back: at least once.
 		log.LogAttrs(qctx, slog.LevelError, "settle task", slog.Bool("retry", out.Retry), slog.String("error", err.Error()))
+	case out.Retry:
+		log.LogAttrs(qctx, slog.LevelDebug, "task rescheduled", slog.Int("attempt", out.Task.Attempt), slog.Duration("delay", out.Delay))
+	default:
+		log.LogAttrs(qctx, slog.LevelDebug, "task finished", slog.String("status", string(out.Record.Status)))
 	}
 }
 

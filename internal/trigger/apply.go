@@ -33,6 +33,8 @@ type ApplyOptions struct {
 	Prune bool
 	// DryRun reports the changes without writing.
 	DryRun bool
+	// Rules are the deployment's validation settings.
+	Rules Rules
 }
 
 // Apply makes the store hold the desired triggers, declaratively: it
@@ -62,7 +64,7 @@ func Apply(ctx context.Context, s Store, desired []Trigger, opts ApplyOptions) (
 			}
 		}
 	}
-	if err := ValidateSet(final); err != nil {
+	if err := opts.Rules.ValidateSet(final); err != nil {
 		return nil, err
 	}
 

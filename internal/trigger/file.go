@@ -85,6 +85,8 @@ type LoadOptions struct {
 	// LookupEnv resolves ${NAME} in url, header values and secrets, so
 	// credentials can stay out of the file. Nil means os.LookupEnv.
 	LookupEnv func(string) (string, bool)
+	// Rules are the deployment's validation settings.
+	Rules Rules
 }
 
 // ReadFile parses and validates a trigger file.
@@ -177,7 +179,7 @@ func Parse(r io.Reader, opts LoadOptions) ([]Trigger, error) {
 		ts = append(ts, t)
 		lines = append(lines, n.Line)
 	}
-	if err := validateSet(ts, lines); err != nil {
+	if err := opts.Rules.validateSet(ts, lines); err != nil {
 		var ve *ValidationError
 		errors.As(err, &ve)
 		ps = append(ps, ve.Problems...)

@@ -3,6 +3,7 @@ package trigger
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/textproto"
 	"regexp"
 	"sort"
@@ -85,10 +86,20 @@ var reservedHeaders = map[string]string{
 	"Webhook-Signature":   "signature header",
 }
 
+// Rules are the deployment's settings validation depends on.
+type Rules struct {
+	// AllowPrivate is the outbound allow-list (serve --allow-private): URLs
+	// with a literal address in these ranges are accepted.
+	AllowPrivate []netip.Prefix
+}
+
+// Validate checks one trigger with the default Rules.
+func Validate(t *Trigger) []Problem { return Rules{}.Validate(t) }
+
 // Validate checks one trigger on its own and returns its problems (nil when
 // valid). It does no I/O: the URL check is the static part (scheme, port,
 // userinfo, literal addresses); the dialled address is checked at delivery.
-func Validate(t *Trigger) []Problem {
+func (r Rules) Validate(t *Trigger) []Problem {
 	var ps []Problem
 	add := func(field, format string, args ...any) {
 		ps = append(ps, Problem{Trigger: t.Name, Field: field, Message: fmt.Sprintf(format, args...)})
@@ -139,7 +150,7 @@ func Validate(t *Trigger) []Problem {
 	case len(t.URL) > MaxURLLength:
 		add("url", "is %d characters long, at most %d are allowed", len(t.URL), MaxURLLength)
 	default:
-		if _, err := outbound.CheckURL(t.URL); err != nil {
+		if _, err := (outbound.Config{AllowPrivate: r.AllowPrivate}).CheckURL(t.URL); err != nil {
 			add("url", "%v", err)
 		}
 	}
@@ -208,11 +219,12 @@ func PatternKey(namespace, repository string) string {
 // ValidateSet checks every trigger and the rules that span triggers: unique
 // names and at most MaxPerPattern triggers per namespace and repository
 // pattern. It returns a *ValidationError listing every problem, or nil.
-func ValidateSet(ts []Trigger) error {
-	return validateSet(ts, nil)
-}
+func ValidateSet(ts []Trigger) error { return Rules{}.ValidateSet(ts) }
 
-func validateSet(ts []Trigger, lines []int) error {
+// ValidateSet is ValidateSet under these Rules.
+func (r Rules) ValidateSet(ts []Trigger) error { return r.validateSet(ts, nil) }
+
+func (r Rules) validateSet(ts []Trigger, lines []int) error {
 	var ps []Problem
 	line := func(i int) int {
 		if i < len(lines) {
@@ -228,7 +240,7 @@ func validateSet(ts []Trigger, lines []int) error {
 		if label == "" {
 			label = fmt.Sprintf("#%d", i+1)
 		}
-		for _, p := range Validate(t) {
+		for _, p := range r.Validate(t) {
 			p.Trigger, p.Line = label, line(i)
 			ps = append(ps, p)
 		}

@@ -1,0 +1,385 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/regtrigger/regtrigger/internal/boltstore"
+	"github.com/regtrigger/regtrigger/internal/outbound"
+	"github.com/regtrigger/regtrigger/internal/record"
+	"github.com/regtrigger/regtrigger/internal/trigger"
+)
+
+// storeFlags select the store management commands work on.
+type storeFlags struct {
+	data string
+}
+
+func (f *storeFlags) register(c *cobra.Command) {
+	c.PersistentFlags().StringVar(&f.data, "data", "./regtrigger.db", "the embedded store file (as given to serve)")
+}
+
+// open opens the local store. It refuses to create a new file: managing a
+// store that does not exist is a mistake worth saying.
+func (f *storeFlags) open(create bool) (*boltstore.Store, error) {
+	s, err := boltstore.Open(f.data, boltstore.Options{MustExist: !create})
+	if err != nil {
+		if errors.Is(err, boltstore.ErrLocked) {
+			return nil, fail("%v\n(serve holds the store while it runs: stop it first, or apply triggers at start with serve --triggers FILE)", err)
+		}
+		return nil, fail("%v", err)
+	}
+	return s, nil
+}
+
+func outputFlag(c *cobra.Command, p *string) {
+	c.Flags().StringVarP(p, "output", "o", "table", "table or json")
+}
+
+func checkOutput(o string) error {
+	if o != "table" && o != "json" {
+		return &exitError{code: 2, err: fmt.Errorf("--output %q: use table or json", o)}
+	}
+	return nil
+}
+
+func newTriggers() *cobra.Command {
+	var sf storeFlags
+	c := &cobra.Command{
+		Use:   "triggers",
+		Short: "Manage the triggers of the local store",
+		Long: `triggers manages trigger rules in the store serve uses (--data). apply is declarative:
+it creates and updates the triggers of a file, and with --prune deletes the others.
+Header values and secrets are never printed.`,
+	}
+	sf.register(c)
+	c.AddCommand(newTriggersApply(&sf), newTriggersList(&sf), newTriggersGet(&sf),
+		newTriggersToggle(&sf, "enable", true), newTriggersToggle(&sf, "disable", false), newTriggersDelete(&sf))
+	return c
+}
+
+func newTriggersApply(sf *storeFlags) *cobra.Command {
+	var (
+		file          string
+		prune, dryRun bool
+		output        string
+		allow         []string
+	)
+	c := &cobra.Command{
+		Use:     "apply -f FILE [--prune] [--dry-run]",
+		Short:   "Make the store hold the triggers of a file",
+		Example: "  regtrigger triggers apply -f triggers.yaml --dry-run\n  regtrigger triggers apply -f triggers.yaml --prune",
+		Args:    cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			rules, err := rulesFrom(allow)
+			if err != nil {
+				return err
+			}
+			ts, err := trigger.ReadFile(file, trigger.LoadOptions{Rules: rules})
+			if err != nil {
+				return fail("%s: %v", file, err)
+			}
+			s, err := sf.open(!dryRun)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			changes, err := trigger.Apply(c.Context(), s.Triggers(), ts, trigger.ApplyOptions{Prune: prune, DryRun: dryRun, Rules: rules})
+			printChanges(c.OutOrStdout(), output, changes, dryRun)
+			if err != nil {
+				if errors.Is(err, trigger.ErrConflict) {
+					return fail("%v (another change happened meanwhile: run apply again)", err)
+				}
+				return fail("%v", err)
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVarP(&file, "file", "f", "", "trigger file (YAML)")
+	c.Flags().BoolVar(&prune, "prune", false, "delete stored triggers the file does not list")
+	c.Flags().BoolVar(&dryRun, "dry-run", false, "show the changes without making them")
+	allowFlag(c, &allow)
+	outputFlag(c, &output)
+	_ = c.MarkFlagRequired("file")
+	return c
+}
+
+func printChanges(w io.Writer, output string, changes []trigger.Change, dryRun bool) {
+	if output == "json" {
+		enc := json.NewEncoder(w)
+		for _, ch := range changes {
+			_ = enc.Encode(ch)
+		}
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, ch := range changes {
+		kind := string(ch.Kind)
+		if dryRun && ch.Kind != trigger.Unchanged {
+			kind = "would be " + kind
+		}
+		fields := ""
+		if len(ch.Fields) > 0 {
+			fields = "(" + strings.Join(ch.Fields, ", ") + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", ch.Name, kind, fields)
+	}
+	_ = tw.Flush()
+}
+
+func newTriggersList(sf *storeFlags) *cobra.Command {
+	var output string
+	c := &cobra.Command{
+		Use:   "list",
+		Short: "List every trigger",
+		Args:  cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			s, err := sf.open(false)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			ts, err := s.Triggers().List(c.Context())
+			if err != nil {
+				return fail("list triggers: %v", err)
+			}
+			return printTriggers(c.OutOrStdout(), output, ts)
+		},
+	}
+	outputFlag(c, &output)
+	return c
+}
+
+func printTriggers(w io.Writer, output string, ts []trigger.Trigger) error {
+	if output == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetEscapeHTML(false)
+		for _, t := range ts {
+			if err := enc.Encode(t.Redacted()); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tENABLED\tACTIONS\tNAMESPACE\tREPOSITORY\tTAG\tFORMAT\tURL")
+	for _, t := range ts {
+		actions := make([]string, len(t.Actions))
+		for i, a := range t.Actions {
+			actions[i] = string(a)
+		}
+		fmt.Fprintf(tw, "%s\t%v\t%s\t%s\t%s\t%s\t%s\t%s\n", t.Name, t.Enabled, strings.Join(actions, ","), t.Namespace,
+			orAll(t.Repository), orAll(t.Tag), t.Format, redactURL(t.URL))
+	}
+	return tw.Flush()
+}
+
+func orAll(s string) string {
+	if s == "" {
+		return "(all)"
+	}
+	return s
+}
+
+// redactURL hides the query string, which often carries a token.
+func redactURL(u string) string {
+	if i := strings.IndexByte(u, '?'); i >= 0 {
+		return u[:i] + "?<redacted>"
+	}
+	return u
+}
+
+func newTriggersGet(sf *storeFlags) *cobra.Command {
+	var output string
+	c := &cobra.Command{
+		Use:   "get NAME",
+		Short: "Show one trigger",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			s, err := sf.open(false)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			t, err := s.Triggers().Get(c.Context(), args[0])
+			if err != nil {
+				return notFound(args[0], err)
+			}
+			if output == "table" {
+				output = "json" // one trigger reads best in full
+			}
+			return printTriggers(c.OutOrStdout(), output, []trigger.Trigger{t})
+		},
+	}
+	outputFlag(c, &output)
+	return c
+}
+
+func notFound(name string, err error) error {
+	if errors.Is(err, trigger.ErrNotFound) {
+		return fail("no trigger named %q (see regtrigger triggers list)", name)
+	}
+	return fail("%v", err)
+}
+
+func newTriggersToggle(sf *storeFlags, verb string, enabled bool) *cobra.Command {
+	return &cobra.Command{
+		Use:   verb + " NAME",
+		Short: strings.ToUpper(verb[:1]) + verb[1:] + " a trigger",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			s, err := sf.open(false)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			t, err := s.Triggers().Get(c.Context(), args[0])
+			if err != nil {
+				return notFound(args[0], err)
+			}
+			if t.Enabled == enabled {
+				fmt.Fprintf(c.OutOrStdout(), "%s was already %sd\n", t.Name, verb)
+				return nil
+			}
+			t.Enabled = enabled
+			if _, err := s.Triggers().Update(c.Context(), t); err != nil {
+				return fail("%s %s: %v", verb, t.Name, err)
+			}
+			fmt.Fprintf(c.OutOrStdout(), "%s %sd\n", t.Name, verb)
+			return nil
+		},
+	}
+}
+
+func newTriggersDelete(sf *storeFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "delete NAME",
+		Short: "Delete a trigger",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			s, err := sf.open(false)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			if err := s.Triggers().Delete(c.Context(), args[0], 0); err != nil {
+				return notFound(args[0], err)
+			}
+			fmt.Fprintf(c.OutOrStdout(), "%s deleted\n", args[0])
+			return nil
+		},
+	}
+}
+
+func newLogs() *cobra.Command {
+	var (
+		sf     storeFlags
+		q      record.Query
+		status string
+		since  time.Duration
+		output string
+	)
+	c := &cobra.Command{
+		Use:     "logs [--trigger NAME] [--status S] [--since DURATION] [--limit N]",
+		Short:   "Show the trigger log, newest first",
+		Example: "  regtrigger logs --trigger deploy-nginx --since 1h\n  regtrigger logs --status failed -o json",
+		Args:    cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			if status != "" && !record.Status(status).Valid() {
+				return &exitError{code: 2, err: fmt.Errorf("--status %q: use one of %v", status, record.Statuses)}
+			}
+			if q.Limit < 0 {
+				return &exitError{code: 2, err: errors.New("--limit must be positive")}
+			}
+			q.Status = record.Status(status)
+			if since > 0 {
+				q.Since = time.Now().Add(-since)
+			}
+			s, err := sf.open(false)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			recs, err := s.Records().List(c.Context(), q)
+			if err != nil {
+				return fail("read logs: %v", err)
+			}
+			return printRecords(c.OutOrStdout(), output, recs)
+		},
+	}
+	sf.register(c)
+	c.Flags().StringVar(&q.Trigger, "trigger", "", "only this trigger")
+	c.Flags().StringVar(&status, "status", "", "only this status: success, retrying, failed, blocked, untriggered")
+	c.Flags().StringVar(&q.TaskID, "task", "", "only this task id")
+	c.Flags().DurationVar(&since, "since", 0, "only records newer than this (e.g. 1h, 30m)")
+	c.Flags().IntVar(&q.Limit, "limit", record.DefaultLimit, "at most this many records")
+	outputFlag(c, &output)
+	return c
+}
+
+func printRecords(w io.Writer, output string, recs []record.Record) error {
+	if output == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetEscapeHTML(false)
+		for _, r := range recs {
+			if err := enc.Encode(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tTRIGGER\tSTATUS\tHTTP\tATTEMPT\tACTION\tREPOSITORY\tTAG\tTASK\tDETAIL")
+	for _, r := range recs {
+		code, attempt := "-", "-"
+		if r.HTTPStatus != 0 {
+			code = fmt.Sprint(r.HTTPStatus)
+		}
+		if r.Attempt != 0 {
+			attempt = fmt.Sprint(r.Attempt)
+		}
+		detail := r.Error
+		if r.Status == record.Untriggered {
+			detail = r.Reason
+		}
+		if r.ErrorClass != "" {
+			detail = r.ErrorClass + ": " + detail
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s/%s\t%s\t%s\t%s\n", r.Time.Local().Format(time.DateTime), r.Trigger, r.Status, code, attempt,
+			r.Action, r.Namespace, r.Repository, r.Tag, r.TaskID, detail)
+	}
+	return tw.Flush()
+}
+
+// allowFlag adds --allow-private, which must match serve's for URLs with
+// literal private addresses to validate.
+func allowFlag(c *cobra.Command, p *[]string) {
+	c.Flags().StringArrayVar(p, "allow-private", nil, "accept URLs with literal addresses in this private CIDR (repeatable; as given to serve)")
+}
+
+func rulesFrom(allow []string) (trigger.Rules, error) {
+	prefixes, err := outbound.ParseCIDRs(allow)
+	if err != nil {
+		return trigger.Rules{}, &exitError{code: 2, err: fmt.Errorf("--allow-private: %w", err)}
+	}
+	return trigger.Rules{AllowPrivate: prefixes}, nil
+}

@@ -1,0 +1,238 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/regtrigger/regtrigger/internal/auth"
+	"github.com/regtrigger/regtrigger/internal/boltstore"
+	"github.com/regtrigger/regtrigger/internal/delivery"
+	"github.com/regtrigger/regtrigger/internal/dispatcher"
+	"github.com/regtrigger/regtrigger/internal/outbound"
+	"github.com/regtrigger/regtrigger/internal/receiver"
+	"github.com/regtrigger/regtrigger/internal/record"
+	"github.com/regtrigger/regtrigger/internal/trigger"
+)
+
+// serveFlags are the settings of `regtrigger serve`.
+type serveFlags struct {
+	addr         string
+	data         string
+	triggers     string
+	allow        []string
+	registries   []string
+	workers      int
+	attempts     int
+	schedule     []time.Duration
+	dedupeWindow time.Duration
+	retention    time.Duration
+	logLevel     string
+	logFormat    string
+	drain        time.Duration
+}
+
+func newServe() *cobra.Command {
+	var f serveFlags
+	c := &cobra.Command{
+		Use:   "serve [--addr 127.0.0.1:8080] [--data ./regtrigger.db] [--triggers FILE]",
+		Short: "Run the receiver and the dispatcher in one process, on an embedded store",
+		Long: `serve is regtrigger on one machine: the HTTP receiver registries post to, an embedded
+bbolt store (triggers, log records, duplicate keys) and a durable queue feeding
+concurrent delivery workers. It runs the same receive -> match -> enqueue -> deliver
+-> log code as the cloud functions.
+
+Endpoints:
+  POST /v1/notify            the format is detected from the body
+  POST /v1/notify/{source}   the format is forced (tcr, harbor, acr, dockerhub, distribution)
+  GET  /healthz
+
+Registries authenticate with a token: --registry 'name[:source]=token[,next-token]'
+(repeatable, or REGTRIGGER_REGISTRIES with entries separated by ';'). A registry sends
+it as "Authorization: Bearer <token>" or, if it can only vary the URL, as ?token=<token>.
+Without any token, serve accepts only clients on this machine.
+
+Tasks accepted before a crash or restart are delivered after it; SIGINT or SIGTERM
+stops accepting, lets in-flight deliveries finish for --drain and re-queues the rest.`,
+		Example: `  regtrigger serve --triggers examples/local-triggers.yaml --allow-private 127.0.0.1/32
+  REGTRIGGER_REGISTRIES='harbor=0123456789abcdef0123' regtrigger serve --addr :8080`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return serve(ctx, c, f)
+		},
+	}
+	fl := c.Flags()
+	fl.StringVar(&f.addr, "addr", "127.0.0.1:8080", "listen address")
+	fl.StringVar(&f.data, "data", "./regtrigger.db", "the embedded store file")
+	fl.StringVar(&f.triggers, "triggers", "", "apply this trigger file at start (creates and updates; never deletes)")
+	fl.StringArrayVar(&f.allow, "allow-private", nil, "allow deliveries to this private CIDR or address (repeatable; off by default)")
+	fl.StringArrayVar(&f.registries, "registry", nil, "a registry allowed to notify: 'name[:source]=token[,next-token]' (repeatable)")
+	fl.IntVar(&f.workers, "workers", 4, "concurrent deliveries")
+	fl.IntVar(&f.attempts, "attempts", 8, "attempts per task before it fails")
+	fl.DurationSliceVar(&f.schedule, "retry-schedule", delivery.DefaultBackoff, "waits after each failed attempt (the last repeats), jittered by ±20%")
+	fl.DurationVar(&f.dedupeWindow, "dedupe-window", receiver.DefaultDedupeWindow, "a re-sent notification within this window makes no new task")
+	fl.DurationVar(&f.retention, "retention", record.DefaultRetention, "how long log records are kept")
+	fl.DurationVar(&f.drain, "drain", 15*time.Second, "on shutdown, how long in-flight deliveries may finish")
+	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fl.StringVar(&f.logFormat, "log-format", "text", "text or json")
+	return c
+}
+
+func serve(ctx context.Context, c *cobra.Command, f serveFlags) error {
+	logger, err := newLogger(c.ErrOrStderr(), f.logFormat, f.logLevel)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	authn, err := registriesFrom(f.registries)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	prefixes, err := outbound.ParseCIDRs(f.allow)
+	if err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("--allow-private: %w", err)}
+	}
+	policy := delivery.DefaultPolicy()
+	policy.MaxAttempts, policy.Backoff = f.attempts, f.schedule
+	if err := policy.Validate(); err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("--attempts / --retry-schedule: %w", err)}
+	}
+	client, err := outbound.NewClient(outbound.Config{AllowPrivate: prefixes, Timeout: outbound.MaxTimeout, UserAgent: userAgent()})
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+
+	rules := trigger.Rules{AllowPrivate: prefixes}
+	store, err := boltstore.Open(f.data, boltstore.Options{Retention: f.retention})
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer store.Close()
+	if f.triggers != "" {
+		ts, err := trigger.ReadFile(f.triggers, trigger.LoadOptions{Rules: rules})
+		if err != nil {
+			return fail("%s: %v", f.triggers, err)
+		}
+		changes, err := trigger.Apply(ctx, store.Triggers(), ts, trigger.ApplyOptions{Rules: rules})
+		if err != nil {
+			return fail("apply %s: %v", f.triggers, err)
+		}
+		for _, ch := range changes {
+			logger.Info("trigger applied", "trigger", ch.Name, "change", string(ch.Kind))
+		}
+	}
+
+	queue := boltstore.NewTaskQueue(store)
+	engine := &delivery.Engine{Sender: client, Policy: policy, Sink: store.Records(), Logger: logger, UserAgent: userAgent()}
+	pool := &dispatcher.Pool{Queue: queue, Engine: engine, Workers: f.workers, Drain: f.drain, Logger: logger}
+	queue.OnEnqueue = pool.Wake
+	svc := &receiver.Service{Triggers: store.Triggers(), Queue: queue, Dedupe: store, Records: store.Records(), Logger: logger, DedupeWindow: f.dedupeWindow}
+	handler := &receiver.HTTPHandler{Service: svc, Auth: authn, Health: func(ctx context.Context) error {
+		_, _, err := store.NextDue(ctx)
+		return err
+	}}
+
+	ln, err := net.Listen("tcp", f.addr)
+	if err != nil {
+		return fail("listen on %s: %v", f.addr, err)
+	}
+	srv := &http.Server{
+		Handler:           handler.Routes(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	if authn.Open() {
+		logger.Warn("NO REGISTRY TOKEN CONFIGURED: only clients on this machine are accepted; configure --registry name=token before exposing regtrigger")
+	}
+	if len(prefixes) > 0 {
+		logger.Warn("deliveries to private addresses are allowed", "allow_private", f.allow)
+	}
+	logger.Info("regtrigger serving", "addr", ln.Addr().String(), "data", f.data, "workers", f.workers, "version", version)
+
+	poolDone := make(chan error, 1)
+	go func() { poolDone <- pool.Run(ctx) }()
+	go purgeLoop(ctx, store, logger)
+	srvDone := make(chan error, 1)
+	go func() { srvDone <- srv.Serve(ln) }()
+
+	select {
+	case err := <-srvDone:
+		return fail("serve: %v", err)
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down: no new notifications; finishing in-flight deliveries", "drain", f.drain.String())
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		logger.Warn("http shutdown", "error", err.Error())
+	}
+	<-poolDone
+	logger.Info("stopped")
+	return nil
+}
+
+// purgeLoop removes expired log records and duplicate keys every hour.
+func purgeLoop(ctx context.Context, store *boltstore.Store, logger *slog.Logger) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		n, err := store.Purge(ctx)
+		if err != nil && ctx.Err() == nil {
+			logger.Error("purge expired records", "error", err.Error())
+		} else if n > 0 {
+			logger.Info("purged expired records", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// registriesFrom reads --registry flags and REGTRIGGER_REGISTRIES.
+func registriesFrom(flags []string) (*auth.Authenticator, error) {
+	spec := strings.Join(flags, ";")
+	if env := os.Getenv("REGTRIGGER_REGISTRIES"); env != "" {
+		spec += ";" + env
+	}
+	cfgs, err := auth.ParseSpec(spec)
+	if err != nil {
+		return nil, fmt.Errorf("registries: %w", err)
+	}
+	a, err := auth.New(cfgs)
+	if err != nil {
+		return nil, fmt.Errorf("registries: %w", err)
+	}
+	return a, nil
+}
+
+// newLogger builds the process logger.
+func newLogger(w interface{ Write([]byte) (int, error) }, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return nil, errors.New("--log-format: use text or json")
+}

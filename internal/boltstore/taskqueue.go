@@ -1,0 +1,111 @@
+package boltstore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/regtrigger/regtrigger/internal/delivery"
+	"github.com/regtrigger/regtrigger/internal/dispatcher"
+	"github.com/regtrigger/regtrigger/internal/receiver"
+)
+
+// TaskQueue is the durable delivery queue: the receiver enqueues tasks, the
+// dispatcher's workers lease, retry and acknowledge them.
+type TaskQueue struct {
+	s *Store
+	// OnEnqueue is called after tasks were stored (to wake idle workers).
+	OnEnqueue func()
+}
+
+var (
+	_ receiver.Queue   = (*TaskQueue)(nil)
+	_ receiver.Dedupe  = (*Store)(nil)
+	_ dispatcher.Queue = (*TaskQueue)(nil)
+)
+
+// NewTaskQueue returns the task queue of s.
+func NewTaskQueue(s *Store) *TaskQueue { return &TaskQueue{s: s} }
+
+// Enqueue stores tasks, due now, all or none.
+func (q *TaskQueue) Enqueue(ctx context.Context, tasks []delivery.Task) error {
+	items := make([]Item, len(tasks))
+	for i, t := range tasks {
+		b, err := json.Marshal(t)
+		if err != nil {
+			return fmt.Errorf("encode task %s: %w", t.ID, err)
+		}
+		items[i] = Item{ID: t.ID, Payload: b}
+	}
+	if err := q.s.Enqueue(ctx, items); err != nil {
+		return err
+	}
+	if q.OnEnqueue != nil {
+		q.OnEnqueue()
+	}
+	return nil
+}
+
+// Lease takes due tasks off the queue for leaseFor.
+func (q *TaskQueue) Lease(ctx context.Context, max int, leaseFor time.Duration) ([]dispatcher.Leased, error) {
+	items, err := q.s.Lease(ctx, max, leaseFor)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]dispatcher.Leased, len(items))
+	for i, it := range items {
+		out[i].ID = it.ID
+		if err := json.Unmarshal(it.Payload, &out[i].Task); err != nil || out[i].Task.ID != it.ID {
+			if err == nil {
+				err = fmt.Errorf("task id %q does not match", out[i].Task.ID)
+			}
+			out[i].Err = dispatcher.Undecodable(it.ID, err)
+		}
+	}
+	return out, nil
+}
+
+// Ack finishes a task, keeping it for `regtrigger redeliver`.
+func (q *TaskQueue) Ack(ctx context.Context, id string) error { return q.s.Ack(ctx, id, true) }
+
+// Retry stores the task's new attempt count and makes it due after delay.
+func (q *TaskQueue) Retry(ctx context.Context, t delivery.Task, delay time.Duration) error {
+	b, err := json.Marshal(t)
+	if err != nil {
+		return fmt.Errorf("encode task %s: %w", t.ID, err)
+	}
+	return q.s.Reschedule(ctx, t.ID, b, q.s.now().Add(delay))
+}
+
+// DeadLetter sets an undecodable message aside.
+func (q *TaskQueue) DeadLetter(ctx context.Context, id string, reason error) error {
+	return q.s.DeadLetter(ctx, id, reason)
+}
+
+// NextDue reports when the earliest task becomes due.
+func (q *TaskQueue) NextDue(ctx context.Context) (time.Time, bool, error) { return q.s.NextDue(ctx) }
+
+// Redeliver queues a finished task again with a fresh attempt count. It
+// keeps its id (the webhook-id).
+func (q *TaskQueue) Redeliver(ctx context.Context, id string) error {
+	b, err := q.s.Archived(ctx, id)
+	if err != nil {
+		return err
+	}
+	var t delivery.Task
+	if err := json.Unmarshal(b, &t); err != nil {
+		return fmt.Errorf("decode archived task %s: %w", id, err)
+	}
+	t.Attempt = 0
+	if b, err = json.Marshal(t); err != nil {
+		return err
+	}
+	if err := q.s.Requeue(ctx, id, b); err != nil {
+		return err
+	}
+	if q.OnEnqueue != nil {
+		q.OnEnqueue()
+	}
+	return nil
+}
