@@ -84,7 +84,10 @@ func (d *fakeDedupe) Release(_ context.Context, k string) error {
 
 type fakeSink struct{ recs []record.Record }
 
-func (s *fakeSink) Put(_ context.Context, r record.Record) error { s.recs = append(s.recs, r); return nil }
+func (s *fakeSink) Put(_ context.Context, r record.Record) error {
+	s.recs = append(s.recs, r)
+	return nil
+}
 
 func tcrBody(t *testing.T) []byte {
 	b, err := os.ReadFile("../registry/testdata/registry-payloads/tencent-tcr/pushImage.json")
