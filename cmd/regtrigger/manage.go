@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -89,12 +91,16 @@ func newTriggersApply(sf *storeFlags) *cobra.Command {
 			if err != nil {
 				return fail("%s: %v", file, err)
 			}
-			s, err := sf.open(!dryRun)
-			if err != nil {
-				return err
+			var store trigger.Store = noStore{}
+			if _, statErr := os.Stat(sf.data); statErr == nil || !dryRun {
+				s, err := sf.open(true)
+				if err != nil {
+					return err
+				}
+				defer s.Close()
+				store = s.Triggers()
 			}
-			defer s.Close()
-			changes, err := trigger.Apply(c.Context(), s.Triggers(), ts, trigger.ApplyOptions{Prune: prune, DryRun: dryRun, Rules: rules})
+			changes, err := trigger.Apply(c.Context(), store, ts, trigger.ApplyOptions{Prune: prune, DryRun: dryRun, Rules: rules})
 			printChanges(c.OutOrStdout(), output, changes, dryRun)
 			if err != nil {
 				if errors.Is(err, trigger.ErrConflict) {
@@ -383,3 +389,22 @@ func rulesFrom(allow []string) (trigger.Rules, error) {
 	}
 	return trigger.Rules{AllowPrivate: prefixes}, nil
 }
+
+// noStore is the store a dry run sees when no store file exists yet: empty.
+// Dry runs never write, so its writes are never called.
+type noStore struct{}
+
+var _ trigger.Store = noStore{}
+
+func (noStore) Namespace(context.Context, string) ([]trigger.Trigger, error) { return nil, nil }
+func (noStore) Get(_ context.Context, name string) (trigger.Trigger, error) {
+	return trigger.Trigger{}, trigger.ErrNotFound
+}
+func (noStore) List(context.Context) ([]trigger.Trigger, error) { return nil, nil }
+func (noStore) Create(context.Context, trigger.Trigger) (trigger.Trigger, error) {
+	return trigger.Trigger{}, errors.New("no store file")
+}
+func (noStore) Update(context.Context, trigger.Trigger) (trigger.Trigger, error) {
+	return trigger.Trigger{}, errors.New("no store file")
+}
+func (noStore) Delete(context.Context, string, int64) error { return errors.New("no store file") }
