@@ -7,7 +7,7 @@ STATICCHECK = $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BIN       := bin/regtrigger
 FUZZTIME  ?= 20s
 
-.PHONY: all build run sink test lint fmt bench fuzz clean
+.PHONY: all build run sink test test-deps lint fmt bench fuzz clean
 
 all: lint test build
 
@@ -27,7 +27,7 @@ run: build
 sink: build
 	./$(BIN) sink --addr 127.0.0.1:9000 --secret whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
 
-test:
+test: test-deps
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
 
@@ -53,3 +53,8 @@ fuzz:
 
 clean:
 	rm -rf bin bench.txt regtrigger.db
+
+# The API-compatible AWS servers the integration tests start on loopback
+# (dynalite for DynamoDB, fauxqs 1.9.2 for SQS), pinned in tools/node.
+test-deps:
+	npm ci --prefix tools/node --no-audit --no-fund
