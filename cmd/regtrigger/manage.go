@@ -41,6 +41,16 @@ func (f *storeFlags) open(create bool) (*boltstore.Store, error) {
 	return s, nil
 }
 
+// with runs fn on the existing store and closes it.
+func (f *storeFlags) with(fn func(s *boltstore.Store) error) error {
+	s, err := f.open(false)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	return fn(s)
+}
+
 func outputFlag(c *cobra.Command, p *string) {
 	c.Flags().StringVarP(p, "output", "o", "table", "table or json")
 }
@@ -153,16 +163,13 @@ func newTriggersList(sf *storeFlags) *cobra.Command {
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			s, err := sf.open(false)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			ts, err := s.Triggers().List(c.Context())
-			if err != nil {
-				return fail("list triggers: %v", err)
-			}
-			return printTriggers(c.OutOrStdout(), output, ts)
+			return sf.with(func(s *boltstore.Store) error {
+				ts, err := s.Triggers().List(c.Context())
+				if err != nil {
+					return fail("list triggers: %v", err)
+				}
+				return printTriggers(c.OutOrStdout(), output, ts)
+			})
 		},
 	}
 	outputFlag(c, &output)
@@ -188,7 +195,7 @@ func printTriggers(w io.Writer, output string, ts []trigger.Trigger) error {
 			actions[i] = string(a)
 		}
 		fmt.Fprintf(tw, "%s\t%v\t%s\t%s\t%s\t%s\t%s\t%s\n", t.Name, t.Enabled, strings.Join(actions, ","), t.Namespace,
-			orAll(t.Repository), orAll(t.Tag), t.Format, redactURL(t.URL))
+			orAll(t.Repository), orAll(t.Tag), t.Format, t.Redacted().URL)
 	}
 	return tw.Flush()
 }
@@ -198,14 +205,6 @@ func orAll(s string) string {
 		return "(all)"
 	}
 	return s
-}
-
-// redactURL hides the query string, which often carries a token.
-func redactURL(u string) string {
-	if i := strings.IndexByte(u, '?'); i >= 0 {
-		return u[:i] + "?<redacted>"
-	}
-	return u
 }
 
 func newTriggersGet(sf *storeFlags) *cobra.Command {
@@ -218,19 +217,16 @@ func newTriggersGet(sf *storeFlags) *cobra.Command {
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			s, err := sf.open(false)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			t, err := s.Triggers().Get(c.Context(), args[0])
-			if err != nil {
-				return notFound(args[0], err)
-			}
-			if output == "table" {
-				output = "json" // one trigger reads best in full
-			}
-			return printTriggers(c.OutOrStdout(), output, []trigger.Trigger{t})
+			return sf.with(func(s *boltstore.Store) error {
+				t, err := s.Triggers().Get(c.Context(), args[0])
+				if err != nil {
+					return notFound(args[0], err)
+				}
+				if output == "table" {
+					output = "json" // one trigger reads best in full
+				}
+				return printTriggers(c.OutOrStdout(), output, []trigger.Trigger{t})
+			})
 		},
 	}
 	outputFlag(c, &output)
@@ -250,25 +246,22 @@ func newTriggersToggle(sf *storeFlags, verb string, enabled bool) *cobra.Command
 		Short: strings.ToUpper(verb[:1]) + verb[1:] + " a trigger",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			s, err := sf.open(false)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			t, err := s.Triggers().Get(c.Context(), args[0])
-			if err != nil {
-				return notFound(args[0], err)
-			}
-			if t.Enabled == enabled {
-				fmt.Fprintf(c.OutOrStdout(), "%s was already %sd\n", t.Name, verb)
+			return sf.with(func(s *boltstore.Store) error {
+				t, err := s.Triggers().Get(c.Context(), args[0])
+				if err != nil {
+					return notFound(args[0], err)
+				}
+				if t.Enabled == enabled {
+					fmt.Fprintf(c.OutOrStdout(), "%s was already %sd\n", t.Name, verb)
+					return nil
+				}
+				t.Enabled = enabled
+				if _, err := s.Triggers().Update(c.Context(), t); err != nil {
+					return fail("%s %s: %v", verb, t.Name, err)
+				}
+				fmt.Fprintf(c.OutOrStdout(), "%s %sd\n", t.Name, verb)
 				return nil
-			}
-			t.Enabled = enabled
-			if _, err := s.Triggers().Update(c.Context(), t); err != nil {
-				return fail("%s %s: %v", verb, t.Name, err)
-			}
-			fmt.Fprintf(c.OutOrStdout(), "%s %sd\n", t.Name, verb)
-			return nil
+			})
 		},
 	}
 }
@@ -279,16 +272,13 @@ func newTriggersDelete(sf *storeFlags) *cobra.Command {
 		Short: "Delete a trigger",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			s, err := sf.open(false)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			if err := s.Triggers().Delete(c.Context(), args[0], 0); err != nil {
-				return notFound(args[0], err)
-			}
-			fmt.Fprintf(c.OutOrStdout(), "%s deleted\n", args[0])
-			return nil
+			return sf.with(func(s *boltstore.Store) error {
+				if err := s.Triggers().Delete(c.Context(), args[0], 0); err != nil {
+					return notFound(args[0], err)
+				}
+				fmt.Fprintf(c.OutOrStdout(), "%s deleted\n", args[0])
+				return nil
+			})
 		},
 	}
 }
@@ -320,16 +310,13 @@ func newLogs() *cobra.Command {
 			if since > 0 {
 				q.Since = time.Now().Add(-since)
 			}
-			s, err := sf.open(false)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			recs, err := s.Records().List(c.Context(), q)
-			if err != nil {
-				return fail("read logs: %v", err)
-			}
-			return printRecords(c.OutOrStdout(), output, recs)
+			return sf.with(func(s *boltstore.Store) error {
+				recs, err := s.Records().List(c.Context(), q)
+				if err != nil {
+					return fail("read logs: %v", err)
+				}
+				return printRecords(c.OutOrStdout(), output, recs)
+			})
 		},
 	}
 	sf.register(c)

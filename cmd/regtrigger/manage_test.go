@@ -48,7 +48,7 @@ func TestTriggerManagement(t *testing.T) {
 	if err := json.Unmarshal([]byte(get), &tr); err != nil || tr.Name != "deploy-nginx" {
 		t.Fatalf("get: %v %s", err, get)
 	}
-	if strings.Contains(get, "headersecret") || strings.Contains(get, e2eSecret) {
+	if strings.Contains(get, "headersecret") || strings.Contains(get, e2eSecret) || strings.Contains(get, "querysecret") {
 		t.Errorf("get leaks a secret: %s", get)
 	}
 	cli(t, "triggers", "disable", "deploy-nginx", "--data", data)

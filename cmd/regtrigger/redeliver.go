@@ -20,23 +20,19 @@ The task keeps its id, which goes out as webhook-id. Task ids are in regtrigger 
 		Example: "  regtrigger logs --status failed\n  regtrigger redeliver tsk_0123456789abcdef0123456789abcdef",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			s, err := sf.open(false)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			q := boltstore.NewTaskQueue(s)
-			if err := q.Redeliver(c.Context(), args[0]); err != nil {
+			return sf.with(func(s *boltstore.Store) error {
+				err := boltstore.NewTaskQueue(s).Redeliver(c.Context(), args[0])
 				switch {
 				case errors.Is(err, boltstore.ErrNoItem):
 					return fail("no finished task %q is kept (tasks are kept for the log retention period; see regtrigger logs)", args[0])
 				case errors.Is(err, boltstore.ErrQueued):
 					return fail("task %q is still queued: it will be delivered without help", args[0])
+				case err != nil:
+					return fail("%v", err)
 				}
-				return fail("%v", err)
-			}
-			fmt.Fprintf(c.OutOrStdout(), "%s queued for delivery\n", args[0])
-			return nil
+				fmt.Fprintf(c.OutOrStdout(), "%s queued for delivery\n", args[0])
+				return nil
+			})
 		},
 	}
 	sf.register(c)

@@ -9,6 +9,7 @@ package trigger
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/regtrigger/regtrigger/internal/event"
@@ -71,8 +72,12 @@ func (t *Trigger) Deadline() time.Duration {
 	return time.Duration(t.Timeout)
 }
 
-// Redacted returns a copy safe to print: header values and secrets replaced.
+// Redacted returns a copy safe to print: the URL's query, header values and
+// secrets replaced.
 func (t Trigger) Redacted() Trigger {
+	if i := strings.IndexByte(t.URL, '?'); i >= 0 {
+		t.URL = t.URL[:i] + "?<redacted>"
+	}
 	if len(t.Headers) > 0 {
 		h := make(map[string]string, len(t.Headers))
 		for k := range t.Headers {
