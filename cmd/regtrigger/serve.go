@@ -138,7 +138,7 @@ func serve(ctx context.Context, c *cobra.Command, f serveFlags) error {
 	pool := &dispatcher.Pool{Queue: queue, Engine: engine, Workers: f.workers, Drain: f.drain, Logger: logger}
 	queue.OnEnqueue = pool.Wake
 	svc := &receiver.Service{Triggers: store.Triggers(), Queue: queue, Dedupe: store, Records: store.Records(), Logger: logger, DedupeWindow: f.dedupeWindow}
-	handler := &receiver.HTTPHandler{Service: svc, Auth: authn, Health: func(ctx context.Context) error {
+	endpoint := &receiver.Endpoint{Service: svc, Auth: authn, Health: func(ctx context.Context) error {
 		_, _, err := store.NextDue(ctx)
 		return err
 	}}
@@ -148,7 +148,7 @@ func serve(ctx context.Context, c *cobra.Command, f serveFlags) error {
 		return fail("listen on %s: %v", f.addr, err)
 	}
 	srv := &http.Server{
-		Handler:           handler.Routes(),
+		Handler:           endpoint,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,

@@ -264,7 +264,7 @@ func TestHTTPHandler(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := newRig()
-	srv := httptest.NewServer((&HTTPHandler{Service: r.svc, Auth: authn}).Routes())
+	srv := httptest.NewServer(&Endpoint{Service: r.svc, Auth: authn})
 	defer srv.Close()
 	post := func(path string, body []byte, h ...string) int {
 		req, _ := http.NewRequest("POST", srv.URL+path, bytes.NewReader(body))
@@ -306,6 +306,16 @@ func TestHTTPHandler(t *testing.T) {
 	resp, _ = http.Get(srv.URL + "/v1/notify")
 	if resp.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("GET /v1/notify: %d", resp.StatusCode)
+	}
+	resp, _ = http.Get(srv.URL + "/elsewhere")
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET /elsewhere: %d", resp.StatusCode)
+	}
+	if got := post("/v1/notify/tcr/extra?token="+tok, tcrBody(t)); got != http.StatusNotFound {
+		t.Errorf("nested source path: %d", got)
+	}
+	if got := post("/?token="+tok, tcrBody(t)); got != http.StatusAccepted {
+		t.Errorf("bare function URL root: %d", got)
 	}
 }
 
