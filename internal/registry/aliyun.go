@@ -11,8 +11,10 @@ import (
 // Aliyun (Alibaba Cloud) Container Registry sends pushes only:
 // {"push_data": {digest, pushed_at, tag}, "repository": {name, namespace, region, ...}}.
 
-// AliyunZone is the zone assumed for Aliyun's zone-less timestamps.
-var AliyunZone = time.FixedZone("CST", 8*3600)
+// aliyunZone is the zone assumed for Aliyun's zone-less timestamps: China
+// Standard Time, UTC+8, the zone of Aliyun's console. A fixed zone needs no
+// tzdata (and China has no daylight saving time).
+var aliyunZone = time.FixedZone("CST", 8*3600)
 
 const aliyunTimeLayout = "2006-01-02 15:04:05"
 
@@ -58,19 +60,42 @@ func parseACR(n Notification) ([]event.Event, error) {
 	}
 	at := n.ReceivedAt.UTC()
 	if s := b.PushData.PushedAt; s != "" {
-		t, err := time.ParseInLocation(aliyunTimeLayout, s, AliyunZone)
+		t, err := time.ParseInLocation(aliyunTimeLayout, s, aliyunZone)
 		if err != nil {
 			return nil, malformed(source, "push_data.pushed_at %q is not \"YYYY-MM-DD HH:MM:SS\"", s)
 		}
-		at = t.UTC()
+		if at, err = inRange(s, t); err != nil {
+			return nil, malformed(source, "push_data.pushed_at: %v", err)
+		}
 	}
+	// The registry host is not in the body; the region gives it
+	// (registry.cn-hangzhou.aliyuncs.com). A forced body without a region
+	// gets no host.
 	host := ""
 	if r.Region != "" {
-		host = "registry." + strings.ToLower(r.Region) + ".aliyuncs.com"
+		region := strings.ToLower(r.Region)
+		if !validRegion(region) {
+			return nil, malformed(source, "repository.region %q is not a region name (letters, digits and '-')", r.Region)
+		}
+		host = "registry." + region + ".aliyuncs.com"
 	}
 	return []event.Event{{
 		Source: source, Action: event.PushImage, Namespace: ns, Repository: repo, Tag: b.PushData.Tag,
 		Digest: b.PushData.Digest, ResourceURL: reference(host, ns, repo, b.PushData.Tag, ""),
 		OccurredAt: at, Registry: host, Raw: n.Body,
 	}}, nil
+}
+
+// validRegion reports whether s looks like an Aliyun region id (cn-hangzhou,
+// ap-southeast-1), so it can go into a host name.
+func validRegion(s string) bool {
+	if s == "" || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for _, c := range s {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {
+			return false
+		}
+	}
+	return true
 }

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/regtrigger/regtrigger/internal/event"
 )
@@ -34,10 +33,6 @@ var manifestTypes = map[string]bool{
 	"application/vnd.oci.artifact.manifest.v1+json":             true,
 }
 
-type distributionEnvelope struct {
-	Events []distributionEvent `json:"events"`
-}
-
 type distributionEvent struct {
 	ID        string `json:"id"`
 	Timestamp string `json:"timestamp"`
@@ -57,17 +52,23 @@ type distributionEvent struct {
 	} `json:"actor"`
 }
 
+// detectDistribution: an envelope {"events": [...]}. A body without
+// "events" is never Distribution, whatever its Content-Type (the documented
+// delete "fragment" {"target": {...}} is not something a registry sends).
+// With a Distribution Content-Type the envelope is enough (its events may
+// be empty or broken: parsing says what is wrong); without one, every event
+// must be an object with "action" and "target", and there must be one.
 func detectDistribution(o object, h http.Header) bool {
-	switch mediaType(h) {
-	case DistributionEventsV1, DistributionEventsV2:
-		return true
-	}
 	raw, ok := o["events"]
 	if !ok {
 		return false
 	}
+	switch mediaType(h) {
+	case DistributionEventsV1, DistributionEventsV2:
+		return true
+	}
 	var evs []map[string]json.RawMessage
-	if json.Unmarshal(raw, &evs) != nil {
+	if json.Unmarshal(raw, &evs) != nil || len(evs) == 0 {
 		return false
 	}
 	for _, e := range evs {
@@ -81,51 +82,56 @@ func detectDistribution(o object, h http.Header) bool {
 	return true
 }
 
+// distributionAction says what a Distribution event means for regtrigger;
+// ok is false for events that fire nothing.
+func distributionAction(e distributionEvent) (action event.Action, ok bool) {
+	t := e.Target
+	mt, _, _ := strings.Cut(strings.ToLower(t.MediaType), ";")
+	manifest := manifestTypes[strings.TrimSpace(mt)]
+	switch e.Action {
+	case "push":
+		// A layer, or a platform manifest of a multi-arch push (untagged).
+		return event.PushImage, manifest && t.Tag != ""
+	case "pull":
+		// A layer, or a pull by digest (the platform manifest after its index).
+		return event.PullImage, manifest && t.Tag != ""
+	case "delete":
+		// Manifest deletes carry only digest + repository, tag deletes only
+		// tag + repository, repository deletes only the repository; none has
+		// a media type. One with a non-manifest media type is a blob.
+		return event.DeleteImage, t.MediaType == "" || manifest
+	}
+	return "", false // mount, and actions added later
+}
+
 func parseDistribution(n Notification) ([]event.Event, error) {
 	const source = "distribution"
-	var env distributionEnvelope
+	var env struct {
+		Events *[]distributionEvent `json:"events"`
+	}
 	if err := unmarshal(source, n.Body, &env); err != nil {
 		return nil, err
 	}
-	var o object
-	_ = json.Unmarshal(n.Body, &o)
-	if !o.has("events") {
+	if env.Events == nil {
 		return nil, malformed(source, "events is missing: a Distribution notification is an envelope {\"events\": [...]}")
 	}
 	var out []event.Event
-	for i, e := range env.Events {
+	for i, e := range *env.Events {
+		action, ok := distributionAction(e)
+		if !ok {
+			continue
+		}
 		t := e.Target
-		if t.Repository == "" {
+		repository := strings.Trim(t.Repository, "/")
+		if repository == "" {
 			return nil, malformed(source, "events[%d].target.repository is missing", i)
 		}
-		mt := strings.ToLower(t.MediaType)
-		var action event.Action
-		switch e.Action {
-		case "push":
-			if !manifestTypes[mt] || t.Tag == "" {
-				continue // a layer, or a platform manifest of a multi-arch push
-			}
-			action = event.PushImage
-		case "pull":
-			if !manifestTypes[mt] || t.Tag == "" {
-				continue // a layer, or a pull by digest (the platform manifest after its index)
-			}
-			action = event.PullImage
-		case "delete":
-			if mt != "" && !manifestTypes[mt] {
-				continue // a blob
-			}
-			action = event.DeleteImage
-		default:
-			continue // mount and future actions
+		at, err := rfc3339Time(e.Timestamp)
+		if err != nil {
+			return nil, malformed(source, "events[%d].timestamp: %v", i, err)
 		}
-		at := n.ReceivedAt.UTC()
-		if e.Timestamp != "" {
-			ts, err := time.Parse(time.RFC3339Nano, e.Timestamp)
-			if err != nil {
-				return nil, malformed(source, "events[%d].timestamp %q is not RFC 3339", i, e.Timestamp)
-			}
-			at = ts.UTC()
+		if at.IsZero() {
+			at = n.ReceivedAt.UTC()
 		}
 		host := e.Request.Host
 		if host == "" && t.URL != "" {
@@ -133,10 +139,10 @@ func parseDistribution(n Notification) ([]event.Event, error) {
 				host = u.Host
 			}
 		}
-		ns, repo := splitPath(t.Repository)
+		ns, repo := splitPath(repository)
 		out = append(out, event.Event{
 			Source: source, Action: action, Namespace: ns, Repository: repo, Tag: t.Tag, Digest: t.Digest,
-			ResourceURL: reference(host, "", strings.Trim(t.Repository, "/"), t.Tag, t.Digest),
+			ResourceURL: reference(host, "", repository, t.Tag, t.Digest),
 			OccurredAt:  at, Operator: e.Actor.Name, MediaType: t.MediaType, Registry: host, Raw: n.Body,
 		})
 	}

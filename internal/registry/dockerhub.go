@@ -3,6 +3,7 @@ package registry
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 
 	"github.com/regtrigger/regtrigger/internal/event"
 )
@@ -56,9 +57,12 @@ func parseDockerHub(n Notification) ([]event.Event, error) {
 		at = n.ReceivedAt.UTC()
 	}
 	const host = "docker.io"
+	ref := reference(host, ns, repo, b.PushData.Tag, "")
+	if full := strings.Trim(b.Repository.RepoName, "/"); full != "" {
+		ref = reference(host, "", full, b.PushData.Tag, "")
+	}
 	return []event.Event{{
 		Source: source, Action: event.PushImage, Namespace: ns, Repository: repo, Tag: b.PushData.Tag,
-		ResourceURL: reference(host, ns, repo, b.PushData.Tag, ""), OccurredAt: at, Operator: b.PushData.Pusher,
-		Registry: host, Raw: n.Body,
+		ResourceURL: ref, OccurredAt: at, Operator: b.PushData.Pusher, Registry: host, Raw: n.Body,
 	}}, nil
 }

@@ -112,11 +112,12 @@ func parseHarborDefault(source string, n Notification) ([]event.Event, error) {
 	if err != nil {
 		return nil, malformed(source, "occur_at: %v", err)
 	}
-	return harborEvents(source, n, env.Type, at, env.Operator, env.EventData)
+	return harborEvents(source, n, env.Type, at, env.Operator, "event_data", env.EventData)
 }
 
-// harborEvents makes one event per resource.
-func harborEvents(source string, n Notification, typ string, at time.Time, operator string, d *harborData) ([]event.Event, error) {
+// harborEvents makes one event per resource. field names the data object in
+// error messages: "event_data" (default format) or "data" (CloudEvents).
+func harborEvents(source string, n Notification, typ string, at time.Time, operator, field string, d *harborData) ([]event.Event, error) {
 	if harborIgnored[typ] {
 		return nil, nil
 	}
@@ -125,10 +126,10 @@ func harborEvents(source string, n Notification, typ string, at time.Time, opera
 		return nil, unsupported(source, typ)
 	}
 	if d == nil {
-		return nil, malformed(source, "event_data is missing")
+		return nil, malformed(source, "%s is missing", field)
 	}
 	if d.Repository == nil {
-		return nil, malformed(source, "event_data.repository is missing")
+		return nil, malformed(source, "%s.repository is missing", field)
 	}
 	ns, repo := d.Repository.Namespace, d.Repository.Name
 	full := strings.Trim(d.Repository.RepoFullName, "/")
@@ -143,11 +144,11 @@ func harborEvents(source string, n Notification, typ string, at time.Time, opera
 	}
 	switch {
 	case ns == "":
-		return nil, malformed(source, "event_data.repository.namespace is missing")
+		return nil, malformed(source, "%s.repository.namespace is missing", field)
 	case repo == "":
-		return nil, malformed(source, "event_data.repository.name is missing")
+		return nil, malformed(source, "%s.repository.name is missing", field)
 	case len(d.Resources) == 0:
-		return nil, malformed(source, "event_data.resources is empty: no tag or digest to report")
+		return nil, malformed(source, "%s.resources is empty: no tag or digest to report", field)
 	}
 	if at.IsZero() {
 		at = n.ReceivedAt.UTC()
@@ -155,12 +156,17 @@ func harborEvents(source string, n Notification, typ string, at time.Time, opera
 	evs := make([]event.Event, 0, len(d.Resources))
 	for i, r := range d.Resources {
 		tag := r.Tag
-		// An artifact pushed by digest is reported with the digest as its tag.
+		// An artifact pushed by digest is reported with the digest as its
+		// tag; a real tag cannot contain ':'.
 		if strings.HasPrefix(tag, "sha256:") || (tag != "" && tag == r.Digest) {
 			tag = ""
 		}
-		if tag == "" && r.Digest == "" {
-			return nil, malformed(source, "event_data.resources[%d] has neither tag nor digest", i)
+		switch {
+		case action.IsChart() && tag == "":
+			// Charts are named by version (the "tag"); they have no digest.
+			return nil, malformed(source, "%s.resources[%d].tag (the chart version) is missing", field, i)
+		case tag == "" && r.Digest == "":
+			return nil, malformed(source, "%s.resources[%d] has neither tag nor digest", field, i)
 		}
 		evs = append(evs, event.Event{
 			Source: source, Action: action, Namespace: ns, Repository: repo, Tag: tag, Digest: r.Digest,
@@ -193,13 +199,9 @@ func parseHarborCloudEvents(n Notification) ([]event.Event, error) {
 	if ce.SpecVersion == "" || ce.Type == "" {
 		return nil, malformed(source, "a CloudEvent needs specversion and type")
 	}
-	var at time.Time
-	if ce.Time != "" {
-		t, err := time.Parse(time.RFC3339Nano, ce.Time)
-		if err != nil {
-			return nil, malformed(source, "time %q is not RFC 3339", ce.Time)
-		}
-		at = t.UTC()
+	at, err := rfc3339Time(ce.Time)
+	if err != nil {
+		return nil, malformed(source, "time: %v", err)
 	}
-	return harborEvents(source, n, ce.Type, at, ce.Operator, ce.Data)
+	return harborEvents(source, n, ce.Type, at, ce.Operator, "data", ce.Data)
 }

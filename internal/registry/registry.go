@@ -18,9 +18,20 @@
 // namespace themselves (TCR, Harbor, Aliyun, Docker Hub) are taken as sent.
 //
 // Times: Aliyun ACR sends "YYYY-MM-DD HH:MM:SS" without a zone; regtrigger
-// reads it as China Standard Time (UTC+8), the zone of Aliyun's console.
-// Every OccurredAt is in UTC; a body without a time gets the time it was
-// received. See docs/registries.md.
+// reads it as China Standard Time (UTC+8, a fixed zone, no tzdata needed),
+// the zone of Aliyun's console. Every OccurredAt is in UTC; a body without a
+// time gets the time it was received. A time outside the years 1–9999 (which
+// an Event could not carry as JSON) makes the body malformed.
+//
+// Event types: an action a format defines but regtrigger does not trigger
+// on (Distribution "mount", Harbor scans and quotas) gives zero events. A
+// Harbor or TCR "type" that is not known at all is refused with
+// ErrUnsupportedEvent (which is also an ErrMalformed), so a new registry
+// version shows up in the registry's own webhook log instead of being
+// dropped in silence; a missing type is malformed.
+//
+// Adding a registry is one file: a detect and a parse function, and one line
+// in the parsers table. See docs/registries.md.
 package registry
 
 import (
@@ -30,6 +41,7 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
+	"reflect"
 	"sort"
 	"strings"
 	"time"
@@ -56,11 +68,14 @@ var (
 	// lacks what an event needs, or has a field of the wrong type.
 	ErrMalformed = errors.New("malformed notification")
 	// ErrUnsupportedEvent: the body is well formed but names an event type
-	// regtrigger does not know (a newer registry version, say).
-	ErrUnsupportedEvent = errors.New("unsupported event type")
+	// regtrigger does not know (a newer registry version, say). It wraps
+	// ErrMalformed, so callers that only know ErrMalformed still refuse it.
+	ErrUnsupportedEvent = fmt.Errorf("%w: unsupported event type", ErrMalformed)
 )
 
-// ParseError says what is wrong with a body of a known format.
+// ParseError says what is wrong with a body of a known format. Its Error is
+// "<source>: <reason>", e.g. "harbor: event_data.repository.namespace is
+// missing"; errors.Is(err, ErrMalformed) holds for every ParseError.
 type ParseError struct {
 	Source string
 	Reason string
@@ -110,10 +125,12 @@ func (o object) sub(key string) object {
 	return s
 }
 
-// parser is one registry format.
+// parser is one registry format. Adding a registry is one file with its
+// detect and parse functions, and one line in parsers.
 type parser struct {
 	name string
-	// detect reports whether a body looks like this format.
+	// detect reports whether a body looks like this format. It must be
+	// cheap and must not claim bodies of other formats.
 	detect func(o object, h http.Header) bool
 	// parse turns the body into events.
 	parse func(n Notification) ([]event.Event, error)
@@ -164,6 +181,8 @@ func decode(body []byte) (object, error) {
 
 func jsonKind(c byte) string {
 	switch c {
+	case '{':
+		return "object"
 	case '[':
 		return "array"
 	case '"':
@@ -176,15 +195,15 @@ func jsonKind(c byte) string {
 	return "number"
 }
 
-// Detect returns the source name of a body.
-func Detect(n Notification) (string, error) {
+// detect returns the first parser that claims the body.
+func detect(n Notification) (parser, error) {
 	o, err := decode(n.Body)
 	if err != nil {
-		return "", err
+		return parser{}, err
 	}
 	for _, p := range parsers {
 		if p.detect(o, n.Header) {
-			return p.name, nil
+			return p, nil
 		}
 	}
 	keys := make([]string, 0, len(o))
@@ -195,27 +214,37 @@ func Detect(n Notification) (string, error) {
 	if len(keys) > 12 {
 		keys = append(keys[:12], "...")
 	}
-	return "", fmt.Errorf("%w: a JSON object with keys %v matches no registry regtrigger knows (%s); force one with /v1/notify/{source} or --source", ErrUnknownFormat, keys, strings.Join(Sources(), ", "))
+	seen := fmt.Sprintf("a JSON object with keys %v", keys)
+	if ct := n.Header.Get("Content-Type"); ct != "" {
+		seen += fmt.Sprintf(" (Content-Type %q)", ct)
+	}
+	return parser{}, fmt.Errorf("%w: %s matches no registry format regtrigger knows (%s); force one with /v1/notify/{source} or --source",
+		ErrUnknownFormat, seen, strings.Join(Sources(), ", "))
+}
+
+// Detect returns the source name of a body. The error wraps ErrNotJSON when
+// the body is not a JSON object, ErrUnknownFormat when it matches no format.
+func Detect(n Notification) (string, error) {
+	p, err := detect(n)
+	if err != nil {
+		return "", err
+	}
+	return p.name, nil
 }
 
 // Parse returns the events of a notification. source "" detects the format;
-// otherwise it names the format to use.
+// otherwise it names the format to use (ErrUnknownSource if there is none).
+// Zero events and a nil error mean a recognised body that fires nothing.
 func Parse(n Notification, source string) ([]event.Event, error) {
 	if n.ReceivedAt.IsZero() {
 		n.ReceivedAt = time.Now()
 	}
 	if source == "" {
-		o, err := decode(n.Body)
+		p, err := detect(n)
 		if err != nil {
 			return nil, err
 		}
-		for _, p := range parsers {
-			if p.detect(o, n.Header) {
-				return finish(p.parse(n))
-			}
-		}
-		_, err = Detect(n)
-		return nil, err
+		return finish(p.parse(n))
 	}
 	var candidates []parser
 	for _, p := range parsers {
@@ -252,7 +281,7 @@ func finish(evs []event.Event, err error) ([]event.Event, error) {
 }
 
 // unmarshal decodes a body into v, turning type errors into a ParseError
-// naming the field.
+// naming the field and the JSON kinds involved.
 func unmarshal(source string, body []byte, v any) error {
 	err := json.Unmarshal(body, v)
 	if err == nil {
@@ -264,9 +293,34 @@ func unmarshal(source string, body []byte, v any) error {
 		if field == "" {
 			field = "the body"
 		}
-		return malformed(source, "%s: want %s, found a JSON %s", field, te.Type, te.Value)
+		return malformed(source, "%s: want a JSON %s, found a JSON %s", field, kindOf(te.Type), te.Value)
 	}
 	return malformed(source, "%v", err)
+}
+
+// kindOf names the JSON kind a Go type decodes from.
+func kindOf(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Struct, reflect.Map:
+		return "object"
+	case reflect.Slice, reflect.Array:
+		if t.Elem().Kind() == reflect.Uint8 && t != reflect.TypeFor[json.RawMessage]() {
+			return "string"
+		}
+		return "array"
+	case reflect.String:
+		return "string"
+	case reflect.Bool:
+		return "boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64:
+		return "number"
+	}
+	return "value"
 }
 
 // splitPath splits a full repository path into namespace and repository.
@@ -327,6 +381,10 @@ func mediaType(h http.Header) string {
 	return mt
 }
 
+// maxUnix is 9999-12-31T23:59:59Z: an Event's time must fit RFC 3339 (and
+// so time.Time's JSON form), or the event could not be stored.
+const maxUnix = 253402300799
+
 // unixTime reads a JSON number of Unix seconds, possibly fractional
 // ("1.417566161e+09"). Absent or null gives the zero time.
 func unixTime(raw json.RawMessage) (time.Time, error) {
@@ -335,19 +393,46 @@ func unixTime(raw json.RawMessage) (time.Time, error) {
 		return time.Time{}, nil
 	}
 	if s[0] == '"' {
-		return time.Time{}, errors.New("want Unix seconds (a number), found a string")
+		return time.Time{}, errors.New("want Unix seconds (a JSON number), found a JSON string")
 	}
 	n := json.Number(s)
 	if i, err := n.Int64(); err == nil {
-		if i < 0 {
-			return time.Time{}, fmt.Errorf("%d is before 1970", i)
+		if i < 0 || i > maxUnix {
+			return time.Time{}, fmt.Errorf("%d is not Unix seconds between 1970 and 9999", i)
 		}
 		return time.Unix(i, 0).UTC(), nil
 	}
 	f, err := n.Float64()
-	if err != nil || f < 0 || f > 1e11 {
-		return time.Time{}, fmt.Errorf("%q is not Unix seconds", n)
+	if err != nil || f < 0 || f > maxUnix {
+		return time.Time{}, fmt.Errorf("%.20s is not Unix seconds between 1970 and 9999", s)
 	}
 	sec := int64(f)
 	return time.Unix(sec, int64((f-float64(sec))*1e9)).UTC().Round(time.Millisecond), nil
+}
+
+// rfc3339Time reads an RFC 3339 time ("" gives the zero time, and so does
+// Go's zero time "0001-01-01T00:00:00Z", which some senders use for "none").
+// The result is in UTC and within the years 1–9999.
+func rfc3339Time(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is not an RFC 3339 time", s)
+	}
+	if t.IsZero() {
+		return time.Time{}, nil
+	}
+	return inRange(s, t)
+}
+
+// inRange returns t in UTC, or an error naming s when t falls outside the
+// years 1–9999 (which RFC 3339, and so an Event's JSON form, cannot carry).
+func inRange(s string, t time.Time) (time.Time, error) {
+	t = t.UTC()
+	if y := t.Year(); y < 1 || y > 9999 {
+		return time.Time{}, fmt.Errorf("%q is outside the years 1-9999 in UTC", s)
+	}
+	return t, nil
 }
