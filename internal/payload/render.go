@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"strings"
 	"time"
 
@@ -27,11 +29,26 @@ const (
 	ContentTypeCloudEvents = "application/cloudevents+json"
 )
 
-// ErrNoRaw means the raw format was asked for an event without its body.
-var ErrNoRaw = errors.New("raw format: the registry's original body is not available")
+// Errors of Render.
+var (
+	// ErrNoRaw means the raw format was asked for an event without its body.
+	ErrNoRaw = errors.New("raw format: the registry's original body is not available")
+	// ErrNoTaskID means the cloudevents format was asked for without a task
+	// id: CloudEvents requires a non-empty id, and regtrigger's is the task id.
+	ErrNoTaskID = errors.New("cloudevents format: the task id (the event id) is empty")
+)
 
 // Render returns the request body for format f and its Content-Type.
 // Output is deterministic: the same event and meta give the same bytes.
+// JSON is compact, with no HTML escaping ("<", ">" and "&" are written as
+// is) and no trailing newline; invalid UTF-8 in event fields is replaced
+// by U+FFFD, so every non-raw body is valid JSON.
+//
+// An action outside event.Actions is still rendered (tcr sends it as the
+// type, harbor upper-cased, cloudevents as io.regtrigger.<action>), so a
+// new action reaches receivers before the tables here learn its name.
+//
+// The raw body is returned as is (it is ev.Raw itself, not a copy).
 func Render(f Format, ev event.Event, m Meta) (body []byte, contentType string, err error) {
 	switch f {
 	case TCR, "":
@@ -41,6 +58,9 @@ func Render(f Format, ev event.Event, m Meta) (body []byte, contentType string, 
 	case ACR:
 		return encode(acrBody(ev, m), ContentTypeJSON)
 	case CloudEvents:
+		if m.TaskID == "" {
+			return nil, "", ErrNoTaskID
+		}
 		return encode(cloudEvent(ev, m), ContentTypeCloudEvents)
 	case Raw:
 		if len(ev.Raw) == 0 {
@@ -93,8 +113,12 @@ type harborResource struct {
 	ResourceURL string `json:"resource_url"`
 }
 
-// DateCreated is unknown to regtrigger (registries do not all send it); it
-// is 0. RepoType is likewise unknown and empty.
+// DateCreated is when the repository was created. regtrigger does not know
+// it (no event carries it), so it is 0: the key stays, because TCR always
+// sends it and a receiver may read it unconditionally, and 0 is a value no
+// real repository has, so "unknown" is not mistaken for a date. Using the
+// event time instead would look plausible and be false. RepoType
+// ("public"/"private") is likewise unknown and "".
 type harborRepository struct {
 	DateCreated  int64  `json:"date_created"`
 	Name         string `json:"name"`
@@ -188,9 +212,14 @@ func acrBody(ev event.Event, m Meta) acrPayload {
 }
 
 // aliyunRegion reads the region from an Aliyun registry host:
-// registry.<region>.aliyuncs.com or <instance>-registry.<region>.cr.aliyuncs.com.
+// registry.<region>.aliyuncs.com (also registry-vpc., registry-intl.) or
+// <instance>-registry.<region>.cr.aliyuncs.com. A port is ignored; any
+// other host gives "".
 func aliyunRegion(host string) string {
-	host = strings.ToLower(host)
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
 	rest, ok := strings.CutSuffix(host, ".aliyuncs.com")
 	if !ok {
 		return ""
@@ -220,7 +249,7 @@ type cloudEventPayload struct {
 	ID              string         `json:"id"`
 	Source          string         `json:"source"`
 	Type            string         `json:"type"`
-	Subject         string         `json:"subject"`
+	Subject         string         `json:"subject,omitempty"` // optional; never ""
 	Time            string         `json:"time"`
 	DataContentType string         `json:"datacontenttype"`
 	Data            cloudEventData `json:"data"`
@@ -242,7 +271,9 @@ func cloudEvent(ev event.Event, m Meta) cloudEventPayload {
 	} else if ev.Digest != "" {
 		subject += "@" + ev.Digest
 	}
-	source := "regtrigger/" + ev.Source
+	// A relative URI-reference, as the spec allows; the source name is
+	// escaped so that the attribute stays a valid URI-reference.
+	source := "regtrigger/" + url.PathEscape(ev.Source)
 	if ev.Source == "" {
 		source = "regtrigger"
 	}

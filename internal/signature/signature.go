@@ -32,7 +32,9 @@ const (
 // Prefix starts every secret.
 const Prefix = "whsec_"
 
-// Key sizes accepted: the spec recommends 24 to 64 bytes.
+// Key sizes accepted, in bytes: the spec's range for HMAC secrets ("at
+// least 24 bytes (192 bits, 512 maximum)"). Shorter keys are refused, not
+// merely warned about: `regtrigger secret` makes 32-byte keys.
 const (
 	MinKeyBytes = 24
 	MaxKeyBytes = 64
@@ -52,8 +54,11 @@ var (
 	ErrMissing   = errors.New("missing webhook-id, webhook-timestamp or webhook-signature")
 )
 
-// ParseSecret decodes a "whsec_<base64>" secret. Its errors never contain
-// the secret.
+// ParseSecret decodes a "whsec_<base64>" secret: the prefix is required,
+// the rest is standard base64 (with padding) of MinKeyBytes to MaxKeyBytes
+// bytes. CR and LF are skipped, as encoding/base64 does, so a secret read
+// with its line ending parses. Errors wrap ErrSecret and never contain the
+// secret.
 func ParseSecret(s string) (Secret, error) {
 	rest, ok := strings.CutPrefix(s, Prefix)
 	if !ok {
@@ -90,7 +95,9 @@ func sign(key Secret, id, ts string, body []byte) string {
 }
 
 // Sign returns the webhook-signature header value: "v1,<sig>" for each
-// secret, separated by spaces.
+// secret, in order, separated by spaces (two during a rotation). ts is
+// signed as Unix seconds, the webhook-timestamp value; with no secrets the
+// result is "".
 func Sign(secrets []Secret, id string, ts time.Time, body []byte) string {
 	stamp := strconv.FormatInt(ts.Unix(), 10)
 	parts := make([]string, len(secrets))
@@ -100,9 +107,14 @@ func Sign(secrets []Secret, id string, ts time.Time, body []byte) string {
 	return strings.Join(parts, " ")
 }
 
-// Verify checks a request: the timestamp (Unix seconds) must be within
-// tolerance of now (0 means DefaultTolerance), and one of the v1 signatures
-// in header must match one of the secrets. Comparisons are constant-time.
+// Verify checks a request: ts (the webhook-timestamp value, Unix seconds)
+// must be within tolerance of now, either way (tolerance <= 0 means
+// DefaultTolerance), and one of the v1 signatures in header (the
+// webhook-signature value) must match one of the secrets. Entries of other
+// versions (v1a, ...) are skipped. Comparisons are constant-time.
+//
+// Errors: ErrMissing (an empty id, ts or header), ErrTimestamp (wrapped,
+// with how far off it is), ErrNoMatch.
 func Verify(secrets []Secret, id, ts string, body []byte, header string, now time.Time, tolerance time.Duration) error {
 	if id == "" || ts == "" || header == "" {
 		return ErrMissing

@@ -1,6 +1,7 @@
 package signature
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -11,8 +12,12 @@ import (
 	"time"
 )
 
-// The Standard Webhooks reference test vector (the libraries of
-// github.com/standard-webhooks/standard-webhooks use it in their tests).
+// The Standard Webhooks reference test vector, as in the specification
+// repository's own Go library test: github.com/standard-webhooks/
+// standard-webhooks, libraries/go/webhook_test.go, TestWebhookSign (read at
+// commit 449485caf9c0303530c19524fbe4096680aafcf1; the PHP and other
+// libraries' tests use the same values). A verifier built on those
+// libraries accepts what Sign produces.
 const (
 	vecSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 	vecID     = "msg_p5jXN8AQM9LWM0D4loKWxJek"
@@ -107,6 +112,84 @@ func TestVerifyRejects(t *testing.T) {
 	}
 }
 
+func TestTolerance(t *testing.T) {
+	k := mustSecret(t, vecSecret)
+	ts := strconv.Itoa(vecTS)
+	at := time.Unix(vecTS, 0)
+	tests := []struct {
+		name      string
+		now       time.Time
+		tolerance time.Duration
+		ok        bool
+	}{
+		{"same second", at, 0, true},
+		{"5 minutes late (the default, inclusive)", at.Add(5 * time.Minute), 0, true},
+		{"5 minutes 1 second late", at.Add(5*time.Minute + time.Second), 0, false},
+		{"5 minutes early (clock skew)", at.Add(-5 * time.Minute), 0, true},
+		{"5 minutes 1 second early", at.Add(-5*time.Minute - time.Second), 0, false},
+		{"negative tolerance means the default", at.Add(4 * time.Minute), -time.Second, true},
+		{"custom 30s: 30s late", at.Add(30 * time.Second), 30 * time.Second, true},
+		{"custom 30s: 31s late", at.Add(31 * time.Second), 30 * time.Second, false},
+		{"custom 1h: 59m late", at.Add(59 * time.Minute), time.Hour, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := Verify([]Secret{k}, vecID, ts, []byte(vecBody), vecSig, tt.now, tt.tolerance)
+			if tt.ok && err != nil {
+				t.Fatalf("rejected: %v", err)
+			}
+			if !tt.ok && !errors.Is(err, ErrTimestamp) {
+				t.Fatalf("got %v, want ErrTimestamp", err)
+			}
+		})
+	}
+	// Far-away and absurd timestamps are refused, not overflowed into range.
+	for _, bad := range []string{"9223372036854775807", "-9223372036854775808", "99999999999999999999", "1.5", "", " 1614265330"} {
+		if err := Verify([]Secret{k}, vecID, bad, []byte(vecBody), vecSig, at, 0); err == nil {
+			t.Errorf("timestamp %q accepted", bad)
+		}
+	}
+}
+
+func TestSignShape(t *testing.T) {
+	k := mustSecret(t, vecSecret)
+	if got := Sign(nil, vecID, time.Unix(vecTS, 0), []byte(vecBody)); got != "" {
+		t.Errorf("no secrets: %q, want empty", got)
+	}
+	// Sub-second parts of the time are not signed: the header carries seconds.
+	a := Sign([]Secret{k}, vecID, time.Unix(vecTS, 999_999_999), []byte(vecBody))
+	if a != vecSig {
+		t.Errorf("fractional second changed the signature: %q", a)
+	}
+	// A spec-style header with an asymmetric (v1a) signature next to ours.
+	h := "v1a,hnO3f9T8Ytu9HwrXslvumlUpqtNVqkhqw/enGzPCXe5BdqzCInXqYXFymVJaA7AZdpXwVLPo3mNl8EM+m7TBAg== " + vecSig
+	if err := Verify([]Secret{k}, vecID, strconv.Itoa(vecTS), []byte(vecBody), h, time.Unix(vecTS, 0), 0); err != nil {
+		t.Errorf("v1a next to v1: %v", err)
+	}
+}
+
+// TestErrorsHideSecrets checks that no error names a secret or its key.
+func TestErrorsHideSecrets(t *testing.T) {
+	k := mustSecret(t, vecSecret)
+	b64 := strings.TrimPrefix(vecSecret, Prefix)
+	errs := []error{
+		Verify([]Secret{k}, vecID, strconv.Itoa(vecTS), []byte("x"), vecSig, time.Unix(vecTS, 0), 0),
+		Verify([]Secret{k}, vecID, "0", []byte(vecBody), vecSig, time.Unix(vecTS, 0), 0),
+	}
+	for _, in := range []string{b64, "whsec" + b64, "whsec_" + b64 + "!", "whsec_" + b64[:20]} {
+		_, err := ParseSecret(in)
+		errs = append(errs, err)
+	}
+	for _, err := range errs {
+		if err == nil {
+			t.Fatal("expected an error")
+		}
+		if msg := err.Error(); strings.Contains(msg, b64[:8]) || strings.Contains(msg, string(k)) {
+			t.Errorf("error reveals the secret: %v", err)
+		}
+	}
+}
+
 func TestParseSecret(t *testing.T) {
 	tests := []struct {
 		name, in, want string
@@ -115,6 +198,12 @@ func TestParseSecret(t *testing.T) {
 		{"bad base64", "whsec_not*base64!", "not standard base64"},
 		{"too short", "whsec_" + base64.StdEncoding.EncodeToString([]byte("short")), "5 bytes"},
 		{"too long", "whsec_" + base64.StdEncoding.EncodeToString(make([]byte, 65)), "65 bytes"},
+		{"23 bytes", "whsec_" + base64.StdEncoding.EncodeToString(make([]byte, 23)), "23 bytes"},
+		{"empty", "whsec_", "0 bytes"},
+		{"url-safe base64", "whsec_" + base64.URLEncoding.EncodeToString(bytes.Repeat([]byte{0xfb, 0xff}, 12)), "not standard base64"},
+		{"unpadded", "whsec_" + base64.RawStdEncoding.EncodeToString(make([]byte, 25)), "not standard base64"},
+		{"inner space", "whsec_MfKQ9r8GKYqr TwjUPD8ILPZIo2LaLaSw", "not standard base64"},
+		{"uppercase prefix", "WHSEC_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "must start with"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -127,12 +216,26 @@ func TestParseSecret(t *testing.T) {
 			}
 		})
 	}
-	s, err := GenerateSecret()
+	for _, n := range []int{MinKeyBytes, 32, MaxKeyBytes} {
+		if k := mustSecret(t, "whsec_"+base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, n))); len(k) != n {
+			t.Errorf("%d-byte key decoded to %d bytes", n, len(k))
+		}
+	}
+	// encoding/base64 skips CR and LF, so a secret read from a file with
+	// its line ending still parses, to the same key.
+	if k := mustSecret(t, vecSecret+"\n"); !bytes.Equal(k, mustSecret(t, vecSecret)) {
+		t.Error("trailing newline changed the key")
+	}
+	s1, err := GenerateSecret()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if k := mustSecret(t, s); len(k) != 32 {
+	s2, _ := GenerateSecret()
+	if k := mustSecret(t, s1); len(k) != 32 {
 		t.Errorf("generated key is %d bytes", len(k))
+	}
+	if s1 == s2 {
+		t.Error("two generated secrets are equal")
 	}
 }
 
