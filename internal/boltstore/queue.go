@@ -1,6 +1,7 @@
 package boltstore
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,12 +13,22 @@ import (
 
 // Item is one queued message with an opaque payload.
 type Item struct {
-	ID       string    `json:"id"`
+	ID      string
+	Payload []byte
+	// Due is when the item may be leased; on an item Lease returned, when
+	// the lease ends and the item is due again unless acked or rescheduled.
+	Due time.Time
+	// Receives counts the leases of the item, this one included.
+	Receives int
+}
+
+// stored is an item's value in the queue bucket. Leased is set while a
+// worker holds the item (until Due); Open clears it.
+type stored struct {
 	Payload  []byte    `json:"payload"`
 	Due      time.Time `json:"due"`
 	Receives int       `json:"receives"`
-	// Leased is true while a worker holds the item (until Due).
-	Leased bool `json:"leased,omitempty"`
+	Leased   bool      `json:"leased,omitempty"`
 }
 
 // Errors of the queue.
@@ -28,20 +39,22 @@ var (
 	ErrQueued = errors.New("item is still queued")
 )
 
-// Enqueue stores items atomically; an id already queued is skipped.
+// Enqueue stores items atomically (all or none). An item whose ID is
+// already queued is skipped, not an error; a zero Due means now.
 func (s *Store) Enqueue(ctx context.Context, items []Item) error {
 	return s.update(ctx, "enqueue", func(tx *bolt.Tx) error {
+		q := tx.Bucket(bQueue)
 		for _, it := range items {
 			if it.ID == "" {
 				return errors.New("queue item without an id")
 			}
-			if tx.Bucket(bQueue).Get([]byte(it.ID)) != nil {
+			if q.Get([]byte(it.ID)) != nil {
 				continue
 			}
 			if it.Due.IsZero() {
 				it.Due = s.now()
 			}
-			if err := putItem(tx, it); err != nil {
+			if err := putItem(tx, it.ID, stored{Payload: it.Payload, Due: it.Due, Receives: it.Receives}); err != nil {
 				return err
 			}
 		}
@@ -49,85 +62,126 @@ func (s *Store) Enqueue(ctx context.Context, items []Item) error {
 	})
 }
 
-// Lease returns up to max due items in due order and hides them until
-// now+leaseFor, counting the receive.
+// Lease returns up to max items whose Due is not after now, in due order,
+// and hides them until now+leaseFor (like an SQS visibility timeout),
+// counting the receive. An item whose stored value cannot be decoded is
+// moved to the dead letters instead of blocking the queue.
 func (s *Store) Lease(ctx context.Context, max int, leaseFor time.Duration) ([]Item, error) {
 	var out []Item
 	now := s.now()
 	err := s.update(ctx, "lease queue items", func(tx *bolt.Tx) error {
-		c := tx.Bucket(bQueueDue).Cursor()
+		due := tx.Bucket(bQueueDue)
 		var keys [][]byte
-		for k, _ := c.First(); k != nil && len(keys) < max; k, _ = c.Next() {
-			if fromNanos(k[:8]).After(now) {
-				break
-			}
-			keys = append(keys, append([]byte(nil), k...))
+		c := due.Cursor()
+		for k, _ := c.First(); k != nil && len(keys) < max && !fromNanos(k[:8]).After(now); k, _ = c.Next() {
+			keys = append(keys, bytes.Clone(k))
 		}
 		for _, k := range keys {
-			it, err := getItem(tx, string(k[8:]))
-			if err != nil {
+			id := string(k[8:])
+			if err := due.Delete(k); err != nil {
 				return err
 			}
-			if err := tx.Bucket(bQueueDue).Delete(k); err != nil {
+			v := tx.Bucket(bQueue).Get([]byte(id))
+			if v == nil {
+				continue // a due entry without its item: dropped
+			}
+			var st stored
+			if err := json.Unmarshal(v, &st); err != nil {
+				if err := deadLetter(tx, id, bytes.Clone(v), fmt.Errorf("undecodable queue entry: %w", err), now); err != nil {
+					return err
+				}
+				if err := tx.Bucket(bQueue).Delete([]byte(id)); err != nil {
+					return err
+				}
+				continue
+			}
+			if !bytes.Equal(nanos(st.Due), k[:8]) {
+				continue // a stale due entry: the item's own one is elsewhere
+			}
+			st.Due, st.Leased = now.Add(leaseFor), true
+			st.Receives++
+			if err := putItem(tx, id, st); err != nil {
 				return err
 			}
-			it.Due, it.Leased = now.Add(leaseFor), true
-			it.Receives++
-			if err := putItem(tx, it); err != nil {
-				return err
-			}
-			out = append(out, it)
+			out = append(out, Item{ID: id, Payload: st.Payload, Due: st.Due, Receives: st.Receives})
 		}
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
-// Ack removes an item for good; with keep, it is archived for redelivery
-// until the retention ends.
-func (s *Store) Ack(ctx context.Context, id string, keep bool) error {
+// Ack deletes a leased item (delivered, or failed for good); ErrNoItem if
+// it is not queued.
+func (s *Store) Ack(ctx context.Context, id string) error {
 	return s.update(ctx, "ack "+id, func(tx *bolt.Tx) error {
-		it, err := removeItem(tx, id)
-		if err != nil || !keep {
-			return err
-		}
-		now := s.now()
-		if err := tx.Bucket(bArchive).Put([]byte(id), it.Payload); err != nil {
-			return err
-		}
-		return tx.Bucket(bArchiveTime).Put(join(nanos(now), []byte(id)), nil)
+		_, err := removeItem(tx, id)
+		return err
 	})
 }
 
-// Reschedule replaces an item's payload and makes it due at due.
+// Archive acks a leased item and keeps its payload for Requeue (`regtrigger
+// redeliver`) until the retention ends; ErrNoItem if it is not queued.
+func (s *Store) Archive(ctx context.Context, id string) error {
+	return s.update(ctx, "ack "+id, func(tx *bolt.Tx) error {
+		st, err := removeItem(tx, id)
+		if err != nil {
+			return err
+		}
+		archive, byTime := tx.Bucket(bArchive), tx.Bucket(bArchiveTime)
+		if archive.Get([]byte(id)) != nil {
+			// Archived before under the same id: forget the older time, so
+			// that purging it does not take this payload.
+			if err := deleteArchiveTime(byTime, id); err != nil {
+				return err
+			}
+		}
+		if err := archive.Put([]byte(id), st.Payload); err != nil {
+			return err
+		}
+		return byTime.Put(join(nanos(s.now()), []byte(id)), nil)
+	})
+}
+
+// Reschedule replaces a leased item's payload and makes it due at due (a
+// retry with its new attempt count); ErrNoItem if it is not queued.
 func (s *Store) Reschedule(ctx context.Context, id string, payload []byte, due time.Time) error {
 	return s.update(ctx, "reschedule "+id, func(tx *bolt.Tx) error {
-		it, err := removeItem(tx, id)
+		st, err := removeItem(tx, id)
 		if err != nil {
 			return err
 		}
-		it.Payload, it.Due, it.Leased = payload, due, false
-		return putItem(tx, it)
+		st.Payload, st.Due, st.Leased = payload, due, false
+		return putItem(tx, id, st)
 	})
 }
 
-// DeadLetter moves an item aside with the reason, for people to look at.
+// DeadLetter moves a queued item aside with the reason, for people to look
+// at; ErrNoItem if it is not queued.
 func (s *Store) DeadLetter(ctx context.Context, id string, reason error) error {
 	return s.update(ctx, "dead-letter "+id, func(tx *bolt.Tx) error {
-		it, err := removeItem(tx, id)
+		st, err := removeItem(tx, id)
 		if err != nil {
 			return err
 		}
-		b, err := json.Marshal(struct {
-			Item   Item      `json:"item"`
-			Reason string    `json:"reason"`
-			At     time.Time `json:"at"`
-		}{it, reason.Error(), s.now().UTC()})
-		if err != nil {
-			return err
-		}
-		return tx.Bucket(bDead).Put([]byte(id), b)
+		return deadLetter(tx, id, st.Payload, reason, s.now())
 	})
+}
+
+// deadLetter writes the dead letter of id.
+func deadLetter(tx *bolt.Tx, id string, payload []byte, reason error, now time.Time) error {
+	b, err := json.Marshal(struct {
+		ID      string    `json:"id"`
+		Payload []byte    `json:"payload"`
+		Reason  string    `json:"reason"`
+		At      time.Time `json:"at"`
+	}{id, payload, reason.Error(), now.UTC()})
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(bDead).Put([]byte(id), b)
 }
 
 // DeadLetters counts the items set aside.
@@ -137,10 +191,15 @@ func (s *Store) DeadLetters(ctx context.Context) (int, error) {
 		n = tx.Bucket(bDead).Stats().KeyN
 		return nil
 	})
-	return n, err
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
 }
 
-// NextDue reports when the earliest item becomes due.
+// NextDue reports when the earliest item becomes due (ok is false when the
+// queue is empty), so workers can sleep until then. A leased item is due
+// when its lease ends.
 func (s *Store) NextDue(ctx context.Context) (time.Time, bool, error) {
 	var due time.Time
 	ok := false
@@ -150,7 +209,10 @@ func (s *Store) NextDue(ctx context.Context) (time.Time, bool, error) {
 		}
 		return nil
 	})
-	return due, ok, err
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	return due, ok, nil
 }
 
 // Len is the number of queued items, leased or not.
@@ -160,10 +222,13 @@ func (s *Store) Len(ctx context.Context) (int, error) {
 		n = tx.Bucket(bQueue).Stats().KeyN
 		return nil
 	})
-	return n, err
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
 }
 
-// Archived returns the payload of a finished item kept for redelivery.
+// Archived returns the payload of a finished item kept for redelivery:
 // ErrQueued if it is still queued, ErrNoItem if it is not kept.
 func (s *Store) Archived(ctx context.Context, id string) ([]byte, error) {
 	var out []byte
@@ -175,94 +240,108 @@ func (s *Store) Archived(ctx context.Context, id string) ([]byte, error) {
 		if v == nil {
 			return ErrNoItem
 		}
-		out = append([]byte(nil), v...)
+		out = bytes.Clone(v)
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
-// Requeue moves an archived item back to the queue with a new payload.
+// Requeue moves an archived item back to the queue, due now, with a new
+// payload: ErrQueued if it is still queued, ErrNoItem if it is not kept.
 func (s *Store) Requeue(ctx context.Context, id string, payload []byte) error {
 	return s.update(ctx, "requeue "+id, func(tx *bolt.Tx) error {
 		if tx.Bucket(bQueue).Get([]byte(id)) != nil {
 			return ErrQueued
 		}
-		if tx.Bucket(bArchive).Get([]byte(id)) == nil {
+		archive := tx.Bucket(bArchive)
+		if archive.Get([]byte(id)) == nil {
 			return ErrNoItem
 		}
-		if err := tx.Bucket(bArchive).Delete([]byte(id)); err != nil {
+		if err := archive.Delete([]byte(id)); err != nil {
 			return err
 		}
-		c := tx.Bucket(bArchiveTime).Cursor()
-		for k, _ := c.First(); k != nil; k, _ = c.Next() {
-			if string(k[8:]) == id {
-				if err := c.Delete(); err != nil {
-					return err
-				}
-				break
-			}
+		if err := deleteArchiveTime(tx.Bucket(bArchiveTime), id); err != nil {
+			return err
 		}
-		return putItem(tx, Item{ID: id, Payload: payload, Due: s.now()})
+		return putItem(tx, id, stored{Payload: payload, Due: s.now()})
 	})
 }
 
-func putItem(tx *bolt.Tx, it Item) error {
-	b, err := json.Marshal(it)
-	if err != nil {
-		return err
+// deleteArchiveTime removes the archive_time entries of id. The bucket is
+// keyed by time, so this walks it; only redelivery (a person's command)
+// gets here.
+func deleteArchiveTime(byTime *bolt.Bucket, id string) error {
+	var keys [][]byte
+	c := byTime.Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		if string(k[8:]) == id {
+			keys = append(keys, bytes.Clone(k))
+		}
 	}
-	if err := tx.Bucket(bQueue).Put([]byte(it.ID), b); err != nil {
-		return err
+	for _, k := range keys {
+		if err := byTime.Delete(k); err != nil {
+			return err
+		}
 	}
-	return tx.Bucket(bQueueDue).Put(join(nanos(it.Due), []byte(it.ID)), nil)
+	return nil
 }
 
-func getItem(tx *bolt.Tx, id string) (Item, error) {
-	v := tx.Bucket(bQueue).Get([]byte(id))
+// putItem writes an item and its due entry.
+func putItem(tx *bolt.Tx, id string, st stored) error {
+	b, err := json.Marshal(st)
+	if err != nil {
+		return fmt.Errorf("encode queue item %s: %w", id, err)
+	}
+	if err := tx.Bucket(bQueue).Put([]byte(id), b); err != nil {
+		return err
+	}
+	return tx.Bucket(bQueueDue).Put(dueKey(st.Due, id), nil)
+}
+
+func dueKey(due time.Time, id string) []byte { return join(nanos(due), []byte(id)) }
+
+// removeItem deletes an item and its due entry, returning it; ErrNoItem if
+// it is not queued. (An undecodable item is an error here; Lease moves such
+// items to the dead letters before anyone could ack them.)
+func removeItem(tx *bolt.Tx, id string) (stored, error) {
+	q := tx.Bucket(bQueue)
+	v := q.Get([]byte(id))
 	if v == nil {
-		return Item{}, fmt.Errorf("%w: %s", ErrNoItem, id)
+		return stored{}, fmt.Errorf("%w: %s", ErrNoItem, id)
 	}
-	var it Item
-	if err := json.Unmarshal(v, &it); err != nil {
-		return Item{}, fmt.Errorf("decode queue item %s: %w", id, err)
+	var st stored
+	if err := json.Unmarshal(v, &st); err != nil {
+		return stored{}, fmt.Errorf("decode queue item %s: %w", id, err)
 	}
-	return it, nil
+	if err := tx.Bucket(bQueueDue).Delete(dueKey(st.Due, id)); err != nil {
+		return stored{}, err
+	}
+	return st, q.Delete([]byte(id))
 }
 
-// removeItem deletes an item and its due entry, returning it.
-func removeItem(tx *bolt.Tx, id string) (Item, error) {
-	it, err := getItem(tx, id)
-	if err != nil {
-		return it, err
-	}
-	if err := tx.Bucket(bQueueDue).Delete(join(nanos(it.Due), []byte(id))); err != nil {
-		return it, err
-	}
-	return it, tx.Bucket(bQueue).Delete([]byte(id))
-}
-
-// releaseLeases makes every leased item due at now.
+// releaseLeases makes every leased item due at now. Only Open calls it:
+// the file lock means no other process holds a lease, so all are stale.
 func releaseLeases(tx *bolt.Tx, now time.Time) error {
-	var leased []Item
-	err := tx.Bucket(bQueue).ForEach(func(_, v []byte) error {
-		var it Item
-		if err := json.Unmarshal(v, &it); err != nil {
-			return nil // kept as is; Lease will dead-letter it through the adapter
+	ids := map[string]stored{}
+	err := tx.Bucket(bQueue).ForEach(func(k, v []byte) error {
+		var st stored
+		if json.Unmarshal(v, &st) == nil && st.Leased {
+			ids[string(k)] = st
 		}
-		if it.Leased {
-			leased = append(leased, it)
-		}
-		return nil
+		return nil // an undecodable item is left for Lease to dead-letter
 	})
 	if err != nil {
 		return err
 	}
-	for _, it := range leased {
-		if _, err := removeItem(tx, it.ID); err != nil {
+	for id, st := range ids {
+		if err := tx.Bucket(bQueueDue).Delete(dueKey(st.Due, id)); err != nil {
 			return err
 		}
-		it.Due, it.Leased = now, false
-		if err := putItem(tx, it); err != nil {
+		st.Due, st.Leased = now, false
+		if err := putItem(tx, id, st); err != nil {
 			return err
 		}
 	}

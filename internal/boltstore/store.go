@@ -2,22 +2,44 @@
 // one bbolt file holds the triggers, the trigger log, the duplicate-
 // notification keys and the durable delivery queue.
 //
-// Key design (all integers big-endian so byte order is time order):
+// Store.Triggers is a trigger.Store and Store.Records a record.Store (one
+// type cannot be both: the two interfaces each have a List method, with
+// different arguments). The Store itself has the duplicate keys (Claim,
+// Release), the queue (Enqueue, Lease, Ack, Reschedule, NextDue, Len) and
+// Purge; TaskQueue adapts the queue to delivery tasks.
 //
+// Key design. Every time is big-endian Unix nanoseconds (8 bytes, times
+// before 1970 clamped to 0), so byte order is time order and a cursor walks
+// time forwards with Next or backwards with Prev:
+//
+//	meta            "schema"                -> layout version (decimal)
 //	triggers        name                    -> trigger JSON
-//	triggers_ns     namespace 0x00 name     -> (empty)      one prefix scan per namespace
-//	records         time(8) seq(8)          -> record JSON  newest first = reverse cursor
-//	records_trigger trigger 0x00 time seq   -> (empty)      by trigger, newest first
-//	records_task    task 0x00 time seq      -> (empty)      by task id
-//	dedupe          key                     -> expiry(8)
-//	queue           id                      -> item JSON (payload, due, receives)
-//	queue_due       due(8) id               -> (empty)      due order
-//	archive         id                      -> finished task JSON, kept for redeliver
-//	archive_time    time(8) id              -> (empty)      for purging
-//	dead            id                      -> undecodable message and reason
+//	triggers_ns     namespace 0x00 name     -> (empty)   Namespace is one prefix scan
+//	records         time seq(8)             -> record JSON; newest first is a reverse
+//	                                                    scan; seq (the bucket's sequence)
+//	                                                    keeps equal times apart
+//	records_trigger trigger 0x00 time seq   -> (empty)   one trigger's records, newest
+//	                                                    first, without a full scan
+//	records_task    task 0x00 time seq      -> (empty)   one task's records
+//	dedupe          key                     -> expiry time
+//	queue           id                      -> item JSON {payload, due, receives, leased}
+//	queue_due       due id                  -> (empty)   due order; Lease walks from First
+//	archive         id                      -> payload of a finished task, for redeliver
+//	archive_time    time id                 -> (empty)   archive in age order, for Purge
+//	dead            id                      -> undecodable item and the reason
+//
+// Trigger names, namespaces and task ids never contain 0x00, so the 0x00
+// separator keeps "a" and "a.b" apart. Index values are empty: an index key
+// ends with the record key, which is looked up in records.
+//
+// Durability: bbolt syncs the file at every commit (twice: the data pages,
+// then the meta page), so each write method costs one transaction and its
+// fsyncs. NoSync is never set; the freelist is not written at each commit
+// (NoFreelistSync), bbolt rebuilds it at Open by scanning the file.
 //
 // bbolt takes an exclusive file lock, so one process owns the file: a
-// second `serve`, or a CLI command while serve runs, gets ErrLocked.
+// second `serve`, or a CLI command while serve runs, gets ErrLocked. The
+// same lock is why every lease found at Open is stale.
 package boltstore
 
 import (
@@ -25,9 +47,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -36,7 +60,8 @@ import (
 	"github.com/regtrigger/regtrigger/internal/record"
 )
 
-// SchemaVersion is the layout version written in the meta bucket.
+// SchemaVersion is the layout version written in the meta bucket. Open
+// refuses a file with a newer one.
 const SchemaVersion = 1
 
 var (
@@ -53,12 +78,14 @@ var (
 	bArchiveTime    = []byte("archive_time")
 	bDead           = []byte("dead")
 	allBuckets      = [][]byte{bMeta, bTriggers, bTriggersNS, bRecords, bRecordsTrigger, bRecordsTask, bDedupe, bQueue, bQueueDue, bArchive, bArchiveTime, bDead}
+
+	keySchema = []byte("schema")
 )
 
 // Errors of Open.
 var (
-	// ErrLocked: another process holds the file.
-	ErrLocked = errors.New("store is in use by another process")
+	// ErrLocked: another process (or another Store in this one) holds the file.
+	ErrLocked = errors.New("in use by another regtrigger process")
 	// ErrMissing: MustExist was set and there is no store file.
 	ErrMissing = errors.New("no store file")
 )
@@ -84,7 +111,8 @@ type Store struct {
 	now       func() time.Time
 }
 
-// Open opens (or creates) the store file at path.
+// Open opens (or creates) the store file at path, creates the buckets,
+// checks the schema version and makes every leased queue item due now.
 func Open(path string, opts Options) (*Store, error) {
 	if opts.Retention <= 0 {
 		opts.Retention = record.DefaultRetention
@@ -95,29 +123,47 @@ func Open(path string, opts Options) (*Store, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	if dir := filepath.Dir(path); dir != "" {
-		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-			return nil, fmt.Errorf("open store %s: directory %s does not exist", path, dir)
+	dir := filepath.Dir(path)
+	switch st, err := os.Stat(dir); {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("open store %s: directory %s does not exist (create it, or use another --data file)", path, dir)
+	case err != nil:
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	case !st.IsDir():
+		return nil, fmt.Errorf("open store %s: %s is not a directory", path, dir)
+	}
+	if opts.MustExist {
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%w at %s: start `regtrigger serve --data %s` once, or pass --data with the right file", ErrMissing, path, path)
 		}
 	}
-	if _, err := os.Stat(path); err != nil && opts.MustExist {
-		return nil, fmt.Errorf("%w at %s: start `regtrigger serve --data %s` once, or pass --data with the right file", ErrMissing, path, path)
-	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout, FreelistType: bolt.FreelistMapType})
+	db, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout:        opts.LockTimeout,
+		FreelistType:   bolt.FreelistMapType,
+		NoFreelistSync: true,
+	})
 	switch {
 	case errors.Is(err, berrors.ErrTimeout):
-		return nil, fmt.Errorf("%w: %s is held by another regtrigger process (stop it, or use another --data file)", ErrLocked, path)
-	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, berrors.ErrChecksum):
-		return nil, fmt.Errorf("open store %s: not a regtrigger store (bbolt says: %v)", path, err)
+		return nil, fmt.Errorf("database %s is %w (close it or use another --data file)", path, ErrLocked)
+	case notBolt(err):
+		return nil, fmt.Errorf("open store %s: the file is not a bbolt database (bbolt says: %v); is --data the right file?", path, err)
 	case err != nil:
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	s := &Store{db: db, path: path, retention: opts.Retention, now: opts.Now}
 	if err := s.init(); err != nil {
 		db.Close()
-		return nil, err
+		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	return s, nil
+}
+
+// notBolt reports whether bbolt's Open error means the file is not a
+// (readable) bbolt database. bbolt has no sentinel for a file shorter than
+// two pages, so that one is told by its text.
+func notBolt(err error) bool {
+	return errors.Is(err, berrors.ErrInvalid) || errors.Is(err, berrors.ErrVersionMismatch) ||
+		errors.Is(err, berrors.ErrChecksum) || (err != nil && strings.HasPrefix(err.Error(), "file size too small"))
 }
 
 // init creates the buckets, checks the schema and releases stale leases:
@@ -131,15 +177,21 @@ func (s *Store) init() error {
 			}
 		}
 		meta := tx.Bucket(bMeta)
-		if v := meta.Get([]byte("schema")); v != nil {
-			n, _ := strconv.Atoi(string(v))
-			if n > SchemaVersion {
-				return fmt.Errorf("open store %s: written by a newer regtrigger (schema %d, this one knows %d)", s.path, n, SchemaVersion)
+		if v := meta.Get(keySchema); v != nil {
+			n, err := strconv.Atoi(string(v))
+			if err != nil {
+				return fmt.Errorf("unreadable schema version %q", v)
 			}
-		} else if err := meta.Put([]byte("schema"), []byte(strconv.Itoa(SchemaVersion))); err != nil {
-			return err
+			if n > SchemaVersion {
+				return fmt.Errorf("written by a newer regtrigger (schema %d, this one knows %d): upgrade regtrigger", n, SchemaVersion)
+			}
+		} else if err := meta.Put(keySchema, []byte(strconv.Itoa(SchemaVersion))); err != nil {
+			return fmt.Errorf("write schema version: %w", err)
 		}
-		return releaseLeases(tx, s.now())
+		if err := releaseLeases(tx, s.now()); err != nil {
+			return fmt.Errorf("release stale leases: %w", err)
+		}
+		return nil
 	})
 }
 
@@ -149,6 +201,7 @@ func (s *Store) Close() error { return s.db.Close() }
 // Path is the file the store lives in.
 func (s *Store) Path() string { return s.path }
 
+// update runs fn in a write transaction, after checking ctx; errors say op.
 func (s *Store) update(ctx context.Context, op string, fn func(tx *bolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
@@ -159,6 +212,7 @@ func (s *Store) update(ctx context.Context, op string, fn func(tx *bolt.Tx) erro
 	return nil
 }
 
+// view runs fn in a read transaction, after checking ctx; errors say op.
 func (s *Store) view(ctx context.Context, op string, fn func(tx *bolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
@@ -188,8 +242,13 @@ func fromNanos(b []byte) time.Time {
 	return time.Unix(0, int64(binary.BigEndian.Uint64(b)))
 }
 
+// join concatenates key parts into a new slice.
 func join(parts ...[]byte) []byte {
-	var out []byte
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	out := make([]byte, 0, n)
 	for _, p := range parts {
 		out = append(out, p...)
 	}

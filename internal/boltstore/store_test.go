@@ -1,34 +1,40 @@
 package boltstore
 
 import (
+	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/regtrigger/regtrigger/internal/delivery"
-	"github.com/regtrigger/regtrigger/internal/event"
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/regtrigger/regtrigger/internal/record"
-	"github.com/regtrigger/regtrigger/internal/trigger"
 )
 
 // clock is a settable test clock.
 type clock struct{ t atomic.Int64 }
 
-func (c *clock) now() time.Time      { return time.Unix(0, c.t.Load()) }
-func (c *clock) add(d time.Duration) { c.t.Add(int64(d)) }
 func newClock(at time.Time) *clock   { c := &clock{}; c.t.Store(at.UnixNano()); return c }
+func (c *clock) now() time.Time      { return time.Unix(0, c.t.Load()).UTC() }
+func (c *clock) add(d time.Duration) { c.t.Add(int64(d)) }
 
-var ctx = context.Background()
+var (
+	ctx = context.Background()
+	t0  = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+)
 
-func open(t *testing.T, path string, c *clock) *Store {
+// open opens a store in a new file (or path) with a one-day retention and
+// closes it after the test.
+func open(t testing.TB, path string, c *clock) *Store {
 	t.Helper()
+	if path == "" {
+		path = filepath.Join(t.TempDir(), "s.db")
+	}
 	s, err := Open(path, Options{Now: c.now, Retention: 24 * time.Hour})
 	if err != nil {
 		t.Fatal(err)
@@ -37,378 +43,201 @@ func open(t *testing.T, path string, c *clock) *Store {
 	return s
 }
 
-func tr(name, ns string) trigger.Trigger {
-	return trigger.Trigger{Name: name, Enabled: true, Namespace: ns, Actions: []event.Action{event.PushImage}, URL: "https://example.com/" + name}
+// keys counts the keys of a bucket.
+func keys(t *testing.T, s *Store, bucket []byte) int {
+	t.Helper()
+	n := 0
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		n = tx.Bucket(bucket).Stats().KeyN
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
-func TestTriggers(t *testing.T) {
-	c := newClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-	ts := open(t, filepath.Join(t.TempDir(), "s.db"), c).Triggers()
-	for _, x := range []trigger.Trigger{tr("b", "ns1"), tr("a", "ns1"), tr("c", "ns2")} {
-		got, err := ts.Create(ctx, x)
-		if err != nil || got.Version != 1 || got.UpdatedAt.IsZero() {
-			t.Fatalf("create %s: %+v %v", x.Name, got, err)
-		}
-	}
-	if _, err := ts.Create(ctx, tr("a", "x")); !errors.Is(err, trigger.ErrExists) {
-		t.Errorf("create twice: %v", err)
-	}
-	names := func(l []trigger.Trigger) string {
-		var n []string
-		for _, t := range l {
-			n = append(n, t.Name)
-		}
-		return strings.Join(n, ",")
-	}
-	if l, _ := ts.Namespace(ctx, "ns1"); names(l) != "a,b" {
-		t.Errorf("ns1 = %s", names(l))
-	}
-	if l, _ := ts.List(ctx); names(l) != "a,b,c" {
-		t.Errorf("list = %s", names(l))
-	}
-	// Move b to ns2: the namespace index follows.
-	b, _ := ts.Get(ctx, "b")
-	b.Namespace = "ns2"
-	b, err := ts.Update(ctx, b)
-	if err != nil || b.Version != 2 {
-		t.Fatalf("update: %+v %v", b, err)
-	}
-	if l, _ := ts.Namespace(ctx, "ns1"); names(l) != "a" {
-		t.Errorf("ns1 after move = %s", names(l))
-	}
-	if l, _ := ts.Namespace(ctx, "ns2"); names(l) != "b,c" {
-		t.Errorf("ns2 after move = %s", names(l))
-	}
-	stale := b
-	stale.Version = 1
-	if _, err := ts.Update(ctx, stale); !errors.Is(err, trigger.ErrConflict) {
-		t.Errorf("stale update: %v", err)
-	}
-	if err := ts.Delete(ctx, "b", 1); !errors.Is(err, trigger.ErrConflict) {
-		t.Errorf("stale delete: %v", err)
-	}
-	if err := ts.Delete(ctx, "b", 2); err != nil {
-		t.Errorf("delete: %v", err)
-	}
-	if _, err := ts.Get(ctx, "b"); !errors.Is(err, trigger.ErrNotFound) {
-		t.Errorf("get deleted: %v", err)
-	}
-	if err := ts.Delete(ctx, "b", 0); !errors.Is(err, trigger.ErrNotFound) {
-		t.Errorf("delete missing: %v", err)
-	}
-	if _, err := ts.Update(ctx, tr("zz", "x")); !errors.Is(err, trigger.ErrNotFound) {
-		t.Errorf("update missing: %v", err)
-	}
-	if l, _ := ts.Namespace(ctx, "ns2"); names(l) != "c" {
-		t.Errorf("ns2 after delete = %s", names(l))
-	}
-}
-
-func TestConcurrentUpdatesOneWins(t *testing.T) {
-	c := newClock(time.Now())
-	ts := open(t, filepath.Join(t.TempDir(), "s.db"), c).Triggers()
-	base, _ := ts.Create(ctx, tr("a", "ns"))
-	var wins, conflicts atomic.Int32
-	var wg sync.WaitGroup
-	for i := 0; i < 10; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			x := base
-			x.Description = fmt.Sprint(i)
-			_, err := ts.Update(ctx, x)
-			switch {
-			case err == nil:
-				wins.Add(1)
-			case errors.Is(err, trigger.ErrConflict):
-				conflicts.Add(1)
-			default:
-				t.Error(err)
+func TestOpenCreatesBucketsAndSchema(t *testing.T) {
+	s := open(t, "", newClock(t0))
+	err := s.db.View(func(tx *bolt.Tx) error {
+		for _, b := range allBuckets {
+			if tx.Bucket(b) == nil {
+				t.Errorf("bucket %s missing", b)
 			}
-		}(i)
-	}
-	wg.Wait()
-	if wins.Load() != 1 || conflicts.Load() != 9 {
-		t.Errorf("wins %d conflicts %d", wins.Load(), conflicts.Load())
+		}
+		if v := tx.Bucket(bMeta).Get(keySchema); string(v) != "1" {
+			t.Errorf("schema = %q", v)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 
-func TestRecords(t *testing.T) {
-	c := newClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-	s := open(t, filepath.Join(t.TempDir(), "s.db"), c)
-	rs := s.Records()
-	put := func(task, trig string, st record.Status) {
-		if err := rs.Put(ctx, record.Record{TaskID: task, Trigger: trig, Status: st, Time: c.now()}); err != nil {
-			t.Fatal(err)
-		}
-		c.add(time.Minute)
-	}
-	put("t1", "a", record.Retrying)
-	put("t1", "a", record.Success)
-	put("t2", "b", record.Failed)
-	put("t3", "a", record.Untriggered)
-	list := func(q record.Query) string {
-		recs, err := rs.List(ctx, q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out []string
-		for _, r := range recs {
-			out = append(out, r.TaskID+":"+string(r.Status))
-		}
-		return strings.Join(out, " ")
-	}
-	tests := []struct {
-		name string
-		q    record.Query
-		want string
-	}{
-		{"all newest first", record.Query{}, "t3:untriggered t2:failed t1:success t1:retrying"},
-		{"by trigger", record.Query{Trigger: "a"}, "t3:untriggered t1:success t1:retrying"},
-		{"by task", record.Query{TaskID: "t1"}, "t1:success t1:retrying"},
-		{"by status", record.Query{Status: record.Failed}, "t2:failed"},
-		{"trigger and status", record.Query{Trigger: "a", Status: record.Success}, "t1:success"},
-		{"limit", record.Query{Limit: 2}, "t3:untriggered t2:failed"},
-		{"since", record.Query{Since: c.now().Add(-150 * time.Second)}, "t3:untriggered t2:failed"},
-		{"unknown trigger", record.Query{Trigger: "zz"}, ""},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := list(tt.q); got != tt.want {
-				t.Errorf("got %q, want %q", got, tt.want)
-			}
-		})
-	}
-	// Retention: a day later the old records are hidden, then purged.
-	c.add(24 * time.Hour)
-	put("t4", "a", record.Success)
-	if got := list(record.Query{}); got != "t4:success" {
-		t.Errorf("after retention: %q", got)
-	}
-	n, err := s.Purge(ctx)
-	if err != nil || n != 4 {
-		t.Errorf("purged %d, %v", n, err)
-	}
-	if got := list(record.Query{Trigger: "a"}); got != "t4:success" {
-		t.Errorf("index after purge: %q", got)
-	}
-}
-
-func TestDedupe(t *testing.T) {
-	c := newClock(time.Now())
-	s := open(t, filepath.Join(t.TempDir(), "s.db"), c)
-	claim := func() bool {
-		ok, err := s.Claim(ctx, "k", time.Minute)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return ok
-	}
-	if !claim() || claim() {
-		t.Fatal("first claim must win, the second lose")
-	}
-	c.add(2 * time.Minute)
-	if !claim() {
-		t.Fatal("an expired key can be claimed again")
-	}
-	if err := s.Release(ctx, "k"); err != nil || !claim() {
-		t.Fatal("a released key can be claimed again")
-	}
-}
-
-func TestQueueRestartLosesNothing(t *testing.T) {
+func TestOpenLockedFailsQuickly(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "s.db")
-	c := newClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-	s, err := Open(path, Options{Now: c.now})
-	if err != nil {
-		t.Fatal(err)
+	s := open(t, path, newClock(t0))
+	start := time.Now()
+	_, err := Open(path, Options{LockTimeout: 100 * time.Millisecond})
+	if !errors.Is(err, ErrLocked) {
+		t.Fatalf("second open: %v, want ErrLocked", err)
 	}
-	items := []Item{{ID: "a", Payload: []byte("1")}, {ID: "b", Payload: []byte("2")}, {ID: "c", Payload: []byte("3"), Due: c.now().Add(time.Hour)}}
-	if err := s.Enqueue(ctx, items); err != nil {
-		t.Fatal(err)
+	want := "database " + path + " is in use by another regtrigger process (close it or use another --data file)"
+	if err.Error() != want {
+		t.Errorf("message:\n got %s\nwant %s", err, want)
 	}
-	if err := s.Enqueue(ctx, items[:1]); err != nil { // idempotent
-		t.Fatal(err)
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("waited %v for the lock", d)
 	}
-	if n, _ := s.Len(ctx); n != 3 {
-		t.Fatalf("len %d", n)
-	}
-	got, err := s.Lease(ctx, 10, time.Minute)
-	if err != nil || len(got) != 2 || got[0].Receives != 1 {
-		t.Fatalf("lease: %+v %v", got, err)
-	}
-	if again, _ := s.Lease(ctx, 10, time.Minute); len(again) != 0 {
-		t.Fatalf("leased items must be hidden, got %+v", again)
-	}
-	if err := s.Ack(ctx, "a", true); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Ack(ctx, "a", true); !errors.Is(err, ErrNoItem) {
-		t.Errorf("double ack: %v", err)
-	}
-	// Crash with b leased; c is delayed an hour.
+	// After Close the file can be opened again.
 	s.Close()
-	s, err = Open(path, Options{Now: c.now})
+	s2, err := Open(path, Options{})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("open after close: %v", err)
 	}
-	defer s.Close()
-	got, _ = s.Lease(ctx, 10, time.Minute)
-	if len(got) != 1 || got[0].ID != "b" || got[0].Receives != 2 {
-		t.Fatalf("after restart the leased item must be due at once: %+v", got)
-	}
-	due, ok, _ := s.NextDue(ctx)
-	if !ok || !due.Equal(c.now().Add(time.Minute)) {
-		t.Errorf("next due %v", due)
-	}
-	c.add(time.Hour)
-	got, _ = s.Lease(ctx, 10, time.Minute)
-	if len(got) != 2 {
-		t.Fatalf("after an hour b (lease over) and c are due: %+v", got)
-	}
-	if err := s.Reschedule(ctx, "c", []byte("3b"), c.now().Add(time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	c.add(time.Second)
-	got, _ = s.Lease(ctx, 10, time.Minute)
-	if len(got) != 1 || string(got[0].Payload) != "3b" {
-		t.Fatalf("rescheduled: %+v", got)
-	}
-	if err := s.Reschedule(ctx, "nope", nil, c.now()); !errors.Is(err, ErrNoItem) {
-		t.Errorf("reschedule unknown: %v", err)
-	}
-}
-
-func TestTaskQueueRoundTripAndRedeliver(t *testing.T) {
-	c := newClock(time.Now())
-	s := open(t, filepath.Join(t.TempDir(), "s.db"), c)
-	q := NewTaskQueue(s)
-	woken := 0
-	q.OnEnqueue = func() { woken++ }
-	task := delivery.NewTask("tsk_1", tr("a", "ns"), event.Event{Action: event.PushImage, Namespace: "ns", Repository: "r"}, c.now())
-	if err := q.Enqueue(ctx, []delivery.Task{task}); err != nil || woken != 1 {
-		t.Fatal(err, woken)
-	}
-	leased, err := q.Lease(ctx, 1, time.Minute)
-	if err != nil || len(leased) != 1 || leased[0].Err != nil || leased[0].Task.Trigger.Name != "a" {
-		t.Fatalf("%+v %v", leased, err)
-	}
-	if err := q.Redeliver(ctx, "tsk_1"); !errors.Is(err, ErrQueued) {
-		t.Errorf("redeliver a queued task: %v", err)
-	}
-	task.Attempt = 5
-	if err := q.Retry(ctx, task, 0); err != nil {
-		t.Fatal(err)
-	}
-	leased, _ = q.Lease(ctx, 1, time.Minute)
-	if leased[0].Task.Attempt != 5 {
-		t.Fatalf("attempt not kept: %+v", leased[0].Task)
-	}
-	if err := q.Ack(ctx, "tsk_1"); err != nil {
-		t.Fatal(err)
-	}
-	if err := q.Redeliver(ctx, "tsk_1"); err != nil {
-		t.Fatal(err)
-	}
-	leased, _ = q.Lease(ctx, 1, time.Minute)
-	if len(leased) != 1 || leased[0].Task.Attempt != 0 || leased[0].Task.ID != "tsk_1" {
-		t.Fatalf("redelivered: %+v", leased)
-	}
-	if err := q.Redeliver(ctx, "unknown"); !errors.Is(err, ErrNoItem) {
-		t.Errorf("redeliver unknown: %v", err)
-	}
-}
-
-func TestUndecodableGoesToDeadLetters(t *testing.T) {
-	c := newClock(time.Now())
-	s := open(t, filepath.Join(t.TempDir(), "s.db"), c)
-	if err := s.Enqueue(ctx, []Item{{ID: "junk", Payload: []byte("not json")}}); err != nil {
-		t.Fatal(err)
-	}
-	q := NewTaskQueue(s)
-	leased, _ := q.Lease(ctx, 1, time.Minute)
-	if len(leased) != 1 || leased[0].Err == nil {
-		t.Fatalf("%+v", leased)
-	}
-	if err := q.DeadLetter(ctx, "junk", leased[0].Err); err != nil {
-		t.Fatal(err)
-	}
-	if n, _ := s.DeadLetters(ctx); n != 1 {
-		t.Errorf("dead letters %d", n)
-	}
-	if n, _ := s.Len(ctx); n != 0 {
-		t.Errorf("queue len %d", n)
-	}
+	s2.Close()
 }
 
 func TestOpenErrors(t *testing.T) {
 	dir := t.TempDir()
-	path := filepath.Join(dir, "s.db")
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	tests := []struct {
+		name string
+		path string
+		opts Options
+		want string
+		is   error
+	}{
+		{"tiny garbage", write("tiny", []byte("hello")), Options{}, "not a bbolt database", nil},
+		{"short garbage", write("short", bytes.Repeat([]byte("x"), 5000)), Options{}, "not a bbolt database", nil},
+		{"text file", write("text", []byte(strings.Repeat("not a database ", 1000))), Options{}, "not a bbolt database", nil},
+		{"zeros", write("zeros", make([]byte, 1<<16)), Options{}, "not a bbolt database", nil},
+		{"missing directory", filepath.Join(dir, "no", "such", "s.db"), Options{}, "directory " + filepath.Join(dir, "no", "such") + " does not exist", nil},
+		{"parent is a file", filepath.Join(write("file", nil), "s.db"), Options{}, "is not a directory", nil},
+		{"path is a directory", dir, Options{}, "is a directory", nil},
+		{"must exist", filepath.Join(dir, "new.db"), Options{MustExist: true}, "no store file", ErrMissing},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before, _ := os.ReadFile(tt.path)
+			s, err := Open(tt.path, tt.opts)
+			if err == nil {
+				s.Close()
+				t.Fatal("Open succeeded")
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q does not say %q", err, tt.want)
+			}
+			if tt.is != nil && !errors.Is(err, tt.is) {
+				t.Errorf("error %v is not %v", err, tt.is)
+			}
+			if after, _ := os.ReadFile(tt.path); !bytes.Equal(before, after) {
+				t.Error("Open changed the file")
+			}
+		})
+	}
+	if _, err := os.Stat(filepath.Join(dir, "new.db")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("MustExist created the file: %v", err)
+	}
+}
+
+func TestOpenRefusesNewerSchema(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
 	s, err := Open(path, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
-	start := time.Now()
-	if _, err := Open(path, Options{LockTimeout: 100 * time.Millisecond}); !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "another regtrigger process") {
-		t.Errorf("second open: %v", err)
+	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bMeta).Put(keySchema, []byte("2")) }); err != nil {
+		t.Fatal(err)
 	}
-	if time.Since(start) > 5*time.Second {
-		t.Error("the lock wait is not bounded")
+	s.Close()
+	if _, err := Open(path, Options{}); err == nil || !strings.Contains(err.Error(), "newer regtrigger (schema 2") {
+		t.Fatalf("open: %v", err)
 	}
-	garbage := filepath.Join(dir, "garbage.db")
-	os.WriteFile(garbage, []byte(strings.Repeat("not a database ", 1000)), 0o600)
-	if _, err := Open(garbage, Options{}); err == nil || !strings.Contains(err.Error(), "not a regtrigger store") {
-		t.Errorf("garbage file: %v", err)
+	// The refusal released the file.
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatalf("file still locked: %v", err)
 	}
-	if _, err := Open(filepath.Join(dir, "no", "such", "dir", "s.db"), Options{}); err == nil || !strings.Contains(err.Error(), "does not exist") {
-		t.Errorf("missing dir: %v", err)
+	db.Close()
+}
+
+func TestReopenKeepsEverything(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	c := newClock(t0)
+	s, err := Open(path, Options{Now: c.now})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := Open(filepath.Join(dir, "new.db"), Options{MustExist: true}); !errors.Is(err, ErrMissing) {
-		t.Errorf("must exist: %v", err)
+	if _, err := s.Triggers().Create(ctx, tr("a", "ns")); err != nil {
+		t.Fatal(err)
 	}
+	if err := s.Records().Put(ctx, record.Record{TaskID: "t1", Trigger: "a", Status: record.Success}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Claim(ctx, "k", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, path, c)
+	if _, err := s.Triggers().Get(ctx, "a"); err != nil {
+		t.Error(err)
+	}
+	if l, err := s.Triggers().Namespace(ctx, "ns"); err != nil || len(l) != 1 {
+		t.Errorf("namespace: %v %v", l, err)
+	}
+	if recs, err := s.Records().List(ctx, record.Query{Trigger: "a"}); err != nil || len(recs) != 1 {
+		t.Errorf("records: %v %v", recs, err)
+	}
+	if fresh, err := s.Claim(ctx, "k", time.Hour); err != nil || fresh {
+		t.Errorf("claim after reopen: %v %v", fresh, err)
+	}
+}
+
+func TestCanceledContext(t *testing.T) {
+	s := open(t, "", newClock(t0))
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	if _, err := s.Triggers().List(cctx); !errors.Is(err, context.Canceled) {
-		t.Errorf("canceled context: %v", err)
+	ts, rs := s.Triggers(), s.Records()
+	calls := []struct {
+		op string
+		fn func() error
+	}{
+		{"load triggers for ns", func() error { _, err := ts.Namespace(cctx, "ns"); return err }},
+		{"get trigger a", func() error { _, err := ts.Get(cctx, "a"); return err }},
+		{"list triggers", func() error { _, err := ts.List(cctx); return err }},
+		{"create trigger a", func() error { _, err := ts.Create(cctx, tr("a", "ns")); return err }},
+		{"update trigger a", func() error { _, err := ts.Update(cctx, tr("a", "ns")); return err }},
+		{"delete trigger a", func() error { return ts.Delete(cctx, "a", 0) }},
+		{"store record", func() error { return rs.Put(cctx, record.Record{TaskID: "t"}) }},
+		{"list records", func() error { _, err := rs.List(cctx, record.Query{}); return err }},
+		{"purge records", func() error { _, err := s.Purge(cctx); return err }},
+		{"claim duplicate key", func() error { _, err := s.Claim(cctx, "k", time.Minute); return err }},
+		{"release duplicate key", func() error { return s.Release(cctx, "k") }},
+		{"enqueue", func() error { return s.Enqueue(cctx, []Item{{ID: "x"}}) }},
+		{"lease queue items", func() error { _, err := s.Lease(cctx, 1, time.Minute); return err }},
+		{"ack x", func() error { return s.Ack(cctx, "x") }},
+		{"reschedule x", func() error { return s.Reschedule(cctx, "x", nil, t0) }},
+		{"next due", func() error { _, _, err := s.NextDue(cctx); return err }},
+		{"queue length", func() error { _, err := s.Len(cctx); return err }},
 	}
-}
-
-func BenchmarkEnqueueLeaseAck(b *testing.B) {
-	s, err := Open(filepath.Join(b.TempDir(), "s.db"), Options{})
-	if err != nil {
-		b.Fatal(err)
+	for _, c := range calls {
+		t.Run(c.op, func(t *testing.T) {
+			err := c.fn()
+			if !errors.Is(err, context.Canceled) || !strings.HasPrefix(err.Error(), c.op+": ") {
+				t.Errorf("got %v, want %q: context canceled", err, c.op)
+			}
+		})
 	}
-	defer s.Close()
-	payload := make([]byte, 1024)
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		id := fmt.Sprint(i)
-		i++
-		if err := s.Enqueue(ctx, []Item{{ID: id, Payload: payload}}); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := s.Lease(ctx, 1, time.Minute); err != nil {
-			b.Fatal(err)
-		}
-		if err := s.Ack(ctx, id, true); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-func BenchmarkRecordPut(b *testing.B) {
-	s, err := Open(filepath.Join(b.TempDir(), "s.db"), Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	rs := s.Records()
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := rs.Put(ctx, record.Record{TaskID: "t", Trigger: "a", Status: record.Success}); err != nil {
-			b.Fatal(err)
-		}
+	if n := keys(t, s, bQueue) + keys(t, s, bTriggers) + keys(t, s, bRecords) + keys(t, s, bDedupe); n != 0 {
+		t.Errorf("a canceled call wrote %d keys", n)
 	}
 }

@@ -67,7 +67,7 @@ func (q *TaskQueue) Lease(ctx context.Context, max int, leaseFor time.Duration) 
 }
 
 // Ack finishes a task, keeping it for `regtrigger redeliver`.
-func (q *TaskQueue) Ack(ctx context.Context, id string) error { return q.s.Ack(ctx, id, true) }
+func (q *TaskQueue) Ack(ctx context.Context, id string) error { return q.s.Archive(ctx, id) }
 
 // Retry stores the task's new attempt count and makes it due after delay.
 func (q *TaskQueue) Retry(ctx context.Context, t delivery.Task, delay time.Duration) error {

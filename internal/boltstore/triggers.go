@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
@@ -11,6 +12,8 @@ import (
 	"github.com/regtrigger/regtrigger/internal/trigger"
 )
 
+// Triggers is a trigger.Store (not *Store itself: record.Store has a List
+// method too, with other arguments).
 var _ trigger.Store = (*Triggers)(nil)
 
 // Triggers is the trigger side of the store.
@@ -19,17 +22,24 @@ type Triggers struct{ s *Store }
 // Triggers returns the store's trigger.Store.
 func (s *Store) Triggers() *Triggers { return &Triggers{s} }
 
+// nsKey is the triggers_ns key of a trigger; nsKey(ns, "") is the prefix of
+// the namespace.
 func nsKey(namespace, name string) []byte { return []byte(namespace + "\x00" + name) }
 
-// Namespace returns the triggers of one namespace in name order.
+// Namespace returns the triggers of one namespace in name order: one prefix
+// scan of the namespace index.
 func (ts *Triggers) Namespace(ctx context.Context, namespace string) ([]trigger.Trigger, error) {
 	var out []trigger.Trigger
 	err := ts.s.view(ctx, "load triggers for "+namespace, func(tx *bolt.Tx) error {
 		prefix := nsKey(namespace, "")
-		c := tx.Bucket(bTriggersNS).Cursor()
 		all := tx.Bucket(bTriggers)
+		c := tx.Bucket(bTriggersNS).Cursor()
 		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-			t, err := decodeTrigger(all.Get(k[len(prefix):]))
+			v := all.Get(k[len(prefix):])
+			if v == nil {
+				continue // cannot happen: writes keep the index in step
+			}
+			t, err := decodeTrigger(v)
 			if err != nil {
 				return err
 			}
@@ -37,10 +47,13 @@ func (ts *Triggers) Namespace(ctx context.Context, namespace string) ([]trigger.
 		}
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
-// Get returns one trigger.
+// Get returns one trigger, or trigger.ErrNotFound.
 func (ts *Triggers) Get(ctx context.Context, name string) (trigger.Trigger, error) {
 	var t trigger.Trigger
 	err := ts.s.view(ctx, "get trigger "+name, func(tx *bolt.Tx) error {
@@ -52,7 +65,10 @@ func (ts *Triggers) Get(ctx context.Context, name string) (trigger.Trigger, erro
 		t, err = decodeTrigger(v)
 		return err
 	})
-	return t, err
+	if err != nil {
+		return trigger.Trigger{}, err
+	}
+	return t, nil
 }
 
 // List returns every trigger in name order.
@@ -68,12 +84,18 @@ func (ts *Triggers) List(ctx context.Context) ([]trigger.Trigger, error) {
 			return nil
 		})
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
-// Create stores a new trigger at version 1.
+// Create stores a new trigger at version 1, or returns trigger.ErrExists.
 func (ts *Triggers) Create(ctx context.Context, t trigger.Trigger) (trigger.Trigger, error) {
 	err := ts.s.update(ctx, "create trigger "+t.Name, func(tx *bolt.Tx) error {
+		if t.Name == "" {
+			return errors.New("trigger without a name")
+		}
 		if tx.Bucket(bTriggers).Get([]byte(t.Name)) != nil {
 			return trigger.ErrExists
 		}
@@ -86,14 +108,12 @@ func (ts *Triggers) Create(ctx context.Context, t trigger.Trigger) (trigger.Trig
 	return t, nil
 }
 
-// Update replaces a trigger if its stored version is t.Version.
+// Update replaces the trigger named t.Name if its stored version is
+// t.Version (else trigger.ErrConflict), moving it in the namespace index
+// when its namespace changed.
 func (ts *Triggers) Update(ctx context.Context, t trigger.Trigger) (trigger.Trigger, error) {
 	err := ts.s.update(ctx, "update trigger "+t.Name, func(tx *bolt.Tx) error {
-		v := tx.Bucket(bTriggers).Get([]byte(t.Name))
-		if v == nil {
-			return trigger.ErrNotFound
-		}
-		old, err := decodeTrigger(v)
+		old, err := storedTrigger(tx, t.Name)
 		if err != nil {
 			return err
 		}
@@ -117,11 +137,7 @@ func (ts *Triggers) Update(ctx context.Context, t trigger.Trigger) (trigger.Trig
 // Delete removes a trigger if its stored version is version (0: any).
 func (ts *Triggers) Delete(ctx context.Context, name string, version int64) error {
 	return ts.s.update(ctx, "delete trigger "+name, func(tx *bolt.Tx) error {
-		v := tx.Bucket(bTriggers).Get([]byte(name))
-		if v == nil {
-			return trigger.ErrNotFound
-		}
-		old, err := decodeTrigger(v)
+		old, err := storedTrigger(tx, name)
 		if err != nil {
 			return err
 		}
@@ -135,10 +151,20 @@ func (ts *Triggers) Delete(ctx context.Context, name string, version int64) erro
 	})
 }
 
+// storedTrigger reads a trigger inside a transaction, or trigger.ErrNotFound.
+func storedTrigger(tx *bolt.Tx, name string) (trigger.Trigger, error) {
+	v := tx.Bucket(bTriggers).Get([]byte(name))
+	if v == nil {
+		return trigger.Trigger{}, trigger.ErrNotFound
+	}
+	return decodeTrigger(v)
+}
+
+// putTrigger writes a trigger and its namespace index entry.
 func putTrigger(tx *bolt.Tx, t trigger.Trigger) error {
 	b, err := json.Marshal(t)
 	if err != nil {
-		return err
+		return fmt.Errorf("encode trigger: %w", err)
 	}
 	if err := tx.Bucket(bTriggers).Put([]byte(t.Name), b); err != nil {
 		return err
@@ -149,7 +175,7 @@ func putTrigger(tx *bolt.Tx, t trigger.Trigger) error {
 func decodeTrigger(v []byte) (trigger.Trigger, error) {
 	var t trigger.Trigger
 	if err := json.Unmarshal(v, &t); err != nil {
-		return t, fmt.Errorf("decode stored trigger: %w", err)
+		return trigger.Trigger{}, fmt.Errorf("decode stored trigger: %w", err)
 	}
 	return t, nil
 }
