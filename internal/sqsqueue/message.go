@@ -1,0 +1,104 @@
+// Package sqsqueue is the Amazon SQS adapter of regtrigger's delivery queue.
+//
+// The receiver function enqueues tasks with Queue.Enqueue (SendMessageBatch,
+// in groups of at most 10); the dispatcher function is invoked by the SQS
+// event source with batches of messages, decodes each with Decode and, when
+// a delivery must be retried, sends the task back with Queue.Reschedule (a
+// new message carrying the incremented attempt count, delayed by up to
+// 15 minutes, with a not_before attribute for longer waits). Platforms
+// without an SQS trigger (a timer function) use Receive and Delete.
+//
+// The message body is the versioned task contract, Message. It holds the
+// trigger's headers and signing secrets: bodies are never logged, and no
+// error returned here quotes one. See docs/sqs.md.
+package sqsqueue
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/regtrigger/regtrigger/internal/delivery"
+	"github.com/regtrigger/regtrigger/internal/dispatcher"
+)
+
+// Version is the version of the task contract that Encode writes and the
+// only one Decode accepts.
+const Version = 1
+
+// MaxMessageBytes is the largest message this package sends: SQS's classic
+// 256 KiB limit, which counts the body and the message attributes. (AWS
+// raised the hard limit to 1 MiB in 2025, but a queue's MaximumMessageSize
+// may be lower, and 256 KiB works everywhere.)
+const MaxMessageBytes = 256 << 10
+
+// attributeReserve is the part of MaxMessageBytes kept for the message
+// attributes (task_id, attempt, not_before: well under 200 bytes).
+const attributeReserve = 1 << 10
+
+// MaxBodyBytes is the largest encoded task Encode accepts.
+const MaxBodyBytes = MaxMessageBytes - attributeReserve
+
+// Message is the body of every queue message: a version and the task.
+type Message struct {
+	Version int           `json:"v"`
+	Task    delivery.Task `json:"task"`
+}
+
+var (
+	// ErrUndecodable marks a message body that is not a task of a known
+	// version. It is dispatcher.ErrUndecodable, so either name matches with
+	// errors.Is. The dispatcher leaves such messages to the redrive policy,
+	// which moves them to the dead-letter queue.
+	ErrUndecodable = dispatcher.ErrUndecodable
+
+	// ErrTooLarge marks a task whose encoded message exceeds MaxBodyBytes
+	// (typically a "raw" trigger carrying a big registry body, which JSON
+	// stores in base64). Such a task is refused before anything is sent.
+	ErrTooLarge = errors.New("task too large for an SQS message")
+)
+
+// Encode returns the message body for t. It fails with ErrTooLarge when the
+// body would exceed MaxBodyBytes.
+func Encode(t delivery.Task) (string, error) {
+	b, err := json.Marshal(Message{Version: Version, Task: t})
+	if err != nil {
+		return "", fmt.Errorf("encode task %s: %w", t.ID, err)
+	}
+	b = escapeNoncharacters(b)
+	if len(b) > MaxBodyBytes {
+		return "", fmt.Errorf("%w: task %s is %d bytes encoded, the limit is %d (use a non-raw payload format for big registry bodies)", ErrTooLarge, t.ID, len(b), MaxBodyBytes)
+	}
+	return string(b), nil
+}
+
+// Decode reads a message body written by Encode. A body that is not JSON,
+// has another version, or holds no task id fails with ErrUndecodable; the
+// error never quotes the body.
+func Decode(body string) (delivery.Task, error) {
+	var m Message
+	if err := json.Unmarshal([]byte(body), &m); err != nil {
+		return delivery.Task{}, fmt.Errorf("%w: %d-byte body: %w", ErrUndecodable, len(body), err)
+	}
+	switch {
+	case m.Version != Version:
+		return delivery.Task{}, fmt.Errorf("%w: contract version %d (this build reads %d)", ErrUndecodable, m.Version, Version)
+	case m.Task.ID == "":
+		return delivery.Task{}, fmt.Errorf("%w: message holds no task id", ErrUndecodable)
+	case m.Task.Trigger.URL == "":
+		return delivery.Task{}, fmt.Errorf("%w: task %s has no trigger URL", ErrUndecodable, m.Task.ID)
+	}
+	return m.Task, nil
+}
+
+// escapeNoncharacters rewrites U+FFFE and U+FFFF, which encoding/json
+// writes as they are but SQS refuses in a message body, as JSON escapes.
+// They can only occur inside JSON strings, where the escape means the same.
+func escapeNoncharacters(b []byte) []byte {
+	if !bytes.Contains(b, []byte("\uFFFE")) && !bytes.Contains(b, []byte("\uFFFF")) {
+		return b
+	}
+	b = bytes.ReplaceAll(b, []byte("\uFFFE"), []byte(`\ufffe`))
+	return bytes.ReplaceAll(b, []byte("\uFFFF"), []byte(`\uffff`))
+}
