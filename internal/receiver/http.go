@@ -82,7 +82,11 @@ func (e *Endpoint) Handle(ctx context.Context, in Inbound) Response {
 			status = http.StatusForbidden
 		}
 		log.LogAttrs(ctx, slog.LevelWarn, "notification refused", slog.Int("status", status), slog.String("error", err.Error()))
-		return ErrorResponse(status, http.StatusText(status), err.Error())
+		resp := ErrorResponse(status, http.StatusText(status), err.Error())
+		if status == http.StatusUnauthorized {
+			resp.Header = http.Header{"Www-Authenticate": {`Bearer realm="regtrigger"`}}
+		}
+		return resp
 	}
 	if in.TooLarge || len(in.Body) > MaxBody {
 		log.LogAttrs(ctx, slog.LevelWarn, "notification refused", slog.Int("status", http.StatusRequestEntityTooLarge))
@@ -114,14 +118,15 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		in.Body, in.TooLarge = body, len(body) > MaxBody
 	}
-	resp := e.Handle(r.Context(), in)
-	if resp.Status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="regtrigger"`)
-	}
-	write(w, resp)
+	write(w, e.Handle(r.Context(), in))
 }
 
 func write(w http.ResponseWriter, resp Response) {
+	for k, vs := range resp.Header {
+		for _, v := range vs {
+			w.Header().Add(k, v)
+		}
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(resp.Status)
 	_, _ = w.Write(append(resp.Body, '\n'))

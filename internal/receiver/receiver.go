@@ -63,10 +63,12 @@ type Request struct {
 	Sender string
 }
 
-// Response is what the adapter sends back.
+// Response is what the adapter sends back. Every adapter sends Header too
+// (Content-Type is always application/json and is not in it).
 type Response struct {
 	Status int
-	Body   []byte // JSON
+	Header http.Header // extra response headers; nil for none
+	Body   []byte      // JSON
 }
 
 // Service is the receiver. Fill the adapters; Dedupe and Records are optional.
