@@ -1,24 +1,20 @@
 package sqsqueue_test
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/regtrigger/regtrigger/internal/testserver"
 )
 
 // endpoint is the base URL of the fauxqs server TestMain starts.
@@ -31,98 +27,14 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	root, err := repoRoot()
+	srv, err := testserver.Fauxqs()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "sqsqueue tests:", err)
 		return 1
 	}
-	bin := filepath.Join(root, "tools", "node", "node_modules", ".bin", "fauxqs")
-	if _, err := os.Stat(bin); err != nil {
-		fmt.Fprintf(os.Stderr, "sqsqueue tests need fauxqs (%s is missing): run `make test-deps` (npm ci --prefix tools/node)\n", bin)
-		return 1
-	}
-	port, err := freePort()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "sqsqueue tests: free port:", err)
-		return 1
-	}
-	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(), fmt.Sprintf("FAUXQS_PORT=%d", port), "FAUXQS_HOST=127.0.0.1")
-	var logs strings.Builder
-	cmd.Stdout, cmd.Stderr = &syncWriter{w: &logs}, &syncWriter{w: &logs}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		fmt.Fprintln(os.Stderr, "sqsqueue tests: start fauxqs:", err)
-		return 1
-	}
-	defer func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		_ = cmd.Wait()
-	}()
-	endpoint = fmt.Sprintf("http://127.0.0.1:%d", port)
-	if err := waitReady(endpoint, 20*time.Second); err != nil {
-		fmt.Fprintf(os.Stderr, "sqsqueue tests: fauxqs did not answer: %v\n%s\n", err, logs.String())
-		return 1
-	}
+	defer srv.Stop()
+	endpoint = srv.URL
 	return m.Run()
-}
-
-type syncWriter struct {
-	mu sync.Mutex
-	w  *strings.Builder
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.w.Len() < 64<<10 {
-		s.w.Write(p)
-	}
-	return len(p), nil
-}
-
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory")
-		}
-		dir = parent
-	}
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// waitReady waits until ListQueues succeeds.
-func waitReady(url string, within time.Duration) error {
-	deadline := time.Now().Add(within)
-	c := newClient(url, nil)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_, err := c.ListQueues(ctx, &sqs.ListQueuesInput{})
-		cancel()
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 // newClient is an SQS client for url with static test credentials. A nil
