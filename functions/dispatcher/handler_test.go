@@ -1,0 +1,119 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/regtrigger/regtrigger/internal/delivery"
+	"github.com/regtrigger/regtrigger/internal/emf"
+	"github.com/regtrigger/regtrigger/internal/record"
+)
+
+// scripted answers each task by its id.
+type scripted map[string]delivery.Outcome
+
+func (s scripted) Deliver(_ context.Context, t delivery.Task) delivery.Outcome {
+	out := s[t.ID]
+	out.Task = t
+	out.Task.Attempt++
+	return out
+}
+
+type requeued struct {
+	mu    sync.Mutex
+	tasks map[string]time.Duration
+	err   error
+}
+
+func (r *requeued) requeue(_ context.Context, t delivery.Task, d time.Duration) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err != nil {
+		return r.err
+	}
+	r.tasks[t.ID] = d
+	return nil
+}
+
+var now = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func msg(id, body string, notBefore time.Time) events.SQSMessage {
+	m := events.SQSMessage{MessageId: id, Body: body, MessageAttributes: map[string]events.SQSMessageAttribute{}}
+	if !notBefore.IsZero() {
+		s := notBefore.Format(time.RFC3339)
+		m.MessageAttributes["not_before"] = events.SQSMessageAttribute{StringValue: &s, DataType: "String"}
+	}
+	return m
+}
+
+func testHandler(eng scripted, rq *requeued, metrics *bytes.Buffer) *handler {
+	return &handler{
+		engine: eng,
+		decode: func(body string) (delivery.Task, error) {
+			var t delivery.Task
+			if err := json.Unmarshal([]byte(body), &t); err != nil || t.ID == "" {
+				return t, errors.New("not a task")
+			}
+			return t, nil
+		},
+		notBefore: func(m events.SQSMessage) time.Time {
+			if a, ok := m.MessageAttributes["not_before"]; ok && a.StringValue != nil {
+				t, _ := time.Parse(time.RFC3339, *a.StringValue)
+				return t
+			}
+			return time.Time{}
+		},
+		requeue: rq.requeue, concurrency: 3, logger: slog.New(slog.DiscardHandler), metrics: emf.New(metrics),
+		now: func() time.Time { return now },
+	}
+}
+
+func TestHandleBatch(t *testing.T) {
+	eng := scripted{
+		"ok":    {Record: record.Record{Status: record.Success}},
+		"retry": {Retry: true, Delay: 2 * time.Minute, Record: record.Record{Status: record.Retrying}},
+		"final": {Record: record.Record{Status: record.Failed}},
+	}
+	rq := &requeued{tasks: map[string]time.Duration{}}
+	var metrics bytes.Buffer
+	h := testHandler(eng, rq, &metrics)
+	ev := events.SQSEvent{Records: []events.SQSMessage{
+		msg("m1", `{"id":"ok"}`, time.Time{}),
+		msg("m2", `{"id":"retry"}`, time.Time{}),
+		msg("m3", `{"id":"final"}`, time.Time{}),
+		msg("m4", `garbage`, time.Time{}),
+		msg("m5", `{"id":"early"}`, now.Add(time.Hour)),
+	}}
+	resp, err := h.handle(context.Background(), ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.BatchItemFailures) != 1 || resp.BatchItemFailures[0].ItemIdentifier != "m4" {
+		t.Errorf("failures %+v: only the undecodable message should be reported", resp.BatchItemFailures)
+	}
+	if rq.tasks["retry"] != 2*time.Minute || rq.tasks["early"] != time.Hour || len(rq.tasks) != 2 {
+		t.Errorf("requeued %v", rq.tasks)
+	}
+	if strings.Count(metrics.String(), `"Deliveries":1`) != 3 || !strings.Contains(metrics.String(), `"Undecodable":1`) {
+		t.Errorf("metrics:\n%s", metrics.String())
+	}
+}
+
+func TestRequeueFailureReportsTheMessage(t *testing.T) {
+	eng := scripted{"retry": {Retry: true, Delay: time.Minute}}
+	rq := &requeued{tasks: map[string]time.Duration{}, err: errors.New("queue down")}
+	var metrics bytes.Buffer
+	resp, _ := testHandler(eng, rq, &metrics).handle(context.Background(), events.SQSEvent{Records: []events.SQSMessage{msg("m1", `{"id":"retry"}`, time.Time{})}})
+	if len(resp.BatchItemFailures) != 1 {
+		t.Errorf("a retry that cannot be requeued must leave the message to SQS: %+v", resp)
+	}
+}
