@@ -1,0 +1,427 @@
+package e2e
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/regtrigger/regtrigger/internal/delivery"
+	"github.com/regtrigger/regtrigger/internal/event"
+	"github.com/regtrigger/regtrigger/internal/record"
+	"github.com/regtrigger/regtrigger/internal/signature"
+	"github.com/regtrigger/regtrigger/internal/sqsqueue"
+	"github.com/regtrigger/regtrigger/internal/testserver"
+	"github.com/regtrigger/regtrigger/internal/trigger"
+)
+
+func startLambda(t *testing.T, name string, env []string) *testserver.Lambda {
+	t.Helper()
+	l, err := testserver.StartLambda(bins[name], env...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		l.Stop()
+		if t.Failed() {
+			t.Logf("%s printed:\n%s", name, l.Logs())
+		}
+	})
+	return l
+}
+
+// urlRequest is a Function URL invocation (payload format 2.0).
+func urlRequest(method, path, query string, header map[string]string, body []byte, b64 bool) events.LambdaFunctionURLRequest {
+	req := events.LambdaFunctionURLRequest{
+		Version: "2.0", RawPath: path, RawQueryString: query, Headers: map[string]string{"content-type": "application/json", "user-agent": "Go-http-client/1.1"},
+		RequestContext: events.LambdaFunctionURLRequestContext{
+			RequestID: "url-req-1", HTTP: events.LambdaFunctionURLRequestContextHTTPDescription{Method: method, Path: path, SourceIP: "203.0.113.7"},
+		},
+		Body: string(body), IsBase64Encoded: b64,
+	}
+	if b64 {
+		req.Body = base64.StdEncoding.EncodeToString(body)
+	}
+	for k, v := range header {
+		req.Headers[strings.ToLower(k)] = v
+	}
+	return req
+}
+
+type httpAnswer struct {
+	StatusCode int               `json:"statusCode"`
+	Headers    map[string]string `json:"headers"`
+	Body       string            `json:"body"`
+}
+
+func invokeHTTP(t *testing.T, l *testserver.Lambda, req events.LambdaFunctionURLRequest) (httpAnswer, map[string]any) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var ans httpAnswer
+	if err := l.InvokeJSON(ctx, req, &ans); err != nil {
+		t.Fatalf("invoke: %v", err)
+	}
+	var body map[string]any
+	if err := json.Unmarshal([]byte(ans.Body), &body); err != nil {
+		t.Fatalf("answer body %q: %v", ans.Body, err)
+	}
+	return ans, body
+}
+
+// receive takes the queue's visible messages as an SQS event for the
+// dispatcher, as the event source mapping would build it.
+func (s *stack) receive(t *testing.T, want int) events.SQSEvent {
+	t.Helper()
+	var ev events.SQSEvent
+	deadline := time.Now().Add(10 * time.Second)
+	for len(ev.Records) < want && time.Now().Before(deadline) {
+		out, err := s.sqs.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{
+			QueueUrl: aws.String(s.queueURL), MaxNumberOfMessages: 10, WaitTimeSeconds: 1,
+			MessageAttributeNames: []string{"All"}, MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameAll},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range out.Messages {
+			attrs := map[string]events.SQSMessageAttribute{}
+			for k, v := range m.MessageAttributes {
+				attrs[k] = events.SQSMessageAttribute{DataType: aws.ToString(v.DataType), StringValue: v.StringValue}
+			}
+			ev.Records = append(ev.Records, events.SQSMessage{
+				MessageId: aws.ToString(m.MessageId), ReceiptHandle: aws.ToString(m.ReceiptHandle), Body: aws.ToString(m.Body),
+				MessageAttributes: attrs, EventSource: "aws:sqs", EventSourceARN: "arn:aws:sqs:us-east-1:000000000000:tasks",
+			})
+		}
+	}
+	if len(ev.Records) != want {
+		t.Fatalf("queue holds %d visible messages, want %d", len(ev.Records), want)
+	}
+	return ev
+}
+
+// delayed is the queue's count of messages waiting out a delay.
+func (s *stack) delayed(t *testing.T) int {
+	t.Helper()
+	out, err := s.sqs.GetQueueAttributes(context.Background(), &sqs.GetQueueAttributesInput{
+		QueueUrl: aws.String(s.queueURL), AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameApproximateNumberOfMessagesDelayed},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := strconv.Atoi(out.Attributes[string(types.QueueAttributeNameApproximateNumberOfMessagesDelayed)])
+	return n
+}
+
+func (s *stack) records(t *testing.T, q record.Query) []record.Record {
+	t.Helper()
+	rs, err := s.store.Records().List(context.Background(), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rs
+}
+
+func dispatch(t *testing.T, l *testserver.Lambda, ev events.SQSEvent) events.SQSEventResponse {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var resp events.SQSEventResponse
+	if err := l.InvokeJSON(ctx, ev, &resp); err != nil {
+		t.Fatalf("dispatcher: %v", err)
+	}
+	return resp
+}
+
+// TestLambdaPushToDelivery: a TCR push notification posted to the receiver
+// function's URL becomes one SQS task, which the dispatcher function
+// delivers, signed, to the trigger's webhook, with a success record in
+// DynamoDB and JSON log lines carrying the request id.
+func TestLambdaPushToDelivery(t *testing.T) {
+	s := newStack(t)
+	tg := newTarget(t)
+	s.addTrigger(t, "deploy-nginx", tg.URL+"/hook?token=sekrit-query")
+	s.addTrigger(t, "release-only", tg.URL+"/release", func(tr *trigger.Trigger) { tr.Tag = "release-*" })
+	recv := startLambda(t, "lambda-receiver", s.env())
+	disp := startLambda(t, "lambda-dispatcher", s.env())
+
+	ans, got := invokeHTTP(t, recv, urlRequest("POST", "/v1/notify", "", map[string]string{"Authorization": "Bearer " + registryToken}, body(t, "events/bodies/tcr-push.json"), false))
+	if ans.StatusCode != http.StatusAccepted || got["tasks"] != 1.0 || got["source"] != "tcr" {
+		t.Fatalf("receiver answered %d %s", ans.StatusCode, ans.Body)
+	}
+	if ans.Headers["Content-Type"] != "application/json" {
+		t.Errorf("content type %q", ans.Headers["Content-Type"])
+	}
+	evs := got["events"].([]any)
+	ev0 := evs[0].(map[string]any)
+	taskID := ev0["tasks"].([]any)[0].(map[string]any)["id"].(string)
+	if skipped := ev0["untriggered"].([]any); len(skipped) != 1 || skipped[0].(map[string]any)["trigger"] != "release-only" {
+		t.Errorf("untriggered %v", skipped)
+	}
+
+	batch := s.receive(t, 1)
+	resp := dispatch(t, disp, batch)
+	if len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("failures %+v", resp.BatchItemFailures)
+	}
+	ds := tg.deliveries()
+	if len(ds) != 1 {
+		t.Fatalf("%d deliveries", len(ds))
+	}
+	d := ds[0]
+	if d.header.Get("webhook-id") != taskID || d.header.Get("X-Deploy") != "yes" || !strings.HasPrefix(d.header.Get("User-Agent"), "regtrigger/") {
+		t.Errorf("headers %v", d.header)
+	}
+	secret, _ := signature.ParseSecret(signingSecret)
+	if err := signature.Verify([]signature.Secret{secret}, d.header.Get("webhook-id"), d.header.Get("webhook-timestamp"), d.body, d.header.Get("webhook-signature"), time.Now(), signature.DefaultTolerance); err != nil {
+		t.Errorf("signature: %v", err)
+	}
+	var tcr struct {
+		Type      string `json:"type"`
+		EventData struct {
+			Resources []struct {
+				Tag string `json:"tag"`
+			} `json:"resources"`
+		} `json:"event_data"`
+	}
+	if err := json.Unmarshal(d.body, &tcr); err != nil || tcr.Type != "pushImage" || tcr.EventData.Resources[0].Tag != "v1.10.0" {
+		t.Errorf("body %s (%v)", d.body, err)
+	}
+
+	recs := s.records(t, record.Query{TaskID: taskID})
+	if len(recs) != 1 || recs[0].Status != record.Success || recs[0].HTTPStatus != 200 || recs[0].Attempt != 1 {
+		t.Fatalf("records %+v", recs)
+	}
+	if strings.Contains(recs[0].Target, "sekrit") {
+		t.Errorf("record leaks the query: %q", recs[0].Target)
+	}
+	if un := s.records(t, record.Query{Trigger: "release-only"}); len(un) != 1 || un[0].Status != record.Untriggered {
+		t.Errorf("untriggered records %+v", un)
+	}
+
+	for name, l := range map[string]*testserver.Lambda{"receiver": recv, "dispatcher": disp} {
+		logs := l.Logs()
+		if strings.Contains(logs, "sekrit") || strings.Contains(logs, signingSecret) || strings.Contains(logs, registryToken) {
+			t.Errorf("%s logs leak a secret:\n%s", name, logs)
+		}
+		lines := jsonLines(logs, taskID)
+		if len(lines) == 0 && name == "dispatcher" {
+			t.Errorf("dispatcher logged no line with the task id:\n%s", logs)
+		}
+		for _, line := range lines {
+			var m map[string]any
+			if err := json.Unmarshal([]byte(line), &m); err != nil {
+				t.Errorf("%s: not JSON: %s", name, line)
+			} else if m["requestId"] == nil && m["_aws"] == nil {
+				t.Errorf("%s: a log line without requestId: %s", name, line)
+			}
+		}
+	}
+	if !strings.Contains(recv.Logs(), `"TasksEnqueued":1`) || !strings.Contains(disp.Logs(), `"Deliveries":1`) {
+		t.Errorf("metrics missing:\nreceiver:\n%s\ndispatcher:\n%s", recv.Logs(), disp.Logs())
+	}
+}
+
+// TestLambdaRetryThenFail: a 500 makes the dispatcher send the task back
+// with a delay (a retrying record, attempt 2 in the new message); with the
+// attempt limit reached the task fails for good and nothing is re-sent.
+func TestLambdaRetryThenFail(t *testing.T) {
+	s := newStack(t)
+	tg := newTarget(t, http.StatusInternalServerError)
+	s.addTrigger(t, "deploy-nginx", tg.URL+"/hook")
+	recv := startLambda(t, "lambda-receiver", s.env())
+	disp := startLambda(t, "lambda-dispatcher", s.env())
+
+	ans, _ := invokeHTTP(t, recv, urlRequest("POST", "/v1/notify", "", map[string]string{"Authorization": "Bearer " + registryToken}, body(t, "events/bodies/tcr-push.json"), false))
+	if ans.StatusCode != http.StatusAccepted {
+		t.Fatalf("receiver: %d %s", ans.StatusCode, ans.Body)
+	}
+	batch := s.receive(t, 1)
+	if resp := dispatch(t, disp, batch); len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("a retry scheduled on the queue is a settled message: %+v", resp.BatchItemFailures)
+	}
+	if n := s.delayed(t); n != 1 {
+		t.Fatalf("%d delayed messages, want the retry", n)
+	}
+	recs := s.records(t, record.Query{Trigger: "deploy-nginx"})
+	if len(recs) != 1 || recs[0].Status != record.Retrying || recs[0].HTTPStatus != 500 || recs[0].NextAttemptAt.IsZero() {
+		t.Fatalf("records %+v", recs)
+	}
+
+	// The same message handed to a dispatcher that allows one attempt.
+	last := startLambda(t, "lambda-dispatcher", s.env("MAX_ATTEMPTS=1"))
+	if resp := dispatch(t, last, batch); len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("failures %+v", resp.BatchItemFailures)
+	}
+	if n := s.delayed(t); n != 1 {
+		t.Errorf("%d delayed messages: a failed task must not be re-sent", n)
+	}
+	recs = s.records(t, record.Query{Trigger: "deploy-nginx", Status: record.Failed})
+	if len(recs) != 1 || recs[0].ErrorClass != record.ClassHTTP5xx {
+		t.Errorf("failed records %+v", recs)
+	}
+}
+
+// TestLambdaReceiverAnswers: the receiver function answers like serve —
+// tokens in the header or the query, base64 bodies, duplicates, refusals.
+func TestLambdaReceiverAnswers(t *testing.T) {
+	s := newStack(t)
+	tg := newTarget(t)
+	s.addTrigger(t, "deploy-nginx", tg.URL+"/hook")
+	recv := startLambda(t, "lambda-receiver", s.env())
+	tcr := body(t, "events/bodies/tcr-push.json")
+	bearer := map[string]string{"Authorization": "Bearer " + registryToken}
+
+	tests := []struct {
+		name   string
+		req    events.LambdaFunctionURLRequest
+		status int
+		check  func(t *testing.T, ans httpAnswer, body map[string]any)
+	}{
+		{"bearer token", urlRequest("POST", "/v1/notify", "", bearer, tcr, false), http.StatusAccepted, func(t *testing.T, _ httpAnswer, b map[string]any) {
+			if b["tasks"] != 1.0 {
+				t.Errorf("tasks %v", b["tasks"])
+			}
+		}},
+		{"same notification again", urlRequest("POST", "/v1/notify", "", bearer, tcr, false), http.StatusAccepted, func(t *testing.T, _ httpAnswer, b map[string]any) {
+			ev := b["events"].([]any)[0].(map[string]any)
+			if b["tasks"] != 0.0 || ev["duplicate"] != true {
+				t.Errorf("a duplicate made tasks: %v", b)
+			}
+		}},
+		{"query token, base64 body, forced source", urlRequest("POST", "/v1/notify/harbor", "token="+registryToken, nil, body(t, "events/bodies/harbor-push.json"), true), http.StatusAccepted, nil},
+		{"no token", urlRequest("POST", "/v1/notify", "", nil, tcr, false), http.StatusUnauthorized, func(t *testing.T, a httpAnswer, _ map[string]any) {
+			if !strings.HasPrefix(a.Headers["Www-Authenticate"], "Bearer") {
+				t.Errorf("no WWW-Authenticate: %v", a.Headers)
+			}
+		}},
+		{"wrong token", urlRequest("POST", "/v1/notify", "token=wrong-token-0123456789", nil, tcr, false), http.StatusUnauthorized, nil},
+		{"not JSON", urlRequest("POST", "/v1/notify", "", bearer, []byte("<xml/>"), false), http.StatusBadRequest, nil},
+		{"unknown format", urlRequest("POST", "/v1/notify", "", bearer, []byte(`{"hello":"world"}`), false), http.StatusUnsupportedMediaType, nil},
+		{"unknown source", urlRequest("POST", "/v1/notify/nope", "", bearer, tcr, false), http.StatusNotFound, nil},
+		{"too large", urlRequest("POST", "/v1/notify", "", bearer, []byte(`{"x":"`+strings.Repeat("a", 1<<20)+`"}`), true), http.StatusRequestEntityTooLarge, nil},
+		{"health", urlRequest("GET", "/healthz", "", nil, nil, false), http.StatusOK, nil},
+		{"wrong method", urlRequest("GET", "/v1/notify", "", bearer, nil, false), http.StatusMethodNotAllowed, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ans, b := invokeHTTP(t, recv, tt.req)
+			if ans.StatusCode != tt.status {
+				t.Fatalf("status %d, want %d: %s", ans.StatusCode, tt.status, ans.Body)
+			}
+			if tt.status >= 400 && (b["error"] == nil || b["status"] != float64(tt.status)) {
+				t.Errorf("error answer %s", ans.Body)
+			}
+			if tt.check != nil {
+				tt.check(t, ans, b)
+			}
+		})
+	}
+	// One task: the duplicate made none, and the Harbor body is for a
+	// namespace without triggers.
+	s.receive(t, 1)
+}
+
+// TestLambdaStoreOrQueueDown: with DynamoDB or SQS unreachable the receiver
+// answers 503 (the registry retries) and accepts nothing.
+func TestLambdaStoreOrQueueDown(t *testing.T) {
+	s := newStack(t)
+	tg := newTarget(t)
+	s.addTrigger(t, "deploy-nginx", tg.URL+"/hook")
+	port, err := testserver.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := "http://127.0.0.1:" + strconv.Itoa(port)
+	tcr := body(t, "events/bodies/tcr-push.json")
+	for _, tt := range []struct{ name, env string }{
+		{"dynamodb down", "AWS_ENDPOINT_URL_DYNAMODB=" + closed},
+		{"sqs down", "AWS_ENDPOINT_URL_SQS=" + closed},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			recv := startLambda(t, "lambda-receiver", s.env(tt.env, "AWS_MAX_ATTEMPTS=2"))
+			ans, b := invokeHTTP(t, recv, urlRequest("POST", "/v1/notify", "", map[string]string{"Authorization": "Bearer " + registryToken}, tcr, false))
+			if ans.StatusCode != http.StatusServiceUnavailable || !strings.Contains(b["detail"].(string), "retry") {
+				t.Errorf("answer %d %s", ans.StatusCode, ans.Body)
+			}
+		})
+	}
+	// The SQS failure released its duplicate key: the registry's retry,
+	// once the queue is back, is accepted and queued.
+	recv := startLambda(t, "lambda-receiver", s.env())
+	ans, b := invokeHTTP(t, recv, urlRequest("POST", "/v1/notify", "", map[string]string{"Authorization": "Bearer " + registryToken}, tcr, false))
+	if ans.StatusCode != http.StatusAccepted || b["tasks"] != 1.0 {
+		t.Errorf("retry after the outage: %d %s", ans.StatusCode, ans.Body)
+	}
+}
+
+// TestLambdaDispatcherUndecodable: a message that is not a task is reported
+// as a batch item failure (the redrive policy then dead-letters it); the
+// good message next to it is delivered.
+func TestLambdaDispatcherUndecodable(t *testing.T) {
+	s := newStack(t)
+	tg := newTarget(t)
+	tr := s.addTrigger(t, "deploy-nginx", tg.URL+"/hook")
+	disp := startLambda(t, "lambda-dispatcher", s.env())
+	good, err := sqsqueue.Encode(taskFor(tr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := dispatch(t, disp, events.SQSEvent{Records: []events.SQSMessage{
+		{MessageId: "m-garbage", Body: `{"v":99,"task":{}}`},
+		{MessageId: "m-good", Body: good},
+	}})
+	if len(resp.BatchItemFailures) != 1 || resp.BatchItemFailures[0].ItemIdentifier != "m-garbage" {
+		t.Errorf("failures %+v", resp.BatchItemFailures)
+	}
+	if n := len(tg.deliveries()); n != 1 {
+		t.Errorf("%d deliveries", n)
+	}
+}
+
+// TestLambdaBadConfiguration: a function without its settings stops at
+// start with every problem named, before taking any event.
+func TestLambdaBadConfiguration(t *testing.T) {
+	for _, name := range []string{"lambda-receiver", "lambda-dispatcher"} {
+		t.Run(name, func(t *testing.T) {
+			_, err := testserver.StartLambda(bins[name], "MAX_ATTEMPTS=zero", "AWS_LAMBDA_LOG_FORMAT=JSON")
+			if err == nil {
+				t.Fatal("started without configuration")
+			}
+			for _, want := range []string{"TRIGGERS_TABLE is required", "QUEUE_URL is required", "MAX_ATTEMPTS="} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("missing %q in:\n%v", want, err)
+				}
+			}
+		})
+	}
+}
+
+// TestLambdaUnknownInvocation: an event that is neither HTTP nor
+// EventBridge is a function error, not a silent success.
+func TestLambdaUnknownInvocation(t *testing.T) {
+	s := newStack(t)
+	recv := startLambda(t, "lambda-receiver", s.env())
+	_, err := recv.Invoke(context.Background(), []byte(`{"Records":[]}`))
+	var fe *testserver.FunctionError
+	if !errors.As(err, &fe) || !strings.Contains(fe.Message, "unknown invocation") {
+		t.Errorf("err = %v", err)
+	}
+}
+
+// taskFor is a task of a TCR push of public/nginx:v1.0 for tr.
+func taskFor(tr trigger.Trigger) delivery.Task {
+	ev := event.Event{Source: "tcr", Action: event.PushImage, Namespace: "public", Repository: "nginx", Tag: "v1.0",
+		ResourceURL: "demo.tencentcloudcr.com/public/nginx:v1.0", OccurredAt: time.Now().UTC()}
+	return delivery.NewTask("tsk_e2e_"+strconv.FormatInt(time.Now().UnixNano(), 36), tr, ev, time.Now())
+}
