@@ -24,7 +24,9 @@ type handler struct {
 	// notBefore is when a message's task may go out (zero: now).
 	notBefore func(m events.SQSMessage) time.Time
 	// requeue sends the task back to the queue to be due after delay.
-	requeue     func(ctx context.Context, t delivery.Task, delay time.Duration) error
+	requeue func(ctx context.Context, t delivery.Task, delay time.Duration) error
+	// archive keeps a finished task for `regtrigger redeliver`; nil keeps none.
+	archive     func(ctx context.Context, t delivery.Task) error
 	concurrency int
 	logger      *slog.Logger
 	metrics     *emf.Writer
@@ -82,6 +84,14 @@ func (h *handler) one(ctx context.Context, m events.SQSMessage) bool {
 			// the delivery is repeated (at least once), the attempt not counted.
 			log.LogAttrs(ctx, slog.LevelError, "requeue task for retry", slog.String("error", err.Error()))
 			return false
+		}
+		return true
+	}
+	if h.archive != nil {
+		// Finished: keep it for redelivery. Losing that copy loses no
+		// delivery, so a failure here does not bring the message back.
+		if err := h.archive(ctx, out.Task); err != nil {
+			log.LogAttrs(ctx, slog.LevelWarn, "archive finished task", slog.String("error", err.Error()))
 		}
 	}
 	return true

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -29,9 +30,17 @@ func (s scripted) Deliver(_ context.Context, t delivery.Task) delivery.Outcome {
 }
 
 type requeued struct {
-	mu    sync.Mutex
-	tasks map[string]time.Duration
-	err   error
+	mu       sync.Mutex
+	tasks    map[string]time.Duration
+	archived []string
+	err      error
+}
+
+func (r *requeued) archive(_ context.Context, t delivery.Task) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.archived = append(r.archived, t.ID)
+	return errors.New("archive is down: never fatal")
 }
 
 func (r *requeued) requeue(_ context.Context, t delivery.Task, d time.Duration) error {
@@ -72,7 +81,7 @@ func testHandler(eng scripted, rq *requeued, metrics *bytes.Buffer) *handler {
 			}
 			return time.Time{}
 		},
-		requeue: rq.requeue, concurrency: 3, logger: slog.New(slog.DiscardHandler), metrics: emf.New(metrics),
+		requeue: rq.requeue, archive: rq.archive, concurrency: 3, logger: slog.New(slog.DiscardHandler), metrics: emf.New(metrics),
 		now: func() time.Time { return now },
 	}
 }
@@ -102,6 +111,10 @@ func TestHandleBatch(t *testing.T) {
 	}
 	if rq.tasks["retry"] != 2*time.Minute || rq.tasks["early"] != time.Hour || len(rq.tasks) != 2 {
 		t.Errorf("requeued %v", rq.tasks)
+	}
+	sort.Strings(rq.archived)
+	if strings.Join(rq.archived, ",") != "final,ok" {
+		t.Errorf("archived %v: only finished tasks are kept", rq.archived)
 	}
 	if strings.Count(metrics.String(), `"Deliveries":1`) != 3 || !strings.Contains(metrics.String(), `"Undecodable":1`) {
 		t.Errorf("metrics:\n%s", metrics.String())

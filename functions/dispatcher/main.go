@@ -57,6 +57,7 @@ func newHandler(ctx context.Context, getenv func(string) string, logger *slog.Lo
 		decode:      sqsqueue.Decode,
 		notBefore:   notBefore,
 		requeue:     stack.Queue.Reschedule,
+		archive:     stack.Store.Records().Archive,
 		concurrency: cfg.Concurrency,
 		logger:      logger,
 		metrics:     emf.New(os.Stdout),

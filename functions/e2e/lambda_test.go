@@ -205,6 +205,9 @@ func TestLambdaPushToDelivery(t *testing.T) {
 	if strings.Contains(recs[0].Target, "sekrit") {
 		t.Errorf("record leaks the query: %q", recs[0].Target)
 	}
+	if task, err := s.store.Records().Archived(context.Background(), taskID); err != nil || task.Attempt != 1 {
+		t.Errorf("finished task not kept for redelivery: %+v, %v", task, err)
+	}
 	if un := s.records(t, record.Query{Trigger: "release-only"}); len(un) != 1 || un[0].Status != record.Untriggered {
 		t.Errorf("untriggered records %+v", un)
 	}
