@@ -31,12 +31,22 @@ type Received struct {
 // Received messages stay invisible for the queue's visibility timeout;
 // Delete them once settled.
 func (q *Queue) Receive(ctx context.Context, n int, wait time.Duration) ([]Received, error) {
-	out, err := q.Client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
+	return q.receive(ctx, n, wait, 0)
+}
+
+// receive is Receive with the messages hidden for visibility instead of the
+// queue's visibility timeout (0 keeps the queue's).
+func (q *Queue) receive(ctx context.Context, n int, wait, visibility time.Duration) ([]Received, error) {
+	in := &sqs.ReceiveMessageInput{
 		QueueUrl:              aws.String(q.URL),
 		MaxNumberOfMessages:   int32(min(max(n, 1), MaxBatchEntries)),
 		WaitTimeSeconds:       seconds(min(max(wait, 0), 20*time.Second)),
 		MessageAttributeNames: []string{"All"},
-	})
+	}
+	if visibility > 0 {
+		in.VisibilityTimeout = seconds(min(visibility, MaxVisibilityTimeout))
+	}
+	out, err := q.Client.ReceiveMessage(ctx, in)
 	if err != nil {
 		return nil, fmt.Errorf("sqs receive: %w", err)
 	}
