@@ -12,6 +12,7 @@ require (
 	github.com/aws/smithy-go v1.28.8
 	github.com/gobwas/glob v0.2.3
 	github.com/spf13/cobra v1.10.2
+	github.com/tencentyun/scf-go-lib v0.0.0-20230904103145-13c9a7eeca80
 	go.etcd.io/bbolt v1.5.0
 	golang.org/x/net v0.62.0
 	gopkg.in/yaml.v3 v3.0.1

@@ -1,3 +1,5 @@
+//go:build !scf
+
 package main
 
 import (

@@ -1,3 +1,5 @@
+//go:build !scf
+
 // Command dispatcher is regtrigger's queue-triggered Lambda function: the SQS
 // event source hands it batches of delivery tasks; it makes each guarded
 // webhook call through the delivery engine, writes the log records to

@@ -428,3 +428,17 @@ func taskFor(tr trigger.Trigger) delivery.Task {
 		ResourceURL: "demo.tencentcloudcr.com/public/nginx:v1.0", OccurredAt: time.Now().UTC()}
 	return delivery.NewTask("tsk_e2e_"+strconv.FormatInt(time.Now().UnixNano(), 36), tr, ev, time.Now())
 }
+
+// receive0 counts the visible and in-flight messages of the queue.
+func (s *stack) receive0(t *testing.T) int {
+	t.Helper()
+	out, err := s.sqs.GetQueueAttributes(context.Background(), &sqs.GetQueueAttributesInput{
+		QueueUrl: aws.String(s.queueURL), AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameApproximateNumberOfMessages, types.QueueAttributeNameApproximateNumberOfMessagesNotVisible},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := strconv.Atoi(out.Attributes[string(types.QueueAttributeNameApproximateNumberOfMessages)])
+	b, _ := strconv.Atoi(out.Attributes[string(types.QueueAttributeNameApproximateNumberOfMessagesNotVisible)])
+	return a + b
+}

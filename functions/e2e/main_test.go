@@ -58,8 +58,8 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	for _, b := range builds {
-		bin, err := testserver.Build(dir, b.pkg, b.tags...)
-		if err != nil {
+		bin := filepath.Join(dir, b.name)
+		if err := testserver.Build(bin, b.pkg, b.tags...); err != nil {
 			fmt.Fprintln(os.Stderr, "e2e:", err)
 			return 1
 		}
@@ -76,6 +76,8 @@ var builds = []struct {
 }{
 	{"lambda-receiver", "./functions/receiver", []string{"lambda.norpc"}},
 	{"lambda-dispatcher", "./functions/dispatcher", []string{"lambda.norpc"}},
+	{"scf-receiver", "./functions/receiver", []string{"scf"}},
+	{"scf-dispatcher", "./functions/dispatcher", []string{"scf"}},
 }
 
 // Secrets of the tests' registries and triggers.

@@ -1,3 +1,5 @@
+//go:build !scf
+
 // Command receiver is regtrigger's HTTP-triggered Lambda function: registries
 // post notifications to its Function URL (or an API Gateway HTTP API route);
 // it authenticates them, matches the namespace's triggers from DynamoDB and

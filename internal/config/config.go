@@ -32,7 +32,17 @@ const (
 	EnvMaxAttempts     = "MAX_ATTEMPTS" // default 8
 	EnvConcurrency     = "CONCURRENCY"  // deliveries at once in one batch, default 10
 	EnvLogLevel        = "LOG_LEVEL"    // debug, info, warn, error
+	EnvDrainIdle       = "DRAIN_IDLE"   // SCF timer dispatcher: stop after this long without work (Go duration, default 0 = never)
 )
+
+// Env lists every environment variable FromEnv reads. The deployment
+// templates' tests (internal/deploy) check that the functions are given
+// only variables from this list.
+var Env = []string{
+	EnvRegistries, EnvTriggersTable, EnvRecordsTable, EnvDedupeTable, EnvQueueURL,
+	EnvTriggerCacheTTL, EnvDedupeWindow, EnvRetentionDays, EnvAllowPrivate,
+	EnvMaxAttempts, EnvConcurrency, EnvLogLevel, EnvDrainIdle,
+}
 
 // Config is everything either function needs; each reads its part.
 type Config struct {
@@ -48,6 +58,9 @@ type Config struct {
 	MaxAttempts     int
 	Concurrency     int
 	LogLevel        slog.Level
+	// DrainIdle ends an SCF timer invocation early once the queue has given
+	// no work for this long (0: drain for the whole time budget).
+	DrainIdle time.Duration
 }
 
 // FromEnv reads the configuration. required names the variables the
@@ -90,6 +103,7 @@ func FromEnv(getenv func(string) string, required ...string) (Config, error) {
 	}
 	duration(EnvTriggerCacheTTL, &c.TriggerCacheTTL, time.Hour)
 	duration(EnvDedupeWindow, &c.DedupeWindow, 24*time.Hour)
+	duration(EnvDrainIdle, &c.DrainIdle, 15*time.Minute)
 	integer := func(name string, dst *int, lo, hi int) {
 		if v := getenv(name); v != "" {
 			n, err := strconv.Atoi(v)

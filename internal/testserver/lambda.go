@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -245,21 +244,20 @@ func (l *Lambda) serve(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// Build builds the main package pkg (e.g. "./functions/receiver") with the
-// build tags given (the Makefile builds Lambda functions with lambda.norpc,
-// which drops aws-lambda-go's legacy RPC mode) for this machine, into dir,
-// and returns the binary's path.
-func Build(dir, pkg string, tags ...string) (string, error) {
+// Build builds the main package pkg (e.g. "./functions/receiver") for this
+// machine into the file out, with the build tags given (the Makefile builds
+// Lambda functions with lambda.norpc, which drops aws-lambda-go's legacy RPC
+// mode, and SCF functions with scf).
+func Build(out, pkg string, tags ...string) error {
 	root, err := RepoRoot()
 	if err != nil {
-		return "", err
+		return err
 	}
-	bin := filepath.Join(dir, strings.ReplaceAll(strings.Trim(pkg, "./"), "/", "-"))
-	cmd := exec.Command("go", "build", "-tags", strings.Join(tags, ","), "-o", bin, pkg)
+	cmd := exec.Command("go", "build", "-tags", strings.Join(tags, ","), "-o", out, pkg)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build -tags %s %s: %v\n%s", strings.Join(tags, ","), pkg, err, b)
 	}
-	return bin, nil
+	return nil
 }
