@@ -11,24 +11,32 @@
 // gives zero events and no error.
 //
 // Names: registries that send the repository as one full path
-// (Distribution) are split at the first "/": the first segment is the
-// namespace, the rest the repository ("team/sub/app" is namespace "team",
-// repository "sub/app"); a one-segment name goes to namespace "library",
-// Docker's convention ("app" is "library"/"app"). Registries that send the
-// namespace themselves (TCR, Harbor, Aliyun, Docker Hub) are taken as sent.
+// (Distribution, Azure, ECR, JFrog, Nexus) are split at the first "/": the
+// first segment is the namespace, the rest the repository ("team/sub/app" is
+// namespace "team", repository "sub/app"); a one-segment name goes to
+// namespace "library", Docker's convention ("app" is "library"/"app").
+// Google's fully qualified references drop the host first (the namespace is
+// the project). Registries that send the namespace themselves (TCR, Harbor,
+// Aliyun, Docker Hub, Quay, GHCR's owner) are taken as sent.
 //
 // Times: Aliyun ACR sends "YYYY-MM-DD HH:MM:SS" without a zone; regtrigger
 // reads it as China Standard Time (UTC+8, a fixed zone, no tzdata needed),
 // the zone of Aliyun's console. Every OccurredAt is in UTC; a body without a
-// time gets the time it was received. A time outside the years 1–9999 (which
-// an Event could not carry as JSON) makes the body malformed.
+// time (Quay, JFrog, a GHCR body with zero times) gets the time it was
+// received. A time outside the years 1–9999 (which an Event could not carry
+// as JSON) makes the body malformed.
 //
-// Event types: an action a format defines but regtrigger does not trigger
-// on (Distribution "mount", Harbor scans and quotas) gives zero events. A
-// Harbor or TCR "type" that is not known at all is refused with
-// ErrUnsupportedEvent (which is also an ErrMalformed), so a new registry
-// version shows up in the registry's own webhook log instead of being
-// dropped in silence; a missing type is malformed.
+// Event types: an event type a format defines but regtrigger does not
+// trigger on (Distribution "mount", Harbor scans and quotas, ECR scans, Azure
+// quarantine and ping, a GitHub ping) gives zero events. A type that is not
+// known at all is refused with ErrUnsupportedEvent (which is also an
+// ErrMalformed), so a new registry version shows up in the registry's own
+// webhook log instead of being dropped in silence; a missing type is
+// malformed.
+//
+// Bodies are JSON objects, except Azure Event Grid's, which deliver a JSON
+// array of events: a top-level array is offered only to the formats that
+// accept one.
 //
 // Adding a registry is one file: a detect and a parse function, and one line
 // in the parsers table. See docs/registries.md.
@@ -62,7 +70,8 @@ var (
 	ErrUnknownSource = errors.New("unknown registry source")
 	// ErrUnknownFormat: the body is JSON but matches no known format.
 	ErrUnknownFormat = errors.New("unknown registry format")
-	// ErrNotJSON: the body is empty or not a JSON object.
+	// ErrNotJSON: the body is empty, not JSON, or neither a JSON object nor
+	// an array of JSON objects.
 	ErrNotJSON = errors.New("body is not a JSON object")
 	// ErrMalformed: the format is known (detected or forced) but the body
 	// lacks what an event needs, or has a field of the wrong type.
@@ -107,6 +116,23 @@ func (o object) has(keys ...string) bool {
 	return true
 }
 
+// keysWithin reports whether o has no key other than the given ones.
+func keysWithin(o object, keys ...string) bool {
+	for k := range o {
+		found := false
+		for _, want := range keys {
+			if k == want {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
 // str returns a top-level string field ("" when absent or not a string).
 func (o object) str(key string) string {
 	var s string
@@ -129,21 +155,39 @@ func (o object) sub(key string) object {
 // detect and parse functions, and one line in parsers.
 type parser struct {
 	name string
-	// detect reports whether a body looks like this format. It must be
-	// cheap and must not claim bodies of other formats.
+	// detect reports whether a body that is a JSON object looks like this
+	// format. It must be cheap and must not claim bodies of other formats.
 	detect func(o object, h http.Header) bool
+	// detectArray, for the formats that may send a JSON array of events at
+	// the top level (Azure Event Grid), reports whether such a body is
+	// theirs; nil for every other format.
+	detectArray func(items []object, h http.Header) bool
 	// parse turns the body into events.
 	parse func(n Notification) ([]event.Event, error)
 }
 
-// parsers in detection order: the most specific shapes first.
+// parsers in detection order: the most specific shapes first. Formats found
+// by a header (GHCR, Nexus) or a fixed field value (ECR's source, Pub/Sub's
+// envelope) come before the shapes recognised by keys alone. When a source
+// has several shapes, its first line is the one a forced source falls back
+// to, so that parser explains what is missing (Azure: the webhook; Google:
+// the Pub/Sub envelope); the shapes of one source never overlap.
 var parsers = []parser{
-	{"distribution", detectDistribution, parseDistribution},
-	{"tcr", detectTCR, parseTCR},
-	{"harbor", detectHarbor, parseHarbor},
-	{"harbor", detectHarborCloudEvents, parseHarborCloudEvents},
-	{"acr", detectACR, parseACR},
-	{"dockerhub", detectDockerHub, parseDockerHub},
+	{name: "ghcr", detect: detectGHCR, parse: parseGHCR},
+	{name: "nexus", detect: detectNexus, parse: parseNexus},
+	{name: "ecr", detect: detectECR, parse: parseECR},
+	{name: "gar", detect: detectPubSub, parse: parsePubSub},
+	{name: "distribution", detect: detectDistribution, parse: parseDistribution},
+	{name: "tcr", detect: detectTCR, parse: parseTCR},
+	{name: "harbor", detect: detectHarbor, parse: parseHarbor},
+	{name: "harbor", detect: detectHarborCloudEvents, parse: parseHarborCloudEvents},
+	{name: "azure", detect: detectAzureWebhook, parse: parseAzureWebhook},
+	{name: "azure", detect: detectEventGrid, detectArray: detectEventGridArray, parse: parseEventGrid},
+	{name: "jfrog", detect: detectJFrog, parse: parseJFrog},
+	{name: "acr", detect: detectACR, parse: parseACR},
+	{name: "dockerhub", detect: detectDockerHub, parse: parseDockerHub},
+	{name: "quay", detect: detectQuay, parse: parseQuay},
+	{name: "gar", detect: detectGARMessage, parse: parseGARMessage},
 }
 
 // Sources returns the source names parsers exist for, sorted.
@@ -160,23 +204,58 @@ func Sources() []string {
 	return out
 }
 
-// decode reads the top level of a body.
-func decode(body []byte) (object, error) {
+// top is a body decoded one level deep: a JSON object, or a JSON array
+// whose elements are all objects.
+type top struct {
+	obj   object   // the body, when it is an object
+	items []object // the body's elements, when it is an array (never empty)
+}
+
+// decode reads the top level of a body. An array is accepted only when it
+// holds objects, and only formats with a detectArray see it; every other
+// array is ErrNotJSON, as before arrays were accepted at all.
+func decode(body []byte) (top, error) {
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 {
-		return nil, fmt.Errorf("%w: the body is empty", ErrNotJSON)
+		return top{}, fmt.Errorf("%w: the body is empty", ErrNotJSON)
 	}
-	if trimmed[0] != '{' {
-		if json.Valid(trimmed) {
-			return nil, fmt.Errorf("%w: found a JSON %s at the top level", ErrNotJSON, jsonKind(trimmed[0]))
+	switch trimmed[0] {
+	case '{':
+		var o object
+		if err := json.Unmarshal(trimmed, &o); err != nil {
+			return top{}, fmt.Errorf("%w: %v", ErrNotJSON, err)
 		}
-		return nil, fmt.Errorf("%w: it does not start with '{'", ErrNotJSON)
+		return top{obj: o}, nil
+	case '[':
+		var raws []json.RawMessage
+		if err := json.Unmarshal(trimmed, &raws); err != nil {
+			return top{}, fmt.Errorf("%w: %v", ErrNotJSON, err)
+		}
+		items := make([]object, 0, len(raws))
+		for _, r := range raws {
+			var o object
+			if len(r) == 0 || r[0] != '{' || json.Unmarshal(r, &o) != nil {
+				break
+			}
+			items = append(items, o)
+		}
+		if len(items) == 0 || len(items) != len(raws) {
+			return top{}, fmt.Errorf("%w: found a JSON array at the top level, and not one of JSON objects", ErrNotJSON)
+		}
+		return top{items: items}, nil
 	}
-	var o object
-	if err := json.Unmarshal(trimmed, &o); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrNotJSON, err)
+	if json.Valid(trimmed) {
+		return top{}, fmt.Errorf("%w: found a JSON %s at the top level", ErrNotJSON, jsonKind(trimmed[0]))
 	}
-	return o, nil
+	return top{}, fmt.Errorf("%w: it does not start with '{'", ErrNotJSON)
+}
+
+// claims reports whether p claims a decoded body.
+func (p parser) claims(t top, h http.Header) bool {
+	if t.items != nil {
+		return p.detectArray != nil && p.detectArray(t.items, h)
+	}
+	return p.detect(t.obj, h)
 }
 
 func jsonKind(c byte) string {
@@ -197,15 +276,28 @@ func jsonKind(c byte) string {
 
 // detect returns the first parser that claims the body.
 func detect(n Notification) (parser, error) {
-	o, err := decode(n.Body)
+	t, err := decode(n.Body)
 	if err != nil {
 		return parser{}, err
 	}
 	for _, p := range parsers {
-		if p.detect(o, n.Header) {
+		if p.claims(t, n.Header) {
 			return p, nil
 		}
 	}
+	seen := "a JSON object with keys " + keyList(t.obj)
+	if t.items != nil {
+		seen = fmt.Sprintf("a JSON array of %d objects (the first with keys %s)", len(t.items), keyList(t.items[0]))
+	}
+	if ct := n.Header.Get("Content-Type"); ct != "" {
+		seen += fmt.Sprintf(" (Content-Type %q)", ct)
+	}
+	return parser{}, fmt.Errorf("%w: %s matches no registry format regtrigger knows (%s); force one with /v1/notify/{source} or --source",
+		ErrUnknownFormat, seen, strings.Join(Sources(), ", "))
+}
+
+// keyList names the keys of an object, sorted, for error messages.
+func keyList(o object) string {
 	keys := make([]string, 0, len(o))
 	for k := range o {
 		keys = append(keys, k)
@@ -214,16 +306,12 @@ func detect(n Notification) (parser, error) {
 	if len(keys) > 12 {
 		keys = append(keys[:12], "...")
 	}
-	seen := fmt.Sprintf("a JSON object with keys %v", keys)
-	if ct := n.Header.Get("Content-Type"); ct != "" {
-		seen += fmt.Sprintf(" (Content-Type %q)", ct)
-	}
-	return parser{}, fmt.Errorf("%w: %s matches no registry format regtrigger knows (%s); force one with /v1/notify/{source} or --source",
-		ErrUnknownFormat, seen, strings.Join(Sources(), ", "))
+	return fmt.Sprint(keys)
 }
 
 // Detect returns the source name of a body. The error wraps ErrNotJSON when
-// the body is not a JSON object, ErrUnknownFormat when it matches no format.
+// the body is not a JSON object (nor an array of them), ErrUnknownFormat
+// when it matches no format.
 func Detect(n Notification) (string, error) {
 	p, err := detect(n)
 	if err != nil {
@@ -255,19 +343,29 @@ func Parse(n Notification, source string) ([]event.Event, error) {
 	if len(candidates) == 0 {
 		return nil, fmt.Errorf("%w %q: known sources are %s", ErrUnknownSource, source, strings.Join(Sources(), ", "))
 	}
-	o, err := decode(n.Body)
+	t, err := decode(n.Body)
 	if err != nil {
 		return nil, err
 	}
-	// A forced source with several shapes (harbor: default or CloudEvents)
-	// still picks the shape that fits; the first is the fallback, so its
-	// parser explains what is missing.
-	p := candidates[0]
-	for _, c := range candidates {
-		if c.detect(o, n.Header) {
-			p = c
+	// A forced source with several shapes (harbor: default or CloudEvents;
+	// azure: webhook or Event Grid) still picks the shape that fits; the
+	// first is the fallback, so its parser explains what is missing. An
+	// array goes only to a shape that accepts arrays.
+	var p *parser
+	for i, c := range candidates {
+		if t.items != nil && c.detectArray == nil {
+			continue
+		}
+		if p == nil {
+			p = &candidates[i]
+		}
+		if c.claims(t, n.Header) {
+			p = &candidates[i]
 			break
 		}
+	}
+	if p == nil {
+		return nil, fmt.Errorf("%w: found a JSON array at the top level; %s sends a JSON object", ErrNotJSON, source)
 	}
 	return finish(p.parse(n))
 }
@@ -283,17 +381,32 @@ func finish(evs []event.Event, err error) ([]event.Event, error) {
 // unmarshal decodes a body into v, turning type errors into a ParseError
 // naming the field and the JSON kinds involved.
 func unmarshal(source string, body []byte, v any) error {
-	err := json.Unmarshal(body, v)
+	return unmarshalAt(source, "", body, v)
+}
+
+// unmarshalAt is unmarshal for JSON found inside a body (an Event Grid
+// event's data string, a Pub/Sub message's decoded data): where names it
+// ("data", "message.data", "[2]"), and prefixes the fields errors name.
+func unmarshalAt(source, where string, b []byte, v any) error {
+	err := json.Unmarshal(b, v)
 	if err == nil {
 		return nil
 	}
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
 		field := te.Field
-		if field == "" {
+		switch {
+		case field == "" && where == "":
 			field = "the body"
+		case field == "":
+			field = where
+		case where != "":
+			field = where + "." + field
 		}
 		return malformed(source, "%s: want a JSON %s, found a JSON %s", field, kindOf(te.Type), te.Value)
+	}
+	if where != "" {
+		return malformed(source, "%s: %v", where, err)
 	}
 	return malformed(source, "%v", err)
 }
