@@ -25,7 +25,7 @@ type bodyFlags struct {
 
 func (f *bodyFlags) register(c *cobra.Command) {
 	c.Flags().StringVar(&f.source, "source", "", "force the registry format instead of detecting it (one of: "+strings.Join(registry.Sources(), ", ")+")")
-	c.Flags().StringArrayVarP(&f.headers, "header", "H", nil, `a request header the registry sent, "Name: value" (repeatable; e.g. the Content-Type of a Distribution envelope)`)
+	c.Flags().StringArrayVarP(&f.headers, "header", "H", nil, `a request header the registry sent, "Name: value" (repeatable; e.g. the Content-Type of a Distribution envelope, GitHub's X-GitHub-Event, Nexus's X-Nexus-Webhook-Id)`)
 }
 
 // readEvents reads a body from the file named in args (or stdin for none or
