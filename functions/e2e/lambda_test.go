@@ -19,6 +19,7 @@ import (
 	"github.com/regtrigger/regtrigger/internal/delivery"
 	"github.com/regtrigger/regtrigger/internal/event"
 	"github.com/regtrigger/regtrigger/internal/record"
+	"github.com/regtrigger/regtrigger/internal/registry"
 	"github.com/regtrigger/regtrigger/internal/signature"
 	"github.com/regtrigger/regtrigger/internal/sqsqueue"
 	"github.com/regtrigger/regtrigger/internal/testserver"
@@ -441,4 +442,45 @@ func (s *stack) receive0(t *testing.T) int {
 	a, _ := strconv.Atoi(out.Attributes[string(types.QueueAttributeNameApproximateNumberOfMessages)])
 	b, _ := strconv.Atoi(out.Attributes[string(types.QueueAttributeNameApproximateNumberOfMessagesNotVisible)])
 	return a + b
+}
+
+// TestLambdaEventBridgeECR: an EventBridge rule invoking the receiver
+// directly with an ECR push queues a task (no token: IAM authorised the
+// invocation); with the store down the invocation fails so that Lambda
+// retries it.
+func TestLambdaEventBridgeECR(t *testing.T) {
+	s := newStack(t)
+	tg := newTarget(t)
+	ecr := body(t, "internal/registry/testdata/registry-payloads/aws-ecr/image-action-push.json")
+	evs, err := registry.Parse(registry.Notification{Body: ecr}, "ecr")
+	if err != nil || len(evs) != 1 {
+		t.Fatalf("parse the fixture: %v", err)
+	}
+	s.addTrigger(t, "ecr-push", tg.URL+"/hook", func(tr *trigger.Trigger) {
+		tr.Namespace, tr.Repository, tr.Tag = evs[0].Namespace, evs[0].Repository, ""
+	})
+	recv := startLambda(t, "lambda-receiver", s.env())
+	out, err := recv.Invoke(context.Background(), ecr)
+	if err != nil {
+		t.Fatalf("invoke: %v", err)
+	}
+	if string(out) != "null" {
+		t.Errorf("answer %s", out)
+	}
+	batch := s.receive(t, 1)
+	task, err := sqsqueue.Decode(batch.Records[0].Body)
+	if err != nil || task.Event.Source != "ecr" || task.Event.ResourceURL == "" {
+		t.Errorf("task %+v, %v", task.Event, err)
+	}
+
+	port, err := testserver.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := startLambda(t, "lambda-receiver", s.env("AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:"+strconv.Itoa(port), "AWS_MAX_ATTEMPTS=1"))
+	_, err = down.Invoke(context.Background(), ecr)
+	var fe *testserver.FunctionError
+	if !errors.As(err, &fe) || !strings.Contains(fe.Message, "retry") {
+		t.Errorf("store down: err = %v, want a function error so Lambda retries", err)
+	}
 }

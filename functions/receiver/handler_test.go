@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"os"
@@ -127,12 +128,48 @@ func TestResponseHeaders(t *testing.T) {
 	}
 }
 
-func TestEventBridgeRefusedEventIsNotRetried(t *testing.T) {
-	h, q, _ := newTestHandler(t, fakeTriggers{})
-	bad := []byte(`{"version":"0","id":"x","detail-type":"ECR Image Action","source":"aws.ecr","detail":{"action-type":"PUSH"}}`)
-	if _, err := h.invoke(context.Background(), bad); err != nil || len(q.tasks) != 0 {
-		t.Errorf("err = %v, %d tasks", err, len(q.tasks))
+func TestEventBridgeInvocations(t *testing.T) {
+	push, err := os.ReadFile("../../internal/registry/testdata/registry-payloads/aws-ecr/image-action-push.json")
+	if err != nil {
+		t.Fatal(err)
 	}
+	tests := []struct {
+		name     string
+		triggers receiver.Triggers
+		body     []byte
+		retry    bool
+		tasks    int
+	}{
+		{"push enqueued", ecrTriggers{}, push, false, 1},
+		{"store down is retried", fakeTriggers{err: errors.New("dynamodb down")}, push, true, 0},
+		{"refused event is not retried", ecrTriggers{}, []byte(`{"version":"0","id":"x","detail-type":"ECR Image Action","source":"aws.ecr","detail":{"action-type":"PUSH"}}`), false, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h, q, metrics := newTestHandler(t, tt.triggers)
+			out, err := h.invoke(context.Background(), tt.body)
+			if out != nil || errors.Is(err, errRetry) != tt.retry || (!tt.retry && err != nil) {
+				t.Fatalf("invoke = %v, %v; want retry %v", out, err, tt.retry)
+			}
+			if len(q.tasks) != tt.tasks {
+				t.Errorf("%d tasks, want %d", len(q.tasks), tt.tasks)
+			}
+			if tt.tasks > 0 && (q.tasks[0].Event.Source != "ecr" || q.tasks[0].Event.ResourceURL == "") {
+				t.Errorf("task event %+v", q.tasks[0].Event)
+			}
+			if !strings.Contains(metrics.String(), `"Notifications":1`) {
+				t.Errorf("metrics %s", metrics)
+			}
+		})
+	}
+}
+
+// ecrTriggers has one trigger for every repository of the namespace the
+// ECR fixture's repository splits into.
+type ecrTriggers struct{}
+
+func (ecrTriggers) Namespace(_ context.Context, ns string) ([]trigger.Trigger, error) {
+	return []trigger.Trigger{{Name: "ecr", Enabled: true, Actions: []event.Action{event.PushImage}, Namespace: ns, URL: "https://example.com/hook", Format: payload.TCR}}, nil
 }
 
 func TestUnknownInvocations(t *testing.T) {
