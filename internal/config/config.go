@@ -20,7 +20,7 @@ import (
 
 // Environment variable names.
 const (
-	EnvRegistries      = "REGTRIGGER_REGISTRIES" // name[:source]=token[,token2];...
+	EnvRegistries      = "REGTRIGGER_REGISTRIES" // auth.SpecSyntax entries separated by ';' (docs/authentication.md)
 	EnvTriggersTable   = "TRIGGERS_TABLE"
 	EnvRecordsTable    = "RECORDS_TABLE"
 	EnvDedupeTable     = "DEDUPE_TABLE"
@@ -86,6 +86,11 @@ func FromEnv(getenv func(string) string, required ...string) (Config, error) {
 	c.QueueURL = getenv(EnvQueueURL)
 	if v := getenv(EnvRegistries); v != "" {
 		regs, err := auth.ParseSpec(v)
+		if err == nil {
+			// Validated here too (secret lengths, max-age ranges), so a bad
+			// entry is reported with every other problem at start.
+			_, err = auth.New(regs)
+		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", EnvRegistries, err))
 		}
