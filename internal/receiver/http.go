@@ -12,20 +12,26 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/regtrigger/regtrigger/internal/auth"
+	"github.com/regtrigger/regtrigger/internal/registry"
 )
 
 // Endpoint is the receiver's HTTP face, independent of how the request
 // arrived (net/http for serve, a Lambda Function URL or API Gateway event, an
 // SCF API Gateway event):
 //
-//	POST /v1/notify           format detected from the body ("/" too, for a bare function URL)
-//	POST /v1/notify/{source}  format forced
-//	GET  /healthz             200 when the store answers
+//	POST    /v1/notify           format detected from the body ("/" too, for a bare function URL)
+//	POST    /v1/notify/{source}  format forced
+//	OPTIONS the same paths       the CloudEvents webhook validation handshake (Azure Event Grid)
+//	GET     /healthz             200 when the store answers
 //
-// Every platform adapter builds an Inbound and sends back the Response, so
-// the answers are the same everywhere.
+// A notification is authenticated on its raw body (signatures) before
+// anything parses it. An Azure Event Grid subscription-validation event is
+// answered after authentication instead of being parsed into events. Every
+// platform adapter builds an Inbound and sends back the Response, headers
+// included, so the answers are the same everywhere.
 type Endpoint struct {
 	Service *Service
 	Auth    *auth.Authenticator
@@ -48,6 +54,9 @@ type Inbound struct {
 	Loopback bool
 }
 
+// allowNotify is the Allow header of the notification paths.
+var allowNotify = http.Header{"Allow": {"POST, OPTIONS"}}
+
 // Handle answers one request.
 func (e *Endpoint) Handle(ctx context.Context, in Inbound) Response {
 	if in.ID == "" {
@@ -65,8 +74,10 @@ func (e *Endpoint) Handle(ctx context.Context, in Inbound) Response {
 	default:
 		return ErrorResponse(http.StatusNotFound, "not found", "post notifications to /v1/notify or /v1/notify/{source}")
 	}
-	if in.Method != http.MethodPost {
-		return ErrorResponse(http.StatusMethodNotAllowed, "method not allowed", "registries POST notifications")
+	if in.Method != http.MethodPost && in.Method != http.MethodOptions {
+		resp := ErrorResponse(http.StatusMethodNotAllowed, "method not allowed", "registries POST notifications")
+		resp.Header = allowNotify.Clone()
+		return resp
 	}
 	source := strings.TrimPrefix(strings.TrimPrefix(path, "/v1/notify"), "/")
 	if strings.Contains(source, "/") {
@@ -75,27 +86,98 @@ func (e *Endpoint) Handle(ctx context.Context, in Inbound) Response {
 	if in.Header == nil {
 		in.Header = http.Header{}
 	}
-	reg, err := e.Auth.Check(auth.Credentials{Header: in.Header, Query: in.Query, Loopback: in.Loopback})
-	if err != nil {
-		status := http.StatusUnauthorized
-		if errors.Is(err, auth.ErrLoopbackOnly) {
-			status = http.StatusForbidden
-		}
-		log.LogAttrs(ctx, slog.LevelWarn, "notification refused", slog.Int("status", status), slog.String("error", err.Error()))
-		resp := ErrorResponse(status, http.StatusText(status), err.Error())
-		if status == http.StatusUnauthorized {
-			resp.Header = http.Header{"Www-Authenticate": {`Bearer realm="regtrigger"`}}
-		}
-		return resp
+	tooLarge := in.TooLarge || len(in.Body) > MaxBody
+	reg, err := e.Auth.Check(auth.Credentials{Header: in.Header, Query: in.Query, Body: in.Body, Loopback: in.Loopback})
+	// A signature cannot match a body that was cut (or not passed) for
+	// being too large: that is a 413, not a 401 that would send the
+	// operator after a secret that is fine. Without a well-formed signature
+	// the request is refused as unauthenticated first, as for tokens.
+	if err != nil && !(tooLarge && errors.Is(err, auth.ErrBadSignature)) {
+		return refuse(ctx, log, err)
 	}
-	if in.TooLarge || len(in.Body) > MaxBody {
+	if tooLarge {
 		log.LogAttrs(ctx, slog.LevelWarn, "notification refused", slog.Int("status", http.StatusRequestEntityTooLarge))
 		return ErrorResponse(http.StatusRequestEntityTooLarge, "body too large", "a notification may be at most 1 MiB")
+	}
+	log = log.With(slog.String("sender", reg.Name))
+	log.LogAttrs(ctx, slog.LevelDebug, "sender authenticated", slog.String("scheme", string(reg.Scheme)))
+	if in.Method == http.MethodOptions {
+		return webhookValidation(ctx, log, in.Header)
+	}
+	if answer, ok := registry.Handshake(registry.Notification{Body: in.Body, Header: in.Header}); ok {
+		log.LogAttrs(ctx, slog.LevelInfo, "event grid subscription validated")
+		return Response{Status: http.StatusOK, Body: answer}
 	}
 	if source == "" {
 		source = reg.Source
 	}
-	return e.Service.Receive(ctx, Request{ID: in.ID, Body: in.Body, Header: in.Header, Source: source, Sender: reg.Name})
+	return e.Service.Receive(ctx, Request{ID: in.ID, Body: in.Body, Header: in.Header, Source: source, Sender: reg.Name, MaxAge: e.maxAge(reg)})
+}
+
+// refuse answers a request that failed authentication: 403 in loopback-only
+// mode (no credential could help), else 401. The message names the header
+// and what was wrong; it never holds a secret or the presented value.
+func refuse(ctx context.Context, log *slog.Logger, err error) Response {
+	status := http.StatusUnauthorized
+	if errors.Is(err, auth.ErrLoopbackOnly) {
+		status = http.StatusForbidden
+	}
+	log.LogAttrs(ctx, slog.LevelWarn, "notification refused", slog.Int("status", status), slog.String("error", err.Error()))
+	resp := ErrorResponse(status, http.StatusText(status), err.Error())
+	if status == http.StatusUnauthorized {
+		resp.Header = http.Header{"Www-Authenticate": {`Bearer realm="regtrigger"`}}
+	}
+	return resp
+}
+
+// maxAge is the event-age bound of a request from reg: for the signature
+// schemes the registry's own max age, by default the dedupe window, so a
+// replayed body is a duplicate within the window and refused after it;
+// nothing for tokens, which do not cover the body.
+func (e *Endpoint) maxAge(reg auth.Registry) time.Duration {
+	switch {
+	case !reg.Scheme.Signed(), reg.MaxAge == auth.MaxAgeOff:
+		return 0
+	case reg.MaxAge > 0:
+		return reg.MaxAge
+	}
+	return e.Service.window()
+}
+
+// maxOrigin bounds the WebHook-Request-Origin echoed back (a host name).
+const maxOrigin = 255
+
+// webhookValidation answers the CloudEvents webhook validation handshake
+// (CloudEvents HTTP Webhook spec, section 4; Azure Event Grid's CloudEvents
+// schema): an OPTIONS request naming the sender in WebHook-Request-Origin
+// gets 200 with that origin in WebHook-Allowed-Origin and no rate limit. It
+// runs after authentication, so only a sender holding a token can make
+// regtrigger agree to receive its events; Event Grid keeps the endpoint
+// URL, ?token= included, for this request. The optional
+// WebHook-Request-Callback is ignored: the answer is given at once, and
+// regtrigger never fetches a URL a request names.
+func webhookValidation(ctx context.Context, log *slog.Logger, h http.Header) Response {
+	origin := strings.TrimSpace(h.Get("WebHook-Request-Origin"))
+	if origin == "" {
+		resp := ErrorResponse(http.StatusBadRequest, "not a webhook validation request",
+			"OPTIONS is the CloudEvents webhook handshake: send WebHook-Request-Origin; notifications are POSTed")
+		resp.Header = allowNotify.Clone()
+		return resp
+	}
+	if len(origin) > maxOrigin || strings.ContainsFunc(origin, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
+		return ErrorResponse(http.StatusBadRequest, "bad WebHook-Request-Origin",
+			"want a host name such as eventgrid.azure.net: visible ASCII characters, at most 255")
+	}
+	log.LogAttrs(ctx, slog.LevelInfo, "webhook validation answered", slog.String("origin", origin))
+	return Response{
+		Status: http.StatusOK,
+		Header: http.Header{
+			"Webhook-Allowed-Origin": {origin},
+			"Webhook-Allowed-Rate":   {"*"},
+			"Allow":                  {"POST, OPTIONS"},
+		},
+		Body: []byte(`{"status":"ok"}`),
+	}
 }
 
 func (e *Endpoint) health(ctx context.Context) Response {

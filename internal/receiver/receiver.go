@@ -61,6 +61,9 @@ type Request struct {
 	Source string
 	// Sender is who authenticated (a configured registry name), for logs.
 	Sender string
+	// MaxAge > 0 refuses events whose registry time is further than this
+	// from now (replayed signed bodies, see checkAge); 0 checks nothing.
+	MaxAge time.Duration
 }
 
 // Response is what the adapter sends back. Every adapter sends Header too
@@ -154,6 +157,10 @@ func (s *Service) Receive(ctx context.Context, req Request) Response {
 		log.LogAttrs(ctx, slog.LevelWarn, "notification refused", slog.Int("status", status), slog.String("error", err.Error()), slog.Int("bytes", len(req.Body)))
 		return ErrorResponse(status, http.StatusText(status), err.Error())
 	}
+	if err := checkAge(evs, now, req.MaxAge); err != nil {
+		log.LogAttrs(ctx, slog.LevelWarn, "notification refused", slog.Int("status", StaleStatus), slog.String("error", err.Error()))
+		return ErrorResponse(StaleStatus, "stale notification", err.Error())
+	}
 	source := req.Source
 	if len(evs) > 0 {
 		source = evs[0].Source
@@ -180,7 +187,7 @@ func (s *Service) Receive(ctx context.Context, req Request) Response {
 		ae := AcceptedEvent{Action: ev.Action, Namespace: ev.Namespace, Repository: ev.Repository, Tag: ev.Tag, Digest: ev.Digest, Tasks: []TaskRef{}}
 		fp := Fingerprint(ev)
 		if s.Dedupe != nil && m.Len() > 0 {
-			fresh, err := s.Dedupe.Claim(ctx, fp, s.window())
+			fresh, err := s.Dedupe.Claim(ctx, fp, claimTTL(ev, now, req.MaxAge, s.window()))
 			if err != nil {
 				release()
 				log.LogAttrs(ctx, slog.LevelError, "claim duplicate key", slog.String("error", err.Error()))
@@ -256,6 +263,55 @@ func (s *Service) window() time.Duration {
 		return s.DedupeWindow
 	}
 	return DefaultDedupeWindow
+}
+
+// StaleStatus answers a signed notification whose event time is outside
+// its registry's max age (checkAge). It is 403 Forbidden: the sender is
+// authenticated and the body understood, and it is refused by policy. Not
+// 401, which would send an operator rotating a secret that is fine; not
+// 400 or 422, which here mean a body regtrigger cannot read or that lacks
+// what an event needs. Re-sending the same body cannot succeed (it only gets
+// older), and the detail gives the event time, its age and the max age, so
+// a registry with a wrong clock is easy to tell from a replay.
+const StaleStatus = http.StatusForbidden
+
+// checkAge refuses a notification when the registry's own time of an
+// event is more than maxAge before now, or after it (a clock far ahead
+// would otherwise let a replay outlive its duplicate key). An event without
+// a registry time is not checked: a zero OccurredAt (GHCR sometimes sends
+// 0001-01-01), or a format without a time, whose events carry the time they
+// were received. maxAge <= 0 checks nothing.
+func checkAge(evs []event.Event, now time.Time, maxAge time.Duration) error {
+	if maxAge <= 0 {
+		return nil
+	}
+	for _, ev := range evs {
+		if ev.OccurredAt.IsZero() {
+			continue
+		}
+		at := ev.OccurredAt.UTC().Format(time.RFC3339)
+		switch age := now.Sub(ev.OccurredAt); {
+		case age > maxAge:
+			return fmt.Errorf("the event time %s is %v old, more than this registry's max age of %v: a replayed notification, or the registry's clock is wrong", at, age.Round(time.Second), maxAge)
+		case -age > maxAge:
+			return fmt.Errorf("the event time %s is %v ahead of this server's clock, more than this registry's max age of %v: check the registry's clock", at, (-age).Round(time.Second), maxAge)
+		}
+	}
+	return nil
+}
+
+// claimTTL is how long the duplicate key of an event is kept: the dedupe
+// window, or, under a max age, until the event is too old to be accepted,
+// whichever is later. A replay is then always a duplicate or refused as
+// stale, never new, whatever the max age and the registry's clock.
+func claimTTL(ev event.Event, now time.Time, maxAge, window time.Duration) time.Duration {
+	if maxAge <= 0 || ev.OccurredAt.IsZero() {
+		return window
+	}
+	if until := ev.OccurredAt.Add(maxAge).Sub(now); until > window {
+		return until
+	}
+	return window
 }
 
 func (s *Service) logger() *slog.Logger {
