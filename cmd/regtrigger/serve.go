@@ -22,6 +22,7 @@ import (
 	"github.com/regtrigger/regtrigger/internal/outbound"
 	"github.com/regtrigger/regtrigger/internal/receiver"
 	"github.com/regtrigger/regtrigger/internal/record"
+	"github.com/regtrigger/regtrigger/internal/registry"
 	"github.com/regtrigger/regtrigger/internal/trigger"
 )
 
@@ -54,13 +55,21 @@ concurrent delivery workers. It runs the same receive -> match -> enqueue -> del
 
 Endpoints:
   POST /v1/notify            the format is detected from the body
-  POST /v1/notify/{source}   the format is forced (tcr, harbor, acr, dockerhub, distribution)
+  POST /v1/notify/{source}   the format is forced, one of:
+                             ` + strings.Join(registry.Sources(), ", ") + `
   GET  /healthz
 
-Registries authenticate with a token: --registry 'name[:source]=token[,next-token]'
-(repeatable, or REGTRIGGER_REGISTRIES with entries separated by ';'). A registry sends
-it as "Authorization: Bearer <token>" or, if it can only vary the URL, as ?token=<token>.
-Without any token, serve accepts only clients on this machine.
+Registries authenticate as configured per entry:
+  --registry 'name[:source]=[scheme:]secret[,next-secret][ max-age=DURATION|off]'
+(repeatable, or REGTRIGGER_REGISTRIES with entries separated by ';'). Schemes:
+  token   the default: "Authorization: Bearer <token>", or ?token=<token> in the URL
+  github  GHCR: X-Hub-Signature-256 = sha256=<HMAC-SHA256 of the body>
+  jfrog   Artifactory: X-JFrog-Event-Auth = the secret, or the HMAC-SHA256 of the body
+  nexus   Nexus: X-Nexus-Webhook-Signature = HMAC-SHA1 of the body
+A signed body whose event time is further than max-age from now (default: the
+--dedupe-window) is refused with 403, so a replay is a duplicate or refused.
+Without any registry, serve accepts only clients on this machine.
+See docs/authentication.md.
 
 Tasks accepted before a crash or restart are delivered after it; SIGINT or SIGTERM
 stops accepting, lets in-flight deliveries finish for --drain and re-queues the rest.`,
@@ -78,7 +87,7 @@ stops accepting, lets in-flight deliveries finish for --drain and re-queues the 
 	fl.StringVar(&f.data, "data", "./regtrigger.db", "the embedded store file")
 	fl.StringVar(&f.triggers, "triggers", "", "apply this trigger file at start (creates and updates; never deletes)")
 	fl.StringArrayVar(&f.allow, "allow-private", nil, "allow deliveries to this private CIDR or address (repeatable; off by default)")
-	fl.StringArrayVar(&f.registries, "registry", nil, "a registry allowed to notify: 'name[:source]=token[,next-token]' (repeatable)")
+	fl.StringArrayVar(&f.registries, "registry", nil, "a registry allowed to notify: 'name[:source]=[scheme:]secret[,next-secret][ max-age=D]' (repeatable)")
 	fl.IntVar(&f.workers, "workers", 4, "concurrent deliveries")
 	fl.IntVar(&f.attempts, "attempts", 8, "attempts per task before it fails")
 	fl.DurationSliceVar(&f.schedule, "retry-schedule", delivery.DefaultBackoff, "waits after each failed attempt (the last repeats), jittered by ±20%")
