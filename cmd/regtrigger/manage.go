@@ -1,55 +1,20 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/regtrigger/regtrigger/internal/boltstore"
 	"github.com/regtrigger/regtrigger/internal/outbound"
 	"github.com/regtrigger/regtrigger/internal/record"
 	"github.com/regtrigger/regtrigger/internal/trigger"
 )
-
-// storeFlags select the store management commands work on.
-type storeFlags struct {
-	data string
-}
-
-func (f *storeFlags) register(c *cobra.Command) {
-	c.PersistentFlags().StringVar(&f.data, "data", "./regtrigger.db", "the embedded store file (as given to serve)")
-}
-
-// open opens the local store. It refuses to create a new file: managing a
-// store that does not exist is a mistake worth saying.
-func (f *storeFlags) open(create bool) (*boltstore.Store, error) {
-	s, err := boltstore.Open(f.data, boltstore.Options{MustExist: !create})
-	if err != nil {
-		if errors.Is(err, boltstore.ErrLocked) {
-			return nil, fail("%v\n(serve holds the store while it runs: stop it first, or apply triggers at start with serve --triggers FILE)", err)
-		}
-		return nil, fail("%v", err)
-	}
-	return s, nil
-}
-
-// with runs fn on the existing store and closes it.
-func (f *storeFlags) with(fn func(s *boltstore.Store) error) error {
-	s, err := f.open(false)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	return fn(s)
-}
 
 func outputFlag(c *cobra.Command, p *string) {
 	c.Flags().StringVarP(p, "output", "o", "table", "table or json")
@@ -63,17 +28,22 @@ func checkOutput(o string) error {
 }
 
 func newTriggers() *cobra.Command {
-	var sf storeFlags
+	n := needs{triggers: true}
 	c := &cobra.Command{
 		Use:   "triggers",
-		Short: "Manage the triggers of the local store",
-		Long: `triggers manages trigger rules in the store serve uses (--data). apply is declarative:
-it creates and updates the triggers of a file, and with --prune deletes the others.
-Header values and secrets are never printed.`,
+		Short: "Manage the triggers of the store (the local file or DynamoDB)",
+		Long: `triggers manages trigger rules in the store: the file serve uses, or the cloud
+functions' triggers table. apply is declarative: it creates and updates the triggers of
+a file, and with --prune deletes the others; its writes are conditional, so a change
+made meanwhile by someone else makes it fail instead of being overwritten. Header
+values and secrets are never printed.
+
+` + storeHelp(n),
+		Example: "  regtrigger triggers list\n  regtrigger triggers apply -f triggers.yaml --store dynamodb --triggers-table regtrigger-triggers",
 	}
-	sf.register(c)
-	c.AddCommand(newTriggersApply(&sf), newTriggersList(&sf), newTriggersGet(&sf),
-		newTriggersToggle(&sf, "enable", true), newTriggersToggle(&sf, "disable", false), newTriggersDelete(&sf))
+	sf := registerStore(c, n)
+	c.AddCommand(newTriggersApply(sf), newTriggersList(sf), newTriggersGet(sf),
+		newTriggersToggle(sf, "enable", true), newTriggersToggle(sf, "disable", false), newTriggersDelete(sf))
 	return c
 }
 
@@ -101,24 +71,21 @@ func newTriggersApply(sf *storeFlags) *cobra.Command {
 			if err != nil {
 				return fail("%s: %v", file, err)
 			}
-			var store trigger.Store = noStore{}
-			if _, statErr := os.Stat(sf.data); statErr == nil || !dryRun {
-				s, err := sf.open(true)
+			mode := mayCreate
+			if dryRun {
+				mode = readIfExists
+			}
+			return sf.withTriggers(c.Context(), mode, func(store trigger.Store) error {
+				changes, err := trigger.Apply(c.Context(), store, ts, trigger.ApplyOptions{Prune: prune, DryRun: dryRun, Rules: rules})
+				printChanges(c.OutOrStdout(), output, changes, dryRun)
 				if err != nil {
-					return err
+					if errors.Is(err, trigger.ErrConflict) {
+						return fail("%v (another change happened meanwhile: run apply again)", err)
+					}
+					return fail("%v", err)
 				}
-				defer s.Close()
-				store = s.Triggers()
-			}
-			changes, err := trigger.Apply(c.Context(), store, ts, trigger.ApplyOptions{Prune: prune, DryRun: dryRun, Rules: rules})
-			printChanges(c.OutOrStdout(), output, changes, dryRun)
-			if err != nil {
-				if errors.Is(err, trigger.ErrConflict) {
-					return fail("%v (another change happened meanwhile: run apply again)", err)
-				}
-				return fail("%v", err)
-			}
-			return nil
+				return nil
+			})
 		},
 	}
 	c.Flags().StringVarP(&file, "file", "f", "", "trigger file (YAML)")
@@ -163,10 +130,10 @@ func newTriggersList(sf *storeFlags) *cobra.Command {
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			return sf.with(func(s *boltstore.Store) error {
-				ts, err := s.Triggers().List(c.Context())
+			return sf.withTriggers(c.Context(), mustExist, func(s trigger.Store) error {
+				ts, err := s.List(c.Context())
 				if err != nil {
-					return fail("list triggers: %v", err)
+					return fail("%v", err) // says "list triggers: ..."
 				}
 				return printTriggers(c.OutOrStdout(), output, ts)
 			})
@@ -217,8 +184,8 @@ func newTriggersGet(sf *storeFlags) *cobra.Command {
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			return sf.with(func(s *boltstore.Store) error {
-				t, err := s.Triggers().Get(c.Context(), args[0])
+			return sf.withTriggers(c.Context(), mustExist, func(s trigger.Store) error {
+				t, err := s.Get(c.Context(), args[0])
 				if err != nil {
 					return notFound(args[0], err)
 				}
@@ -246,8 +213,8 @@ func newTriggersToggle(sf *storeFlags, verb string, enabled bool) *cobra.Command
 		Short: strings.ToUpper(verb[:1]) + verb[1:] + " a trigger",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			return sf.with(func(s *boltstore.Store) error {
-				t, err := s.Triggers().Get(c.Context(), args[0])
+			return sf.withTriggers(c.Context(), mustExist, func(s trigger.Store) error {
+				t, err := s.Get(c.Context(), args[0])
 				if err != nil {
 					return notFound(args[0], err)
 				}
@@ -256,7 +223,7 @@ func newTriggersToggle(sf *storeFlags, verb string, enabled bool) *cobra.Command
 					return nil
 				}
 				t.Enabled = enabled
-				if _, err := s.Triggers().Update(c.Context(), t); err != nil {
+				if _, err := s.Update(c.Context(), t); err != nil {
 					return fail("%s %s: %v", verb, t.Name, err)
 				}
 				fmt.Fprintf(c.OutOrStdout(), "%s %sd\n", t.Name, verb)
@@ -272,8 +239,8 @@ func newTriggersDelete(sf *storeFlags) *cobra.Command {
 		Short: "Delete a trigger",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			return sf.with(func(s *boltstore.Store) error {
-				if err := s.Triggers().Delete(c.Context(), args[0], 0); err != nil {
+			return sf.withTriggers(c.Context(), mustExist, func(s trigger.Store) error {
+				if err := s.Delete(c.Context(), args[0], 0); err != nil {
 					return notFound(args[0], err)
 				}
 				fmt.Fprintf(c.OutOrStdout(), "%s deleted\n", args[0])
@@ -283,18 +250,26 @@ func newTriggersDelete(sf *storeFlags) *cobra.Command {
 	}
 }
 
+// logNeeds: logs reads the records table.
+var logNeeds = needs{records: true}
+
 func newLogs() *cobra.Command {
 	var (
-		sf     storeFlags
+		sf     *storeFlags // set below, before RunE runs
 		q      record.Query
 		status string
 		since  time.Duration
 		output string
 	)
 	c := &cobra.Command{
-		Use:     "logs [--trigger NAME] [--status S] [--since DURATION] [--limit N]",
-		Short:   "Show the trigger log, newest first",
-		Example: "  regtrigger logs --trigger deploy-nginx --since 1h\n  regtrigger logs --status failed -o json",
+		Use:   "logs [--trigger NAME] [--status S] [--since DURATION] [--limit N]",
+		Short: "Show the trigger log, newest first",
+		Long: `logs shows the trigger log, newest first: one record per delivery attempt and per
+trigger an event did not fire ("untriggered"). Records older than the retention are
+never shown (30 days; on --store dynamodb, RETENTION_DAYS as the functions read it).
+
+` + storeHelp(logNeeds),
+		Example: "  regtrigger logs --trigger deploy-nginx --since 1h\n  regtrigger logs --status failed -o json\n  regtrigger logs --store dynamodb --records-table regtrigger-records --task tsk_0123456789abcdef0123456789abcdef",
 		Args:    cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			if err := checkOutput(output); err != nil {
@@ -310,8 +285,8 @@ func newLogs() *cobra.Command {
 			if since > 0 {
 				q.Since = time.Now().Add(-since)
 			}
-			return sf.with(func(s *boltstore.Store) error {
-				recs, err := s.Records().List(c.Context(), q)
+			return sf.withRecords(c.Context(), func(s record.Store) error {
+				recs, err := s.List(c.Context(), q)
 				if err != nil {
 					return fail("read logs: %v", err)
 				}
@@ -319,7 +294,7 @@ func newLogs() *cobra.Command {
 			})
 		},
 	}
-	sf.register(c)
+	sf = registerStore(c, logNeeds)
 	c.Flags().StringVar(&q.Trigger, "trigger", "", "only this trigger")
 	c.Flags().StringVar(&status, "status", "", "only this status: success, retrying, failed, blocked, untriggered")
 	c.Flags().StringVar(&q.TaskID, "task", "", "only this task id")
@@ -376,22 +351,3 @@ func rulesFrom(allow []string) (trigger.Rules, error) {
 	}
 	return trigger.Rules{AllowPrivate: prefixes}, nil
 }
-
-// noStore is the store a dry run sees when no store file exists yet: empty.
-// Dry runs never write, so its writes are never called.
-type noStore struct{}
-
-var _ trigger.Store = noStore{}
-
-func (noStore) Namespace(context.Context, string) ([]trigger.Trigger, error) { return nil, nil }
-func (noStore) Get(_ context.Context, name string) (trigger.Trigger, error) {
-	return trigger.Trigger{}, trigger.ErrNotFound
-}
-func (noStore) List(context.Context) ([]trigger.Trigger, error) { return nil, nil }
-func (noStore) Create(context.Context, trigger.Trigger) (trigger.Trigger, error) {
-	return trigger.Trigger{}, errors.New("no store file")
-}
-func (noStore) Update(context.Context, trigger.Trigger) (trigger.Trigger, error) {
-	return trigger.Trigger{}, errors.New("no store file")
-}
-func (noStore) Delete(context.Context, string, int64) error { return errors.New("no store file") }
