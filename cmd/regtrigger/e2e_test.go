@@ -42,6 +42,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	stopAWSServers() // started by the --store dynamodb tests, if any ran
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
