@@ -1,7 +1,6 @@
 package registry
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/regtrigger/regtrigger/internal/event"
+	"github.com/regtrigger/regtrigger/internal/fixture"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -22,22 +22,12 @@ const fixtures = "testdata/registry-payloads"
 
 var receivedAt = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 
-type manifestEntry struct {
-	File        string  `json:"file"`
-	Source      string  `json:"source"`
-	Format      string  `json:"format"`
-	Event       string  `json:"event"`
-	HeadersFile *string `json:"headers_file"`
-}
+type manifestEntry = fixture.Entry
 
 func manifest(t testing.TB) []manifestEntry {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(fixtures, "MANIFEST.json"))
+	m, err := fixture.Open(fixtures).Manifest()
 	if err != nil {
-		t.Fatal(err)
-	}
-	var m []manifestEntry
-	if err := json.Unmarshal(b, &m); err != nil {
 		t.Fatal(err)
 	}
 	return m
@@ -62,48 +52,13 @@ var expectedSource = map[string]string{
 	"google-artifact-registry": "gar",
 }
 
-// readHeaders reads the request head of a .headers.txt file: every
-// "Name: value" line whose name is a valid header name, without the
-// comments ('#' to the end of the line). Request lines, continuation lines
-// and placeholders such as "<Key>: <Value>" are skipped.
+// readHeaders reads a .headers.txt file (see fixture.ReadHeaders).
 func readHeaders(t testing.TB, path string) http.Header {
-	h := http.Header{}
-	f, err := os.Open(path)
+	h, err := fixture.ReadHeaders(path)
 	if err != nil {
-		return h
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		if i := strings.Index(line, "#"); i >= 0 {
-			line = line[:i]
-		}
-		if line == "" || line[0] == ' ' || line[0] == '\t' {
-			continue
-		}
-		k, v, ok := strings.Cut(line, ":")
-		if ok && validHeaderName(k) {
-			h.Add(k, strings.TrimSpace(v))
-		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatalf("%s: %v", path, err)
+		t.Fatal(err)
 	}
 	return h
-}
-
-// validHeaderName reports whether k is an HTTP token (RFC 9110).
-func validHeaderName(k string) bool {
-	if k == "" {
-		return false
-	}
-	for _, c := range k {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("!#$%&'*+-.^_`|~", c)) {
-			return false
-		}
-	}
-	return true
 }
 
 func notification(t testing.TB, e manifestEntry) Notification {
