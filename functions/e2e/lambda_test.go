@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/regtrigger/regtrigger/internal/delivery"
 	"github.com/regtrigger/regtrigger/internal/event"
+	"github.com/regtrigger/regtrigger/internal/fixture"
 	"github.com/regtrigger/regtrigger/internal/record"
 	"github.com/regtrigger/regtrigger/internal/registry"
 	"github.com/regtrigger/regtrigger/internal/signature"
@@ -482,5 +484,90 @@ func TestLambdaEventBridgeECR(t *testing.T) {
 	var fe *testserver.FunctionError
 	if !errors.As(err, &fe) || !strings.Contains(fe.Message, "retry") {
 		t.Errorf("store down: err = %v, want a function error so Lambda retries", err)
+	}
+}
+
+// TestLambdaEveryRegistryFormat posts every body of the corpus to the
+// receiver function's URL as its registry would (its headers, the token in
+// the query): each is accepted with the events `regtrigger inspect` reads,
+// and each event of a namespace with a trigger becomes one queued task.
+func TestLambdaEveryRegistryFormat(t *testing.T) {
+	s := newStack(t)
+	root, err := testserver.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	corpus := fixture.Open(filepath.Join(root, fixture.Dir))
+	m, err := corpus.Manifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	type entry struct {
+		fixture.Entry
+		body   []byte
+		header map[string]string
+		events []event.Event
+	}
+	var entries []entry
+	tg := newTarget(t)
+	withTrigger := map[string]bool{}
+	for _, e := range m {
+		b, err := corpus.Body(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := corpus.Header(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		header := map[string]string{}
+		for k := range fixture.WithoutCredentials(h) {
+			header[k] = h.Get(k)
+		}
+		evs, _ := registry.Parse(registry.Notification{Body: b, Header: h}, "")
+		for _, ev := range evs {
+			if !withTrigger[ev.Namespace] {
+				withTrigger[ev.Namespace] = true
+				s.addTrigger(t, "ns-"+strconv.Itoa(len(withTrigger)), tg.URL+"/hook", func(tr *trigger.Trigger) {
+					tr.Namespace, tr.Repository, tr.Tag, tr.Actions = ev.Namespace, "", "", event.Actions
+				})
+			}
+		}
+		entries = append(entries, entry{Entry: e, body: b, header: header, events: evs})
+	}
+	recv := startLambda(t, "lambda-receiver", s.env())
+	tasks := 0
+	for _, e := range entries {
+		t.Run(e.File, func(t *testing.T) {
+			b, header, evs := e.body, e.header, e.events
+			ans, got := invokeHTTP(t, recv, urlRequest("POST", "/v1/notify", "token="+registryToken, header, b, false))
+			if e.Format == "distribution-event-fragment" {
+				if ans.StatusCode != http.StatusUnsupportedMediaType {
+					t.Errorf("fragment: %d %s", ans.StatusCode, ans.Body)
+				}
+				return
+			}
+			if ans.StatusCode != http.StatusAccepted {
+				t.Fatalf("%d %s", ans.StatusCode, ans.Body)
+			}
+			answered, _ := got["events"].([]any)
+			if len(answered) != len(evs) {
+				t.Fatalf("answer names %d events, inspect reads %d: %s", len(answered), len(evs), ans.Body)
+			}
+			for i, raw := range answered {
+				ev := raw.(map[string]any)
+				n := len(ev["tasks"].([]any))
+				if ev["duplicate"] != true && n != 1 {
+					t.Errorf("event %d (%s/%s) made %d tasks, want 1", i, evs[i].Namespace, evs[i].Repository, n)
+				}
+				tasks += n
+			}
+		})
+	}
+	if tasks == 0 {
+		t.Fatal("no task from the whole corpus")
+	}
+	if n := s.receive0(t); n != tasks {
+		t.Errorf("%d messages queued for %d tasks", n, tasks)
 	}
 }

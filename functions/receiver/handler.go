@@ -145,7 +145,7 @@ func inbound(req events.APIGatewayV2HTTPRequest) (receiver.Inbound, receiver.Res
 	tooLarge := len(req.Body) > base64.StdEncoding.EncodedLen(receiver.MaxBody)
 	switch {
 	case tooLarge:
-		// Not decoded: the Endpoint answers 413 (after authentication).
+		// Not decoded: the Endpoint answers 413.
 	case req.IsBase64Encoded:
 		if body, err = base64.StdEncoding.DecodeString(req.Body); err != nil {
 			return receiver.Inbound{}, receiver.ErrorResponse(http.StatusBadRequest, "bad base64 body", err.Error())

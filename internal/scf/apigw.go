@@ -59,7 +59,7 @@ func Inbound(ctx context.Context, req Request) (receiver.Inbound, receiver.Respo
 	tooLarge := len(req.Body) > base64.StdEncoding.EncodedLen(receiver.MaxBody)
 	switch {
 	case tooLarge:
-		// Not decoded: the Endpoint answers 413 after authentication.
+		// Not decoded: the Endpoint answers 413.
 	case req.IsBase64Encoded:
 		b, err := base64.StdEncoding.DecodeString(req.Body)
 		if err != nil {
