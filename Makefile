@@ -34,7 +34,9 @@ test: test-deps
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags scf ./functions/...
 	$(STATICCHECK) ./...
+	$(STATICCHECK) -tags scf ./functions/...
 
 fmt:
 	gofmt -w .
@@ -52,9 +54,55 @@ fuzz:
 	done
 
 clean:
-	rm -rf bin bench.txt regtrigger.db
+	rm -rf bin bench.txt regtrigger.db dist .aws-sam
 
 # The API-compatible AWS servers the integration tests start on loopback
 # (dynalite for DynamoDB, fauxqs 1.9.2 for SQS), pinned in tools/node.
 test-deps:
 	npm ci --prefix tools/node --no-audit --no-fund
+
+# --- AWS Lambda: template.yaml (SAM) and serverless.yml; see docs/aws.md ------
+# sam build (BuildMethod: makefile) runs `make build-<LogicalId>` with
+# ARTIFACTS_DIR set; `make package` builds the same binaries into the zips that
+# serverless.yml deploys. Linux arm64 (Graviton), static, without aws-lambda-go's
+# legacy RPC mode (lambda.norpc): the provided.al2023 runtime runs bootstrap.
+VERSION       ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LAMBDA_ENV    := GOOS=linux GOARCH=arm64 CGO_ENABLED=0
+LAMBDA_BUILD  = $(LAMBDA_ENV) $(GO) build -tags lambda.norpc -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
+DIST          := dist
+
+.PHONY: build-ReceiverFunction build-DispatcherFunction package
+
+build-ReceiverFunction:
+	@test -n "$(ARTIFACTS_DIR)" || { echo "ARTIFACTS_DIR is not set: sam build sets it (for zips, run make package)"; exit 2; }
+	$(LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/receiver
+
+build-DispatcherFunction:
+	@test -n "$(ARTIFACTS_DIR)" || { echo "ARTIFACTS_DIR is not set: sam build sets it (for zips, run make package)"; exit 2; }
+	$(LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/dispatcher
+
+# dist/receiver.zip and dist/dispatcher.zip, each holding one executable
+# bootstrap, zipped by a standard-library Go tool (no zip command needed).
+package:
+	rm -rf $(DIST)/receiver $(DIST)/dispatcher $(DIST)/receiver.zip $(DIST)/dispatcher.zip
+	$(MAKE) --no-print-directory build-ReceiverFunction ARTIFACTS_DIR=$(CURDIR)/$(DIST)/receiver
+	$(MAKE) --no-print-directory build-DispatcherFunction ARTIFACTS_DIR=$(CURDIR)/$(DIST)/dispatcher
+	$(GO) run ./tools/zipdir -o $(DIST)/receiver.zip $(DIST)/receiver
+	$(GO) run ./tools/zipdir -o $(DIST)/dispatcher.zip $(DIST)/dispatcher
+	@ls -l $(DIST)/receiver.zip $(DIST)/dispatcher.zip
+
+# --- Tencent SCF: the same functions on SCF's Go runtime; see docs/tencent-scf.md
+# SCF starts the executable named by the function's handler ("main") from the
+# zip's root; its Go runtime is linux/amd64 and calls the binary over net/rpc
+# (scf-go-lib), selected by the scf build tag.
+SCF_BUILD = GOOS=linux GOARCH=amd64 CGO_ENABLED=0 $(GO) build -tags scf -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
+
+.PHONY: build-scf
+
+build-scf:
+	rm -rf $(DIST)/scf
+	$(SCF_BUILD) -o $(DIST)/scf/receiver/main ./functions/receiver
+	$(SCF_BUILD) -o $(DIST)/scf/dispatcher/main ./functions/dispatcher
+	$(GO) run ./tools/zipdir -o $(DIST)/scf/receiver.zip $(DIST)/scf/receiver
+	$(GO) run ./tools/zipdir -o $(DIST)/scf/dispatcher.zip $(DIST)/scf/dispatcher
+	@ls -l $(DIST)/scf/receiver.zip $(DIST)/scf/dispatcher.zip
