@@ -137,6 +137,9 @@ func TestSCFPushToDelivery(t *testing.T) {
 	if v := s.receive0(t); v != 0 {
 		t.Errorf("%d messages left on the queue", v)
 	}
+	if !disp.WaitLogs(`"queue drained"`, 10*time.Second) {
+		t.Error("the dispatcher did not log its summary")
+	}
 	for _, line := range jsonLines(disp.Logs(), taskID) {
 		if !strings.Contains(line, `"requestId":"scf-req-1"`) {
 			t.Errorf("log line without the SCF request id: %s", line)
@@ -224,7 +227,7 @@ func TestSCFRefusals(t *testing.T) {
 	t.Run("receiver unconfigured", func(t *testing.T) {
 		recv := startSCF(t, "scf-receiver", map[string]string{}, 30*time.Second)
 		ans, _ := invokeAPIGW(t, recv, sample(t, "events/scf/apigw-tcr-push.json"))
-		if ans.StatusCode != http.StatusServiceUnavailable || !strings.Contains(recv.Logs(), "TRIGGERS_TABLE is required") {
+		if ans.StatusCode != http.StatusServiceUnavailable || !recv.WaitLogs("TRIGGERS_TABLE is required", 10*time.Second) {
 			t.Errorf("answer %d %s; logs:\n%s", ans.StatusCode, ans.Body, recv.Logs())
 		}
 	})

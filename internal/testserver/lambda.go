@@ -170,6 +170,9 @@ func (l *Lambda) InvokeJSON(ctx context.Context, event, out any) error {
 // Logs returns what the function printed (the first 64 KiB).
 func (l *Lambda) Logs() string { return l.logs.String() }
 
+// WaitLogs waits up to within until the function has printed sub.
+func (l *Lambda) WaitLogs(sub string, within time.Duration) bool { return l.logs.waitFor(sub, within) }
+
 // Stop ends the function and the Runtime API server.
 func (l *Lambda) Stop() {
 	l.stop.Do(func() {

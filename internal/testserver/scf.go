@@ -136,6 +136,9 @@ func (s *SCF) InvokeJSON(ctx context.Context, event, out any) error {
 // Logs returns what the function printed (the first 64 KiB).
 func (s *SCF) Logs() string { return s.logs.String() }
 
+// WaitLogs waits up to within until the function has printed sub.
+func (s *SCF) WaitLogs(sub string, within time.Duration) bool { return s.logs.waitFor(sub, within) }
+
 // Stop ends the function.
 func (s *SCF) Stop() {
 	s.stop.Do(func() {

@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -176,4 +177,18 @@ func (b *logBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return string(b.buf)
+}
+
+// waitFor waits until what was written contains sub, for at most within: a
+// process's output reaches the buffer through a pipe, a moment after the
+// process wrote it.
+func (b *logBuffer) waitFor(sub string, within time.Duration) bool {
+	deadline := time.Now().Add(within)
+	for !strings.Contains(b.String(), sub) {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return true
 }
