@@ -20,13 +20,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/aws/smithy-go"
@@ -37,6 +34,7 @@ import (
 	"github.com/regtrigger/regtrigger/internal/record"
 	"github.com/regtrigger/regtrigger/internal/sqsqueue"
 	"github.com/regtrigger/regtrigger/internal/testserver"
+	"github.com/regtrigger/regtrigger/internal/teststack"
 	"github.com/regtrigger/regtrigger/internal/trigger"
 )
 
@@ -80,38 +78,16 @@ type cloudStack struct {
 	env      []string
 }
 
-var cloudSeq atomic.Int64
-
 func newCloudStack(t *testing.T) *cloudStack {
 	t.Helper()
 	dynamoURL, sqsURL := startAWSServers(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	awsCfg := func(url string) aws.Config {
-		return aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""), BaseEndpoint: aws.String(url)}
-	}
-	n := cloudSeq.Add(1)
-	names := dynamostore.TableNames{
-		Triggers: fmt.Sprintf("cli-triggers-%d", n),
-		Records:  fmt.Sprintf("cli-records-%d", n),
-		Dedupe:   fmt.Sprintf("cli-dedupe-%d", n),
-	}
-	store, err := dynamostore.New(dynamostore.Config{
-		Client:        dynamodb.NewFromConfig(awsCfg(dynamoURL)),
-		TriggersTable: names.Triggers, RecordsTable: names.Records, DedupeTable: names.Dedupe,
-	})
+	st, err := teststack.New(ctx, dynamoURL, sqsURL, "cli")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := store.CreateTables(ctx); err != nil {
-		t.Fatal(err)
-	}
-	client := sqs.NewFromConfig(awsCfg(sqsURL))
-	queueURL, _, err := sqsqueue.CreateQueues(ctx, client, fmt.Sprintf("cli-tasks-%d-%d", n, time.Now().UnixNano()%1e9), time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &cloudStack{store: store, sqs: client, names: names, queueURL: queueURL, env: cliEnv(dynamoURL, sqsURL)}
+	return &cloudStack{store: st.Store, sqs: st.SQS, names: st.Tables, queueURL: st.QueueURL, env: cliEnv(dynamoURL, sqsURL)}
 }
 
 // cliEnv is this process's environment without anything that would choose
@@ -126,16 +102,7 @@ func cliEnv(dynamoURL, sqsURL string) []string {
 		}
 		env = append(env, kv)
 	}
-	return append(env,
-		"AWS_REGION=us-east-1",
-		"AWS_ACCESS_KEY_ID=test",
-		"AWS_SECRET_ACCESS_KEY=test",
-		"AWS_ENDPOINT_URL_DYNAMODB="+dynamoURL,
-		"AWS_ENDPOINT_URL_SQS="+sqsURL,
-		"AWS_CONFIG_FILE=/dev/null",
-		"AWS_SHARED_CREDENTIALS_FILE=/dev/null",
-		"AWS_EC2_METADATA_DISABLED=true",
-	)
+	return append(env, testserver.AWSEnv(dynamoURL, sqsURL)...)
 }
 
 // result is one run of the binary.

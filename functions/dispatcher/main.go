@@ -21,7 +21,6 @@ import (
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
 	"github.com/regtrigger/regtrigger/internal/cloud"
-	"github.com/regtrigger/regtrigger/internal/config"
 	"github.com/regtrigger/regtrigger/internal/emf"
 	"github.com/regtrigger/regtrigger/internal/sqsqueue"
 )
@@ -42,11 +41,7 @@ func main() {
 // newHandler reads the configuration and builds the adapters. It does no
 // network I/O.
 func newHandler(ctx context.Context, getenv func(string) string, logger *slog.Logger) (*handler, error) {
-	cfg, err := config.FromEnv(getenv, cloud.DispatcherRequires...)
-	if err != nil {
-		return nil, err
-	}
-	stack, err := cloud.New(ctx, cfg, version)
+	stack, err := cloud.FromEnv(ctx, getenv, version, cloud.DispatcherRequires...)
 	if err != nil {
 		return nil, err
 	}
@@ -60,7 +55,7 @@ func newHandler(ctx context.Context, getenv func(string) string, logger *slog.Lo
 		notBefore:   notBefore,
 		requeue:     stack.Queue.Reschedule,
 		archive:     stack.Store.Records().Archive,
-		concurrency: cfg.Concurrency,
+		concurrency: stack.Config.Concurrency,
 		logger:      logger,
 		metrics:     emf.New(os.Stdout),
 		now:         time.Now,

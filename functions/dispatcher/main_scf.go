@@ -19,7 +19,6 @@ import (
 	"github.com/tencentyun/scf-go-lib/events"
 
 	"github.com/regtrigger/regtrigger/internal/cloud"
-	"github.com/regtrigger/regtrigger/internal/config"
 	"github.com/regtrigger/regtrigger/internal/scf"
 	"github.com/regtrigger/regtrigger/internal/sqsqueue"
 )
@@ -45,15 +44,12 @@ func main() {
 }
 
 func newDrainer(ctx context.Context) (*scf.Drainer, *slog.Logger, error) {
-	cfg, err := config.FromEnv(os.Getenv, cloud.DispatcherRequires...)
+	stack, err := cloud.FromEnv(ctx, os.Getenv, version, cloud.DispatcherRequires...)
+	if err != nil {
+		return nil, scf.NewLogger(os.Stdout, slog.LevelInfo), err
+	}
+	cfg := stack.Config
 	logger := scf.NewLogger(os.Stdout, cfg.LogLevel)
-	if err != nil {
-		return nil, logger, err
-	}
-	stack, err := cloud.New(ctx, cfg, version)
-	if err != nil {
-		return nil, logger, err
-	}
 	engine, err := stack.Engine(logger)
 	if err != nil {
 		return nil, logger, err

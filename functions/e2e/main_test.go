@@ -11,20 +11,16 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/regtrigger/regtrigger/internal/dynamostore"
 	"github.com/regtrigger/regtrigger/internal/event"
 	"github.com/regtrigger/regtrigger/internal/payload"
-	"github.com/regtrigger/regtrigger/internal/sqsqueue"
 	"github.com/regtrigger/regtrigger/internal/testserver"
+	"github.com/regtrigger/regtrigger/internal/teststack"
 	"github.com/regtrigger/regtrigger/internal/trigger"
 )
 
@@ -95,43 +91,16 @@ type stack struct {
 	names    dynamostore.TableNames
 }
 
-var seq atomic.Int64
-
-func awsConfig(url string) aws.Config {
-	return aws.Config{
-		Region:       "us-east-1",
-		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
-		BaseEndpoint: aws.String(url),
-	}
-}
-
 // newStack creates fresh tables and queues.
 func newStack(t *testing.T) *stack {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	n := seq.Add(1)
-	names := dynamostore.TableNames{
-		Triggers: fmt.Sprintf("e2e-triggers-%d", n),
-		Records:  fmt.Sprintf("e2e-records-%d", n),
-		Dedupe:   fmt.Sprintf("e2e-dedupe-%d", n),
-	}
-	store, err := dynamostore.New(dynamostore.Config{
-		Client:        dynamodb.NewFromConfig(awsConfig(dynalite.URL)),
-		TriggersTable: names.Triggers, RecordsTable: names.Records, DedupeTable: names.Dedupe,
-	})
+	st, err := teststack.New(ctx, dynalite.URL, fauxqs.URL, "e2e")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := store.CreateTables(ctx); err != nil {
-		t.Fatal(err)
-	}
-	client := sqs.NewFromConfig(awsConfig(fauxqs.URL))
-	q, dlq, err := sqsqueue.CreateQueues(ctx, client, fmt.Sprintf("e2e-tasks-%d-%d", n, time.Now().UnixNano()%1e9), 6*time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &stack{store: store, sqs: client, queueURL: q, dlqURL: dlq, names: names}
+	return &stack{store: st.Store, sqs: st.SQS, queueURL: st.QueueURL, dlqURL: st.DLQURL, names: st.Tables}
 }
 
 // env is the functions' environment for this stack, as template.yaml sets
@@ -146,16 +115,7 @@ func (s *stack) env(extra ...string) []string {
 		"ALLOW_PRIVATE_CIDRS=127.0.0.1/32",
 		"AWS_LAMBDA_LOG_FORMAT=JSON",
 		"AWS_LAMBDA_LOG_LEVEL=DEBUG",
-		"AWS_REGION=us-east-1",
-		"AWS_ACCESS_KEY_ID=test",
-		"AWS_SECRET_ACCESS_KEY=test",
-		"AWS_ENDPOINT_URL_DYNAMODB=" + dynalite.URL,
-		"AWS_ENDPOINT_URL_SQS=" + fauxqs.URL,
-		// No shared config or IMDS lookups on a test machine.
-		"AWS_CONFIG_FILE=/dev/null",
-		"AWS_SHARED_CREDENTIALS_FILE=/dev/null",
-		"AWS_EC2_METADATA_DISABLED=true",
-	}, extra...)
+	}, append(testserver.AWSEnv(dynalite.URL, fauxqs.URL), extra...)...)
 }
 
 // addTrigger stores a validated trigger for namespace public, repository

@@ -42,11 +42,7 @@ func main() {
 // newHandler reads the configuration and builds the adapters. It does no
 // network I/O.
 func newHandler(ctx context.Context, getenv func(string) string, logger *slog.Logger) (*handler, error) {
-	cfg, err := config.FromEnv(getenv, cloud.ReceiverRequires...)
-	if err != nil {
-		return nil, err
-	}
-	stack, err := cloud.New(ctx, cfg, version)
+	stack, err := cloud.FromEnv(ctx, getenv, version, cloud.ReceiverRequires...)
 	if err != nil {
 		return nil, err
 	}

@@ -48,15 +48,11 @@ func main() {
 }
 
 func newReceiver(ctx context.Context) (*scf.Receiver, *slog.Logger, error) {
-	cfg, err := config.FromEnv(os.Getenv, cloud.ReceiverRequires...)
-	logger := scf.NewLogger(os.Stdout, cfg.LogLevel)
+	stack, err := cloud.FromEnv(ctx, os.Getenv, version, cloud.ReceiverRequires...)
 	if err != nil {
-		return nil, logger, err
+		return nil, scf.NewLogger(os.Stdout, slog.LevelInfo), err
 	}
-	stack, err := cloud.New(ctx, cfg, version)
-	if err != nil {
-		return nil, logger, err
-	}
+	logger := scf.NewLogger(os.Stdout, stack.Config.LogLevel)
 	endpoint, err := stack.Endpoint(logger)
 	if err != nil {
 		return nil, logger, err

@@ -51,6 +51,16 @@ type Stack struct {
 	Version string
 }
 
+// FromEnv reads the configuration (required names the settings the caller
+// cannot do without) and builds the adapters: the start of every entry point.
+func FromEnv(ctx context.Context, getenv func(string) string, version string, required ...string) (*Stack, error) {
+	cfg, err := config.FromEnv(getenv, required...)
+	if err != nil {
+		return nil, err
+	}
+	return New(ctx, cfg, version)
+}
+
 // New builds the adapters for cfg with the SDK's default AWS configuration.
 func New(ctx context.Context, cfg config.Config, version string) (*Stack, error) {
 	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)

@@ -153,11 +153,16 @@ func (l *Lambda) Invoke(ctx context.Context, event []byte) ([]byte, error) {
 
 // InvokeJSON marshals event, invokes, and unmarshals the answer into out.
 func (l *Lambda) InvokeJSON(ctx context.Context, event, out any) error {
+	return invokeJSON(ctx, l.Invoke, event, out)
+}
+
+// invokeJSON is InvokeJSON for any platform's Invoke.
+func invokeJSON(ctx context.Context, invoke func(context.Context, []byte) ([]byte, error), event, out any) error {
 	b, err := json.Marshal(event)
 	if err != nil {
 		return err
 	}
-	payload, err := l.Invoke(ctx, b)
+	payload, err := invoke(ctx, b)
 	if err != nil {
 		return err
 	}

@@ -119,18 +119,7 @@ func (s *SCF) Invoke(ctx context.Context, event []byte) ([]byte, error) {
 
 // InvokeJSON marshals event, invokes, and unmarshals the answer into out.
 func (s *SCF) InvokeJSON(ctx context.Context, event, out any) error {
-	b, err := json.Marshal(event)
-	if err != nil {
-		return err
-	}
-	payload, err := s.Invoke(ctx, b)
-	if err != nil {
-		return err
-	}
-	if out == nil {
-		return nil
-	}
-	return json.Unmarshal(payload, out)
+	return invokeJSON(ctx, s.Invoke, event, out)
 }
 
 // Logs returns what the function printed (the first 64 KiB).
