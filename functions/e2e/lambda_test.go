@@ -572,3 +572,61 @@ func TestLambdaEveryRegistryFormat(t *testing.T) {
 		t.Errorf("%d messages queued for %d tasks", n, tasks)
 	}
 }
+
+// TestLambdaSampleEvents feeds the sample events of events/lambda (those
+// `sam local invoke` uses) to the built binaries, with the receiver's
+// registries from events/lambda/env.json.
+func TestLambdaSampleEvents(t *testing.T) {
+	s := newStack(t)
+	var env map[string]map[string]string
+	if err := json.Unmarshal(body(t, "events/lambda/env.json"), &env); err != nil {
+		t.Fatal(err)
+	}
+	registries := "REGTRIGGER_REGISTRIES=" + env["ReceiverFunction"]["REGTRIGGER_REGISTRIES"]
+	tg := newTarget(t)
+	// Triggers for the samples' namespaces: TCR's public, Aliyun's and ECR's.
+	for i, file := range []string{"events/bodies/tcr-push.json", "events/bodies/acr-push.json", "internal/registry/testdata/registry-payloads/aws-ecr/image-action-push.json"} {
+		evs, err := registry.Parse(registry.Notification{Body: body(t, file)}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.addTrigger(t, "sample-"+strconv.Itoa(i), tg.URL+"/hook", func(tr *trigger.Trigger) {
+			tr.Namespace, tr.Repository, tr.Tag = evs[0].Namespace, "", ""
+		})
+	}
+	recv := startLambda(t, "lambda-receiver", s.env(registries))
+	for _, file := range []string{"events/lambda/function-url-tcr-bearer.json", "events/lambda/function-url-acr-base64-token.json"} {
+		var ans httpAnswer
+		if err := recv.InvokeJSON(context.Background(), json.RawMessage(body(t, file)), &ans); err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		if ans.StatusCode != http.StatusAccepted || !strings.Contains(ans.Body, `"tasks":1`) {
+			t.Errorf("%s: %d %s", file, ans.StatusCode, ans.Body)
+		}
+	}
+	if out, err := recv.Invoke(context.Background(), body(t, "events/lambda/eventbridge-ecr-push.json")); err != nil || string(out) != "null" {
+		t.Errorf("eventbridge sample: %s, %v", out, err)
+	}
+	if n := s.receive0(t); n != 3 {
+		t.Errorf("%d tasks queued, want one per sample", n)
+	}
+
+	// The SQS sample's task delivers to deploy.example.com, which does not
+	// resolve here: a settled message (retry scheduled or blocked), no batch
+	// failure, and a record of the attempt.
+	disp := startLambda(t, "lambda-dispatcher", s.env())
+	var sample events.SQSEvent
+	if err := json.Unmarshal(body(t, "events/lambda/sqs-task.json"), &sample); err != nil {
+		t.Fatal(err)
+	}
+	if resp := dispatch(t, disp, sample); len(resp.BatchItemFailures) != 0 {
+		t.Errorf("failures %+v", resp.BatchItemFailures)
+	}
+	task, err := sqsqueue.Decode(sample.Records[0].Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if recs := s.records(t, record.Query{TaskID: task.ID}); len(recs) != 1 || recs[0].Status == record.Success {
+		t.Errorf("records of the sample task %+v", recs)
+	}
+}
