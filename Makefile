@@ -106,3 +106,23 @@ build-scf:
 	$(GO) run ./tools/zipdir -o $(DIST)/scf/receiver.zip $(DIST)/scf/receiver
 	$(GO) run ./tools/zipdir -o $(DIST)/scf/dispatcher.zip $(DIST)/scf/dispatcher
 	@ls -l $(DIST)/scf/receiver.zip $(DIST)/scf/dispatcher.zip
+
+# --- Measurements behind docs/benchmarks.md (issues 4 and 5) -----------------
+# Minutes each, on loopback; not part of make test. measure-serve runs
+# tools/loadgen against bin/regtrigger; measure-aws counts the functions' AWS
+# requests (internal/cloud) and times the built binaries' starts and logs
+# (functions/e2e) on dynalite and fauxqs; measure-sizes builds both packages.
+.PHONY: measure measure-serve measure-aws measure-sizes
+
+measure: measure-serve measure-aws measure-sizes
+
+measure-serve: build
+	$(GO) run ./tools/loadgen -bin $(BIN)
+
+measure-aws: test-deps
+	REGTRIGGER_MEASURE=1 $(GO) test -run '^TestRequestsPerNotification$$' -v -count=1 ./internal/cloud
+	REGTRIGGER_MEASURE=1 $(GO) test -run '^TestMeasure' -v -count=1 ./functions/e2e
+
+measure-sizes: package build-scf
+	@ls -l $(DIST)/receiver/bootstrap $(DIST)/dispatcher/bootstrap $(DIST)/receiver.zip $(DIST)/dispatcher.zip \
+	  $(DIST)/scf/receiver/main $(DIST)/scf/dispatcher/main $(DIST)/scf/receiver.zip $(DIST)/scf/dispatcher.zip
