@@ -155,5 +155,10 @@ func Log(ctx context.Context, l *slog.Logger, r Record) {
 	if r.Status == Untriggered {
 		msg = "untriggered"
 	}
+	// Untriggered records are debug lines, dropped at the usual level:
+	// build their attributes only when they are written.
+	if !l.Enabled(ctx, r.Level()) {
+		return
+	}
 	l.LogAttrs(ctx, r.Level(), msg, r.Attrs()...)
 }

@@ -26,7 +26,8 @@ const maxValidationCode = 128
 // with 200 OK. ok is false for every other body.
 func Handshake(n Notification) (answer []byte, ok bool) {
 	body := bytes.TrimSpace(n.Body)
-	if len(body) == 0 || (body[0] != '[' && body[0] != '{') {
+	// Every notification passes here: decode only a body that can be one.
+	if len(body) == 0 || (body[0] != '[' && body[0] != '{') || !bytes.Contains(body, []byte(EventGridValidationType)) {
 		return nil, false
 	}
 	type validation struct {
