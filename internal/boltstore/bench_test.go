@@ -3,6 +3,7 @@ package boltstore
 import (
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -104,4 +105,25 @@ func BenchmarkRecordList(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkParallelClaimEnqueue is BenchmarkParallel's notify step as the
+// receiver does it with this store's queue: claim and enqueue in one call.
+func BenchmarkParallelClaimEnqueue(b *testing.B) {
+	s := open(b, "", newClock(time.Now()))
+	payload := make([]byte, 1024)
+	var n atomic.Int64
+	before := benchTxID(b, s)
+	b.ReportAllocs()
+	b.SetParallelism(8)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			id := strconv.FormatInt(n.Add(1), 10)
+			fresh, err := s.ClaimEnqueue(ctx, []Claimed{{Key: "k" + id, TTL: time.Hour, Items: []Item{{ID: id, Payload: payload}}}})
+			if err != nil || !fresh[0] {
+				b.Fatal(fresh, err)
+			}
+		}
+	})
+	b.ReportMetric(float64(benchTxID(b, s)-before)/float64(b.N), "commits/op")
 }

@@ -42,73 +42,186 @@ var (
 // Enqueue stores items atomically (all or none). An item whose ID is
 // already queued is skipped, not an error; a zero Due means now.
 func (s *Store) Enqueue(ctx context.Context, items []Item) error {
-	return s.update(ctx, "enqueue", func(tx *bolt.Tx) error {
-		q := tx.Bucket(bQueue)
-		for _, it := range items {
-			if it.ID == "" {
-				return errors.New("queue item without an id")
+	enc, err := s.encodeItems(items)
+	if err != nil {
+		return fmt.Errorf("enqueue: %w", err)
+	}
+	return s.batch(ctx, "enqueue", func(tx *bolt.Tx) error { return enqueue(tx, enc) })
+}
+
+// Claimed is one entry of ClaimEnqueue: a duplicate key and the items it
+// guards.
+type Claimed struct {
+	Key   string // "" claims nothing: the items are enqueued regardless
+	TTL   time.Duration
+	Items []Item
+}
+
+// ClaimEnqueue claims each entry's key as Claim does and enqueues the items
+// of the entries whose key was new as Enqueue does, in one transaction:
+// on error nothing was claimed or enqueued. fresh[i] reports whether entry
+// i's key was new (true for an entry without a key).
+func (s *Store) ClaimEnqueue(ctx context.Context, entries []Claimed) ([]bool, error) {
+	enc := make([][]encodedItem, len(entries))
+	for i, e := range entries {
+		var err error
+		if enc[i], err = s.encodeItems(e.Items); err != nil {
+			return nil, fmt.Errorf("claim and enqueue: %w", err)
+		}
+	}
+	now := s.now()
+	fresh := make([]bool, len(entries))
+	err := s.batch(ctx, "claim and enqueue", func(tx *bolt.Tx) error {
+		// Batch may run this again after a rollback: every answer is
+		// decided afresh, in order, so a key given twice is new once.
+		for i, e := range entries {
+			fresh[i] = true
+			if e.Key != "" {
+				var err error
+				if fresh[i], err = claim(tx, e.Key, now, e.TTL); err != nil {
+					return err
+				}
 			}
-			if q.Get([]byte(it.ID)) != nil {
-				continue
-			}
-			if it.Due.IsZero() {
-				it.Due = s.now()
-			}
-			if err := putItem(tx, it.ID, stored{Payload: it.Payload, Due: it.Due, Receives: it.Receives}); err != nil {
-				return err
+			if fresh[i] {
+				if err := enqueue(tx, enc[i]); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	return fresh, nil
+}
+
+// encodedItem is an item ready to be written: its queue key and value and
+// its due entry, encoded outside the write transaction.
+type encodedItem struct {
+	id, value, due []byte
+}
+
+// encodeItems checks and encodes items for enqueue; a zero Due is now.
+func (s *Store) encodeItems(items []Item) ([]encodedItem, error) {
+	out := make([]encodedItem, len(items))
+	var now time.Time
+	for i, it := range items {
+		if it.ID == "" {
+			return nil, errors.New("queue item without an id")
+		}
+		if it.Due.IsZero() {
+			if now.IsZero() {
+				now = s.now()
+			}
+			it.Due = now
+		}
+		b, err := json.Marshal(stored{Payload: it.Payload, Due: it.Due, Receives: it.Receives})
+		if err != nil {
+			return nil, fmt.Errorf("encode queue item %s: %w", it.ID, err)
+		}
+		out[i] = encodedItem{id: []byte(it.ID), value: b, due: dueKey(it.Due, it.ID)}
+	}
+	return out, nil
+}
+
+// enqueue writes items that are not queued yet (the first of an id given
+// twice wins).
+func enqueue(tx *bolt.Tx, items []encodedItem) error {
+	q, due := tx.Bucket(bQueue), tx.Bucket(bQueueDue)
+	for _, it := range items {
+		if q.Get(it.id) != nil {
+			continue
+		}
+		if err := q.Put(it.id, it.value); err != nil {
+			return err
+		}
+		if err := due.Put(it.due, nil); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Lease returns up to max items whose Due is not after now, in due order,
 // and hides them until now+leaseFor (like an SQS visibility timeout),
 // counting the receive. An item whose stored value cannot be decoded is
 // moved to the dead letters instead of blocking the queue.
+//
+// It looks in a read transaction first and writes only when an item is
+// due, so idle workers polling the queue never commit (nor sync).
 func (s *Store) Lease(ctx context.Context, max int, leaseFor time.Duration) ([]Item, error) {
-	var out []Item
 	now := s.now()
-	err := s.update(ctx, "lease queue items", func(tx *bolt.Tx) error {
-		due := tx.Bucket(bQueueDue)
-		var keys [][]byte
-		c := due.Cursor()
-		for k, _ := c.First(); k != nil && len(keys) < max && !fromNanos(k[:8]).After(now); k, _ = c.Next() {
-			keys = append(keys, bytes.Clone(k))
-		}
-		for _, k := range keys {
-			id := string(k[8:])
-			if err := due.Delete(k); err != nil {
-				return err
-			}
-			v := tx.Bucket(bQueue).Get([]byte(id))
-			if v == nil {
-				continue // a due entry without its item: dropped
-			}
-			var st stored
-			if err := json.Unmarshal(v, &st); err != nil {
-				if err := deadLetter(tx, id, bytes.Clone(v), fmt.Errorf("undecodable queue entry: %w", err), now); err != nil {
-					return err
-				}
-				if err := tx.Bucket(bQueue).Delete([]byte(id)); err != nil {
-					return err
-				}
-				continue
-			}
-			if !bytes.Equal(nanos(st.Due), k[:8]) {
-				continue // a stale due entry: the item's own one is elsewhere
-			}
-			st.Due, st.Leased = now.Add(leaseFor), true
-			st.Receives++
-			if err := putItem(tx, id, st); err != nil {
-				return err
-			}
-			out = append(out, Item{ID: id, Payload: st.Payload, Due: st.Due, Receives: st.Receives})
-		}
+	due := false
+	err := s.view(ctx, "lease queue items", func(tx *bolt.Tx) error {
+		k, _ := tx.Bucket(bQueueDue).Cursor().First()
+		due = k != nil && !fromNanos(k[:8]).After(now)
 		return nil
 	})
-	if err != nil {
+	if err != nil || !due || max <= 0 {
 		return nil, err
+	}
+	var out []Item
+	err = s.batch(ctx, "lease queue items", func(tx *bolt.Tx) error {
+		// Batch may run this again after a rollback: start afresh.
+		var err error
+		out, err = leaseDue(tx, now, max, leaseFor)
+		if err == nil && out == nil {
+			// Another worker took what the read saw: nothing to commit.
+			err = errUnchanged
+		}
+		return err
+	})
+	switch {
+	case errors.Is(err, errUnchanged):
+		return nil, nil
+	case err != nil || len(out) == 0:
+		return nil, err
+	}
+	return out, nil
+}
+
+// leaseDue takes up to max due items in tx (see Lease). It returns nil when
+// it changed nothing.
+func leaseDue(tx *bolt.Tx, now time.Time, max int, leaseFor time.Duration) ([]Item, error) {
+	due := tx.Bucket(bQueueDue)
+	var keys [][]byte
+	c := due.Cursor()
+	for k, _ := c.First(); k != nil && len(keys) < max && !fromNanos(k[:8]).After(now); k, _ = c.Next() {
+		keys = append(keys, bytes.Clone(k))
+	}
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	out := []Item{} // not nil: the due entries below are deleted
+	for _, k := range keys {
+		id := string(k[8:])
+		if err := due.Delete(k); err != nil {
+			return nil, err
+		}
+		v := tx.Bucket(bQueue).Get([]byte(id))
+		if v == nil {
+			continue // a due entry without its item: dropped
+		}
+		var st stored
+		if err := json.Unmarshal(v, &st); err != nil {
+			if err := deadLetter(tx, id, bytes.Clone(v), fmt.Errorf("undecodable queue entry: %w", err), now); err != nil {
+				return nil, err
+			}
+			if err := tx.Bucket(bQueue).Delete([]byte(id)); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if !bytes.Equal(nanos(st.Due), k[:8]) {
+			continue // a stale due entry: the item's own one is elsewhere
+		}
+		st.Due, st.Leased = now.Add(leaseFor), true
+		st.Receives++
+		if err := putItem(tx, id, st); err != nil {
+			return nil, err
+		}
+		out = append(out, Item{ID: id, Payload: st.Payload, Due: st.Due, Receives: st.Receives})
 	}
 	return out, nil
 }
@@ -116,7 +229,7 @@ func (s *Store) Lease(ctx context.Context, max int, leaseFor time.Duration) ([]I
 // Ack deletes a leased item (delivered, or failed for good); ErrNoItem if
 // it is not queued.
 func (s *Store) Ack(ctx context.Context, id string) error {
-	return s.update(ctx, "ack "+id, func(tx *bolt.Tx) error {
+	return s.batch(ctx, "ack "+id, func(tx *bolt.Tx) error {
 		_, err := removeItem(tx, id)
 		return err
 	})
@@ -125,7 +238,8 @@ func (s *Store) Ack(ctx context.Context, id string) error {
 // Archive acks a leased item and keeps its payload for Requeue (`regtrigger
 // redeliver`) until the retention ends; ErrNoItem if it is not queued.
 func (s *Store) Archive(ctx context.Context, id string) error {
-	return s.update(ctx, "ack "+id, func(tx *bolt.Tx) error {
+	at := nanos(s.now())
+	return s.batch(ctx, "ack "+id, func(tx *bolt.Tx) error {
 		st, err := removeItem(tx, id)
 		if err != nil {
 			return err
@@ -141,14 +255,14 @@ func (s *Store) Archive(ctx context.Context, id string) error {
 		if err := archive.Put([]byte(id), st.Payload); err != nil {
 			return err
 		}
-		return byTime.Put(join(nanos(s.now()), []byte(id)), nil)
+		return byTime.Put(join(at, []byte(id)), nil)
 	})
 }
 
 // Reschedule replaces a leased item's payload and makes it due at due (a
 // retry with its new attempt count); ErrNoItem if it is not queued.
 func (s *Store) Reschedule(ctx context.Context, id string, payload []byte, due time.Time) error {
-	return s.update(ctx, "reschedule "+id, func(tx *bolt.Tx) error {
+	return s.batch(ctx, "reschedule "+id, func(tx *bolt.Tx) error {
 		st, err := removeItem(tx, id)
 		if err != nil {
 			return err

@@ -37,7 +37,13 @@ func (rs *Records) Put(ctx context.Context, r record.Record) error {
 	if r.Time.IsZero() {
 		r.Time = rs.s.now().UTC()
 	}
-	return rs.s.update(ctx, "store record", func(tx *bolt.Tx) error { return putRecord(tx, r) })
+	b, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("store record: encode record: %w", err)
+	}
+	// Batch may run this again after a rollback; the sequence (and so the
+	// key) is then taken again in the new transaction.
+	return rs.s.batch(ctx, "store record", func(tx *bolt.Tx) error { return putEncodedRecord(tx, r, b) })
 }
 
 // putRecord writes a record and its index entries.
@@ -46,6 +52,11 @@ func putRecord(tx *bolt.Tx, r record.Record) error {
 	if err != nil {
 		return fmt.Errorf("encode record: %w", err)
 	}
+	return putEncodedRecord(tx, r, b)
+}
+
+// putEncodedRecord writes a record encoded as b and its index entries.
+func putEncodedRecord(tx *bolt.Tx, r record.Record, b []byte) error {
 	recs := tx.Bucket(bRecords)
 	seq, err := recs.NextSequence()
 	if err != nil {

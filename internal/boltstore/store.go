@@ -33,9 +33,25 @@
 // ends with the record key, which is looked up in records.
 //
 // Durability: bbolt syncs the file at every commit (twice: the data pages,
-// then the meta page), so each write method costs one transaction and its
-// fsyncs. NoSync is never set; the freelist is not written at each commit
-// (NoFreelistSync), bbolt rebuilds it at Open by scanning the file.
+// then the meta page), and a method returns only after its commit, so
+// whatever it reported done is on disk. NoSync is never set; the freelist
+// is not written at each commit (NoFreelistSync), bbolt rebuilds it at Open
+// by scanning the file.
+//
+// Group commit. bbolt has one writer at a time and each commit costs its
+// fsyncs, so the writes that many goroutines make at once (Claim, Enqueue,
+// ClaimEnqueue, Lease, Ack/Archive, Reschedule, Records.Put) share
+// transactions: a write that finds no commit running is committed at once,
+// and the writes that arrive while one runs all go into the next (see
+// committer; DB.Batch's contract without its timer). Each caller still
+// returns only after the commit that holds its write. A function may run
+// more than once (when another one of its transaction fails, that
+// transaction is rolled back and the rest run again), so those functions
+// compute their answers afresh at every run and take effect only through
+// the transaction. The rare writes (Release, DeadLetter, Requeue, Purge,
+// triggers) keep their own transaction. Reads never write: Lease looks for
+// a due item in a read transaction first, and a write transaction that
+// changed nothing is rolled back, not committed (bbolt would sync it).
 //
 // bbolt takes an exclusive file lock, so one process owns the file: a
 // second `serve`, or a CLI command while serve runs, gets ErrLocked. The
@@ -103,12 +119,19 @@ type Options struct {
 	Now func() time.Time
 }
 
+// MaxBatch bounds how many writes share one transaction (as bbolt's
+// DB.MaxBatchSize, whose default it is).
+const MaxBatch = 1000
+
 // Store is the embedded store. It is safe for concurrent use.
 type Store struct {
 	db        *bolt.DB
 	path      string
 	retention time.Duration
 	now       func() time.Time
+	commits   *committer
+	// runBatch is commits.run; tests replace it to re-run functions.
+	runBatch func(fn func(*bolt.Tx) error) error
 }
 
 // Open opens (or creates) the store file at path, creates the buckets,
@@ -151,6 +174,8 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	s := &Store{db: db, path: path, retention: opts.Retention, now: opts.Now}
+	s.commits = &committer{db: db, max: MaxBatch}
+	s.runBatch = s.commits.run
 	if err := s.init(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
@@ -211,6 +236,24 @@ func (s *Store) update(ctx context.Context, op string, fn func(tx *bolt.Tx) erro
 	}
 	return nil
 }
+
+// batch runs fn in a write transaction that concurrent batch calls may
+// share (the committer), after checking ctx; errors say op. fn may run more than
+// once, each time in a new transaction: it must set every result it
+// reports at each run, and change nothing outside the transaction.
+func (s *Store) batch(ctx context.Context, op string, fn func(tx *bolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	if err := s.runBatch(fn); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	return nil
+}
+
+// errUnchanged rolls back a write transaction that changed nothing, so
+// that bbolt does not commit (and sync) it.
+var errUnchanged = errors.New("nothing changed")
 
 // view runs fn in a read transaction, after checking ctx; errors say op.
 func (s *Store) view(ctx context.Context, op string, fn func(tx *bolt.Tx) error) error {

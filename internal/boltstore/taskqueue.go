@@ -20,9 +20,9 @@ type TaskQueue struct {
 }
 
 var (
-	_ receiver.Queue   = (*TaskQueue)(nil)
-	_ receiver.Dedupe  = (*Store)(nil)
-	_ dispatcher.Queue = (*TaskQueue)(nil)
+	_ receiver.ClaimQueue = (*TaskQueue)(nil)
+	_ receiver.Dedupe     = (*Store)(nil)
+	_ dispatcher.Queue    = (*TaskQueue)(nil)
 )
 
 // NewTaskQueue returns the task queue of s.
@@ -30,13 +30,9 @@ func NewTaskQueue(s *Store) *TaskQueue { return &TaskQueue{s: s} }
 
 // Enqueue stores tasks, due now, all or none.
 func (q *TaskQueue) Enqueue(ctx context.Context, tasks []delivery.Task) error {
-	items := make([]Item, len(tasks))
-	for i, t := range tasks {
-		b, err := json.Marshal(t)
-		if err != nil {
-			return fmt.Errorf("encode task %s: %w", t.ID, err)
-		}
-		items[i] = Item{ID: t.ID, Payload: b}
+	items, err := taskItems(tasks)
+	if err != nil {
+		return err
 	}
 	if err := q.s.Enqueue(ctx, items); err != nil {
 		return err
@@ -45,6 +41,52 @@ func (q *TaskQueue) Enqueue(ctx context.Context, tasks []delivery.Task) error {
 		q.OnEnqueue()
 	}
 	return nil
+}
+
+// ClaimEnqueue claims the duplicate keys in the store and enqueues the
+// tasks of the new ones, due now, in one transaction (Store.ClaimEnqueue).
+func (q *TaskQueue) ClaimEnqueue(ctx context.Context, claims []receiver.Claim) ([]bool, error) {
+	entries := make([]Claimed, len(claims))
+	for i, c := range claims {
+		items, err := taskItems(c.Tasks)
+		if err != nil {
+			return nil, err
+		}
+		entries[i] = Claimed{Key: c.Key, TTL: c.TTL, Items: items}
+	}
+	fresh, err := q.s.ClaimEnqueue(ctx, entries)
+	if err != nil {
+		return nil, err
+	}
+	if q.OnEnqueue != nil {
+		for i, f := range fresh {
+			if f && len(entries[i].Items) > 0 {
+				q.OnEnqueue()
+				break
+			}
+		}
+	}
+	return fresh, nil
+}
+
+// OwnsDedupe reports whether d is the store of q, whose duplicate keys
+// ClaimEnqueue claims.
+func (q *TaskQueue) OwnsDedupe(d receiver.Dedupe) bool {
+	s, ok := d.(*Store)
+	return ok && s == q.s
+}
+
+// taskItems encodes tasks as queue items, due now.
+func taskItems(tasks []delivery.Task) ([]Item, error) {
+	items := make([]Item, len(tasks))
+	for i, t := range tasks {
+		b, err := json.Marshal(t)
+		if err != nil {
+			return nil, fmt.Errorf("encode task %s: %w", t.ID, err)
+		}
+		items[i] = Item{ID: t.ID, Payload: b}
+	}
+	return items, nil
 }
 
 // Lease takes due tasks off the queue for leaseFor.
