@@ -52,6 +52,29 @@ type Dedupe interface {
 	Release(ctx context.Context, key string) error
 }
 
+// ClaimQueue is a Queue that keeps the duplicate keys of a Dedupe in its
+// own store and can claim them together with enqueueing the tasks they
+// guard, in one step (one transaction of the embedded store, instead of a
+// Claim and an Enqueue). Service uses it when Queue is a ClaimQueue that
+// owns Service.Dedupe; otherwise it calls Dedupe.Claim and Queue.Enqueue.
+type ClaimQueue interface {
+	Queue
+	// ClaimEnqueue claims each claim's key for its TTL (as Dedupe.Claim)
+	// and enqueues the tasks of the claims whose key was new, all or
+	// nothing: on error no key is claimed and no task accepted. fresh[i]
+	// reports whether claim i's key was new (true for a claim without a key).
+	ClaimEnqueue(ctx context.Context, claims []Claim) (fresh []bool, err error)
+	// OwnsDedupe reports whether d's keys are the ones ClaimEnqueue claims.
+	OwnsDedupe(d Dedupe) bool
+}
+
+// Claim is one event's duplicate key and the tasks it guards.
+type Claim struct {
+	Key   string // "" claims nothing: the tasks are enqueued regardless
+	TTL   time.Duration
+	Tasks []delivery.Task
+}
+
 // Request is one received notification, already read by the adapter.
 type Request struct {
 	ID     string      // the platform's request id, for logs
@@ -166,60 +189,49 @@ func (s *Service) Receive(ctx context.Context, req Request) Response {
 		source = evs[0].Source
 	}
 
-	ans := Accepted{RequestID: req.ID, Source: source, Events: make([]AcceptedEvent, 0, len(evs))}
-	var tasks []delivery.Task
-	var claimed []string
-	var untriggered []record.Record
-	release := func() {
-		for _, k := range claimed {
-			if err := s.Dedupe.Release(context.WithoutCancel(ctx), k); err != nil {
-				log.LogAttrs(ctx, slog.LevelError, "release duplicate key", slog.String("error", err.Error()))
-			}
-		}
-	}
+	// Match every event first; what is claimed and enqueued is decided
+	// in one step below, so a failure before it has claimed nothing.
+	ps := make([]pending, 0, len(evs))
 	for _, ev := range evs {
 		m, err := s.matcherFor(ctx, ev.Namespace)
 		if err != nil {
-			release()
 			log.LogAttrs(ctx, slog.LevelError, "load triggers", slog.String("namespace", ev.Namespace), slog.String("error", err.Error()))
 			return ErrorResponse(http.StatusServiceUnavailable, "trigger store unavailable", "the notification was not accepted; retry later")
 		}
-		ae := AcceptedEvent{Action: ev.Action, Namespace: ev.Namespace, Repository: ev.Repository, Tag: ev.Tag, Digest: ev.Digest, Tasks: []TaskRef{}}
+		p := pending{ae: AcceptedEvent{Action: ev.Action, Namespace: ev.Namespace, Repository: ev.Repository, Tag: ev.Tag, Digest: ev.Digest, Tasks: []TaskRef{}}}
 		fp := Fingerprint(ev)
 		if s.Dedupe != nil && m.Len() > 0 {
-			fresh, err := s.Dedupe.Claim(ctx, fp, claimTTL(ev, now, req.MaxAge, s.window()))
-			if err != nil {
-				release()
-				log.LogAttrs(ctx, slog.LevelError, "claim duplicate key", slog.String("error", err.Error()))
-				return ErrorResponse(http.StatusServiceUnavailable, "store unavailable", "the notification was not accepted; retry later")
-			}
-			if !fresh {
-				ae.Duplicate = true
-				ans.Events = append(ans.Events, ae)
-				continue
-			}
-			claimed = append(claimed, fp)
+			p.claim = Claim{Key: fp, TTL: claimTTL(ev, now, req.MaxAge, s.window())}
 		}
 		for _, r := range m.Match(ev) {
 			if !r.Fired() {
-				ae.Skipped = append(ae.Skipped, SkipRef{Trigger: r.Trigger.Name, Reason: string(r.Reason)})
-				untriggered = append(untriggered, record.UntriggeredRecord(TaskID(fp, r.Trigger.Name), r.Trigger.Name, ev, r.Explain(ev), now))
+				p.ae.Skipped = append(p.ae.Skipped, SkipRef{Trigger: r.Trigger.Name, Reason: string(r.Reason)})
+				p.untriggered = append(p.untriggered, record.UntriggeredRecord(TaskID(fp, r.Trigger.Name), r.Trigger.Name, ev, r.Explain(ev), now))
 				continue
 			}
 			t := delivery.NewTask(TaskID(fp, r.Trigger.Name), *r.Trigger, ev, now)
-			tasks = append(tasks, t)
-			ae.Tasks = append(ae.Tasks, TaskRef{ID: t.ID, Trigger: r.Trigger.Name})
+			p.claim.Tasks = append(p.claim.Tasks, t)
+			p.ae.Tasks = append(p.ae.Tasks, TaskRef{ID: t.ID, Trigger: r.Trigger.Name})
 		}
-		ans.Events = append(ans.Events, ae)
+		ps = append(ps, p)
 	}
-	if len(tasks) > 0 {
-		if err := s.Queue.Enqueue(ctx, tasks); err != nil {
-			release()
-			log.LogAttrs(ctx, slog.LevelError, "enqueue tasks", slog.Int("tasks", len(tasks)), slog.String("error", err.Error()))
-			return ErrorResponse(http.StatusServiceUnavailable, "queue unavailable", "the notification was not accepted; retry later")
+	fresh, refused := s.accept(ctx, log, ps)
+	if refused != nil {
+		return *refused
+	}
+
+	ans := Accepted{RequestID: req.ID, Source: source, Events: make([]AcceptedEvent, 0, len(evs))}
+	var untriggered []record.Record
+	for i, p := range ps {
+		if !fresh[i] {
+			ans.Events = append(ans.Events, AcceptedEvent{Action: p.ae.Action, Namespace: p.ae.Namespace, Repository: p.ae.Repository,
+				Tag: p.ae.Tag, Digest: p.ae.Digest, Duplicate: true, Tasks: []TaskRef{}})
+			continue
 		}
+		ans.Events = append(ans.Events, p.ae)
+		ans.Tasks += len(p.claim.Tasks)
+		untriggered = append(untriggered, p.untriggered...)
 	}
-	ans.Tasks = len(tasks)
 	for _, r := range untriggered {
 		record.Log(ctx, log, r)
 		if s.Records != nil {
@@ -228,12 +240,89 @@ func (s *Service) Receive(ctx context.Context, req Request) Response {
 			}
 		}
 	}
-	log.LogAttrs(ctx, slog.LevelInfo, "notification accepted", slog.String("source", source), slog.Int("events", len(evs)), slog.Int("tasks", len(tasks)))
+	log.LogAttrs(ctx, slog.LevelInfo, "notification accepted", slog.String("source", source), slog.Int("events", len(evs)), slog.Int("tasks", ans.Tasks))
 	b, err := json.Marshal(ans)
 	if err != nil {
 		return ErrorResponse(http.StatusInternalServerError, "encode answer", err.Error())
 	}
 	return Response{Status: http.StatusAccepted, Body: b}
+}
+
+// pending is one event of a notification between matching and acceptance:
+// its answer if it is new, the key it claims and the tasks it makes.
+type pending struct {
+	ae          AcceptedEvent
+	claim       Claim
+	untriggered []record.Record
+}
+
+// accept claims the duplicate keys of ps and enqueues the tasks of the new
+// ones; fresh[i] reports whether ps[i] is new. On failure nothing stays
+// claimed or enqueued and refused is the 503 answer.
+func (s *Service) accept(ctx context.Context, log *slog.Logger, ps []pending) (fresh []bool, refused *Response) {
+	unavailable := func(msg string) *Response {
+		r := ErrorResponse(http.StatusServiceUnavailable, msg, "the notification was not accepted; retry later")
+		return &r
+	}
+	fresh = make([]bool, len(ps))
+	work := false
+	for i, p := range ps {
+		fresh[i] = true
+		work = work || p.claim.Key != "" || len(p.claim.Tasks) > 0
+	}
+	if !work {
+		return fresh, nil
+	}
+	if cq, ok := s.Queue.(ClaimQueue); ok && s.Dedupe != nil && cq.OwnsDedupe(s.Dedupe) {
+		claims := make([]Claim, len(ps))
+		n := 0
+		for i, p := range ps {
+			claims[i] = p.claim
+			n += len(p.claim.Tasks)
+		}
+		f, err := cq.ClaimEnqueue(ctx, claims)
+		if err == nil && len(f) != len(ps) {
+			err = fmt.Errorf("%d answers for %d claims", len(f), len(ps))
+		}
+		if err != nil {
+			log.LogAttrs(ctx, slog.LevelError, "claim and enqueue tasks", slog.Int("tasks", n), slog.String("error", err.Error()))
+			return nil, unavailable("queue unavailable")
+		}
+		return f, nil
+	}
+
+	var claimed []string
+	release := func() {
+		for _, k := range claimed {
+			if err := s.Dedupe.Release(context.WithoutCancel(ctx), k); err != nil {
+				log.LogAttrs(ctx, slog.LevelError, "release duplicate key", slog.String("error", err.Error()))
+			}
+		}
+	}
+	var tasks []delivery.Task
+	for i, p := range ps {
+		if p.claim.Key != "" {
+			ok, err := s.Dedupe.Claim(ctx, p.claim.Key, p.claim.TTL)
+			if err != nil {
+				release()
+				log.LogAttrs(ctx, slog.LevelError, "claim duplicate key", slog.String("error", err.Error()))
+				return nil, unavailable("store unavailable")
+			}
+			if fresh[i] = ok; !ok {
+				continue
+			}
+			claimed = append(claimed, p.claim.Key)
+		}
+		tasks = append(tasks, p.claim.Tasks...)
+	}
+	if len(tasks) > 0 {
+		if err := s.Queue.Enqueue(ctx, tasks); err != nil {
+			release()
+			log.LogAttrs(ctx, slog.LevelError, "enqueue tasks", slog.Int("tasks", len(tasks)), slog.String("error", err.Error()))
+			return nil, unavailable("queue unavailable")
+		}
+	}
+	return fresh, nil
 }
 
 // Fingerprint identifies "the same event" for duplicate suppression: the
