@@ -287,18 +287,24 @@ func cli(t *testing.T, args ...string) string {
 func records(t *testing.T, data string, args ...string) []record.Record {
 	t.Helper()
 	out := cli(t, append([]string{"logs", "--data", data, "-o", "json", "--limit", "1000"}, args...)...)
-	var recs []record.Record
+	return decodeLines[record.Record](t, out)
+}
+
+// decodeLines decodes a command's JSON-lines output.
+func decodeLines[T any](t *testing.T, out string) []T {
+	t.Helper()
+	var all []T
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 		if line == "" {
 			continue
 		}
-		var r record.Record
-		if err := json.Unmarshal([]byte(line), &r); err != nil {
-			t.Fatalf("log line %q: %v", line, err)
+		var v T
+		if err := json.Unmarshal([]byte(line), &v); err != nil {
+			t.Fatalf("output line %q: %v", line, err)
 		}
-		recs = append(recs, r)
+		all = append(all, v)
 	}
-	return recs
+	return all
 }
 
 func TestServeDeliversSignedRequestAndLogs(t *testing.T) {

@@ -183,18 +183,7 @@ var secrets = []string{"querysecret", "headersecret", e2eSecret}
 // jsonTriggers decodes `triggers list|get -o json`.
 func jsonTriggers(t *testing.T, out string) []trigger.Trigger {
 	t.Helper()
-	var ts []trigger.Trigger
-	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		if line == "" {
-			continue
-		}
-		var tr trigger.Trigger
-		if err := json.Unmarshal([]byte(line), &tr); err != nil {
-			t.Fatalf("trigger line %q: %v", line, err)
-		}
-		ts = append(ts, tr)
-	}
-	return ts
+	return decodeLines[trigger.Trigger](t, out)
 }
 
 func triggerNames(ts []trigger.Trigger) []string {

@@ -570,20 +570,7 @@ func TestFormatErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			evs, err := Parse(Notification{Body: []byte(tt.body), Header: tt.header, ReceivedAt: receivedAt}, tt.source)
-			if !errors.Is(err, tt.want) {
-				t.Fatalf("got %v (%d events), want %v", err, len(evs), tt.want)
-			}
-			if !strings.Contains(err.Error(), tt.reason) {
-				t.Errorf("error %q does not say %q", err, tt.reason)
-			}
-			if evs != nil {
-				t.Error("events returned with an error")
-			}
-			var pe *ParseError
-			if errors.Is(err, ErrMalformed) && !errors.As(err, &pe) {
-				t.Errorf("malformed without a *ParseError: %T", err)
-			}
+			checkRefused(t, Notification{Body: []byte(tt.body), Header: tt.header, ReceivedAt: receivedAt}, tt.source, tt.want, tt.reason)
 		})
 	}
 }

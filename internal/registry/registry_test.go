@@ -452,21 +452,28 @@ func TestErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			evs, err := Parse(Notification{Body: []byte(tt.body)}, tt.source)
-			if !errors.Is(err, tt.want) {
-				t.Fatalf("got %v (%d events), want %v", err, len(evs), tt.want)
-			}
-			if !strings.Contains(err.Error(), tt.reason) {
-				t.Errorf("error %q does not say %q", err, tt.reason)
-			}
-			if evs != nil {
-				t.Error("events returned with an error")
-			}
-			var pe *ParseError
-			if errors.Is(err, ErrMalformed) && !errors.As(err, &pe) {
-				t.Errorf("malformed without a *ParseError: %T", err)
-			}
+			checkRefused(t, Notification{Body: []byte(tt.body)}, tt.source, tt.want, tt.reason)
 		})
+	}
+}
+
+// checkRefused parses n and checks it is refused with want, a message
+// saying reason, no events, and a *ParseError for malformed bodies.
+func checkRefused(t *testing.T, n Notification, source string, want error, reason string) {
+	t.Helper()
+	evs, err := Parse(n, source)
+	if !errors.Is(err, want) {
+		t.Fatalf("got %v (%d events), want %v", err, len(evs), want)
+	}
+	if !strings.Contains(err.Error(), reason) {
+		t.Errorf("error %q does not say %q", err, reason)
+	}
+	if evs != nil {
+		t.Error("events returned with an error")
+	}
+	var pe *ParseError
+	if errors.Is(err, ErrMalformed) && !errors.As(err, &pe) {
+		t.Errorf("malformed without a *ParseError: %T", err)
 	}
 }
 
