@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/regtrigger/regtrigger/internal/delivery"
+	"github.com/regtrigger/regtrigger/internal/record"
 )
 
 // Leased is one task taken off the queue. Err is set, and Task empty, when
@@ -38,6 +39,18 @@ type Queue interface {
 	DeadLetter(ctx context.Context, id string, reason error) error
 	// NextDue reports when the earliest task becomes due.
 	NextDue(ctx context.Context) (time.Time, bool, error)
+}
+
+// RecordQueue is a Queue that stores an attempt's record in the same write
+// that settles its task (the embedded store: one commit instead of two).
+// A Pool over one hands it every outcome's record, so the Engine must keep
+// none itself: Run refuses a *delivery.Engine with a Sink.
+type RecordQueue interface {
+	Queue
+	// AckRecord is Ack, storing rec with it.
+	AckRecord(ctx context.Context, id string, rec record.Record) error
+	// RetryRecord is Retry, storing rec with it.
+	RetryRecord(ctx context.Context, t delivery.Task, delay time.Duration, rec record.Record) error
 }
 
 // Deliverer makes one attempt; *delivery.Engine is the production one.
@@ -82,6 +95,11 @@ func (p *Pool) init() {
 // without counting as an attempt) and returns.
 func (p *Pool) Run(ctx context.Context) error {
 	p.init()
+	if _, ok := p.Queue.(RecordQueue); ok {
+		if e, ok := p.Engine.(*delivery.Engine); ok && e.Sink != nil {
+			return errors.New("dispatcher: the queue stores the delivery records; the engine must not have a Sink too (each record would be stored twice)")
+		}
+	}
 	workers := p.Workers
 	if workers <= 0 {
 		workers = 4
@@ -149,12 +167,7 @@ func (p *Pool) handle(dctx context.Context, it Leased) {
 		return
 	}
 	out := p.Engine.Deliver(dctx, it.Task)
-	var err error
-	if out.Retry {
-		err = p.Queue.Retry(qctx, out.Task, out.Delay)
-	} else {
-		err = p.Queue.Ack(qctx, it.ID)
-	}
+	err := p.settle(qctx, it.ID, out)
 	switch {
 	case err != nil:
 		// The lease will expire and the task come back: at least once.
@@ -164,6 +177,21 @@ func (p *Pool) handle(dctx context.Context, it Leased) {
 	default:
 		log.LogAttrs(qctx, slog.LevelDebug, "task finished", slog.String("status", string(out.Record.Status)))
 	}
+}
+
+// settle acknowledges or reschedules a delivered task, with its record
+// when the queue stores records.
+func (p *Pool) settle(ctx context.Context, id string, out delivery.Outcome) error {
+	rq, records := p.Queue.(RecordQueue)
+	switch {
+	case out.Retry && records:
+		return rq.RetryRecord(ctx, out.Task, out.Delay, out.Record)
+	case out.Retry:
+		return p.Queue.Retry(ctx, out.Task, out.Delay)
+	case records:
+		return rq.AckRecord(ctx, id, out.Record)
+	}
+	return p.Queue.Ack(ctx, id)
 }
 
 // untilNext is how long to sleep before the next task is due.

@@ -219,3 +219,60 @@ func TestPoolWake(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// recordingQueue is a memQueue that stores records with settlements.
+type recordingQueue struct {
+	*memQueue
+	records []record.Record
+	plain   int // Ack and Retry calls without a record
+}
+
+func (q *recordingQueue) Ack(ctx context.Context, id string) error {
+	q.plain++
+	return q.memQueue.Ack(ctx, id)
+}
+
+func (q *recordingQueue) Retry(ctx context.Context, t delivery.Task, d time.Duration) error {
+	q.plain++
+	return q.memQueue.Retry(ctx, t, d)
+}
+
+func (q *recordingQueue) AckRecord(ctx context.Context, id string, rec record.Record) error {
+	q.mu.Lock()
+	q.records = append(q.records, rec)
+	q.mu.Unlock()
+	return q.memQueue.Ack(ctx, id)
+}
+
+func (q *recordingQueue) RetryRecord(ctx context.Context, t delivery.Task, d time.Duration, rec record.Record) error {
+	q.mu.Lock()
+	q.records = append(q.records, rec)
+	q.mu.Unlock()
+	return q.memQueue.Retry(ctx, t, d)
+}
+
+func TestPoolHandsRecordsToARecordQueue(t *testing.T) {
+	q := &recordingQueue{memQueue: newMemQueue(task("a"), task("b"))}
+	eng := &scripted{attempts: map[string]int{}, fail: 1}
+	p := &Pool{Queue: q, Engine: eng, Workers: 2, Idle: 5 * time.Millisecond}
+	runFor(t, p, func() bool { return q.len() == 0 })
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.records) != 4 || q.plain != 0 {
+		t.Errorf("%d records with settlements and %d settlements without, want 4 (a retry and a success each) and 0", len(q.records), q.plain)
+	}
+}
+
+func TestPoolRefusesTwoRecordStores(t *testing.T) {
+	q := &recordingQueue{memQueue: newMemQueue()}
+	p := &Pool{Queue: q, Engine: &delivery.Engine{Sink: discardSink{}}, Workers: 1}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := p.Run(ctx); err == nil {
+		t.Fatal("Run accepted an engine that stores records over a queue that stores them too")
+	}
+}
+
+type discardSink struct{}
+
+func (discardSink) Put(context.Context, record.Record) error { return nil }
