@@ -54,7 +54,7 @@ fuzz:
 	done
 
 clean:
-	rm -rf bin bench.txt regtrigger.db dist .aws-sam
+	rm -rf bin bench.txt regtrigger.db regtrigger.db-journal dist .aws-sam
 
 # The API-compatible AWS servers the integration tests start on loopback
 # (dynalite for DynamoDB, fauxqs 1.9.2 for SQS), pinned in tools/node.

@@ -143,14 +143,12 @@ func serve(ctx context.Context, c *cobra.Command, f serveFlags) error {
 	}
 
 	queue := boltstore.NewTaskQueue(store)
-	engine := &delivery.Engine{Sender: client, Policy: policy, Sink: store.Records(), Logger: logger, UserAgent: userAgent()}
+	// No Sink: the queue stores each delivery's record with its settlement.
+	engine := &delivery.Engine{Sender: client, Policy: policy, Logger: logger, UserAgent: userAgent()}
 	pool := &dispatcher.Pool{Queue: queue, Engine: engine, Workers: f.workers, Drain: f.drain, Logger: logger}
 	queue.OnEnqueue = pool.Wake
 	svc := &receiver.Service{Triggers: store.Triggers(), Queue: queue, Dedupe: store, Records: store.Records(), Logger: logger, DedupeWindow: f.dedupeWindow}
-	endpoint := &receiver.Endpoint{Service: svc, Auth: authn, Health: func(ctx context.Context) error {
-		_, _, err := store.NextDue(ctx)
-		return err
-	}}
+	endpoint := &receiver.Endpoint{Service: svc, Auth: authn, Health: store.Ping}
 
 	ln, err := net.Listen("tcp", f.addr)
 	if err != nil {
@@ -194,9 +192,12 @@ func serve(ctx context.Context, c *cobra.Command, f serveFlags) error {
 	return nil
 }
 
-// purgeLoop removes expired log records and duplicate keys every hour.
+// purgeLoop removes expired log records, kept tasks and duplicate keys
+// every minute: the live duplicate keys are also held in memory, which this
+// bounds to about the dedupe window's worth. A purge that finds nothing
+// expired writes nothing.
 func purgeLoop(ctx context.Context, store *boltstore.Store, logger *slog.Logger) {
-	t := time.NewTicker(time.Hour)
+	t := time.NewTicker(time.Minute)
 	defer t.Stop()
 	for {
 		n, err := store.Purge(ctx)

@@ -12,8 +12,6 @@ import (
 // The parallel benchmarks run 16 goroutines (8 per CPU) against one store,
 // the way serve's HTTP handlers and delivery workers share it, and report
 // the write transactions (commits, each with its fsyncs) per operation.
-// They use only the store's long-standing methods, so they run unchanged
-// against older versions of the package for comparison.
 
 func benchTxID(b *testing.B, s *Store) int {
 	b.Helper()
@@ -24,13 +22,12 @@ func benchTxID(b *testing.B, s *Store) int {
 	return id
 }
 
-// BenchmarkParallel is the store's share of one notification end to end:
-// claim its duplicate key, enqueue its task (1 KiB), lease a due task,
-// store the delivery's record and archive the task.
+// BenchmarkParallel is the store's share of one notification end to end,
+// as serve makes it: claim its duplicate key and enqueue its task (1 KiB)
+// in one call, lease a due task, finish it with its delivery record.
 func BenchmarkParallel(b *testing.B) {
 	c := newClock(time.Now())
 	s := open(b, "", c)
-	rs := s.Records()
 	payload := make([]byte, 1024)
 	var n atomic.Int64
 	before := benchTxID(b, s)
@@ -40,45 +37,20 @@ func BenchmarkParallel(b *testing.B) {
 		for pb.Next() {
 			i := n.Add(1)
 			id := strconv.FormatInt(i, 10)
-			if fresh, err := s.Claim(ctx, "k"+id, time.Hour); err != nil || !fresh {
+			fresh, err := s.ClaimEnqueue(ctx, []Claimed{{Key: "k" + id, TTL: time.Hour, Items: []Item{{ID: id, Payload: payload}}}})
+			if err != nil || !fresh[0] {
 				b.Fatal(fresh, err)
-			}
-			if err := s.Enqueue(ctx, []Item{{ID: id, Payload: payload}}); err != nil {
-				b.Fatal(err)
 			}
 			items, err := s.Lease(ctx, 1, time.Minute)
 			if err != nil {
 				b.Fatal(err)
 			}
 			for _, it := range items {
-				if err := rs.Put(ctx, benchRecord(int(i), c.now())); err != nil {
+				rec := benchRecord(int(i), c.now())
+				rec.TaskID = it.ID
+				if err := s.Finish(ctx, it.ID, &rec); err != nil {
 					b.Fatal(err)
 				}
-				if err := s.Archive(ctx, it.ID); err != nil {
-					b.Fatal(err)
-				}
-			}
-		}
-	})
-	b.ReportMetric(float64(benchTxID(b, s)-before)/float64(b.N), "commits/op")
-}
-
-// BenchmarkParallelNotify is the receiver's part: claim, then enqueue.
-func BenchmarkParallelNotify(b *testing.B) {
-	s := open(b, "", newClock(time.Now()))
-	payload := make([]byte, 1024)
-	var n atomic.Int64
-	before := benchTxID(b, s)
-	b.ReportAllocs()
-	b.SetParallelism(8)
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			id := strconv.FormatInt(n.Add(1), 10)
-			if fresh, err := s.Claim(ctx, "k"+id, time.Hour); err != nil || !fresh {
-				b.Fatal(fresh, err)
-			}
-			if err := s.Enqueue(ctx, []Item{{ID: id, Payload: payload}}); err != nil {
-				b.Fatal(err)
 			}
 		}
 	})

@@ -16,7 +16,7 @@ import (
 // Every write below is one bbolt transaction, and bbolt syncs the file at
 // each commit: these numbers are mostly the disk's fsync latency.
 
-func BenchmarkEnqueueLeaseAck(b *testing.B) {
+func BenchmarkEnqueueLeaseFinish(b *testing.B) {
 	s := open(b, "", newClock(time.Now()))
 	payload := make([]byte, 1024)
 	b.ReportAllocs()
@@ -31,7 +31,7 @@ func BenchmarkEnqueueLeaseAck(b *testing.B) {
 		if err != nil || len(items) != 1 {
 			b.Fatal(items, err)
 		}
-		if err := s.Ack(ctx, id); err != nil {
+		if err := s.Finish(ctx, id, nil); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -75,7 +75,7 @@ func BenchmarkRecordList(b *testing.B) {
 				if i%4 != 0 {
 					r.Status = record.Failed
 				}
-				if err := putRecord(tx, r); err != nil {
+				if err := putRecord(tx, r, nil); err != nil {
 					return err
 				}
 				c.add(time.Millisecond)

@@ -3,12 +3,15 @@ package boltstore
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/regtrigger/regtrigger/internal/record"
 )
 
 // Item is one queued message with an opaque payload.
@@ -16,24 +19,17 @@ type Item struct {
 	ID      string
 	Payload []byte
 	// Due is when the item may be leased; on an item Lease returned, when
-	// the lease ends and the item is due again unless acked or rescheduled.
+	// the lease ends and the item is due again unless finished or
+	// rescheduled.
 	Due time.Time
-	// Receives counts the leases of the item, this one included.
+	// Receives counts the leases of the item since the store was opened,
+	// this one included.
 	Receives int
-}
-
-// stored is an item's value in the queue bucket. Leased is set while a
-// worker holds the item (until Due); Open clears it.
-type stored struct {
-	Payload  []byte    `json:"payload"`
-	Due      time.Time `json:"due"`
-	Receives int       `json:"receives"`
-	Leased   bool      `json:"leased,omitempty"`
 }
 
 // Errors of the queue.
 var (
-	// ErrNoItem: no queued (or archived) item has that id.
+	// ErrNoItem: no queued (or kept) item has that id.
 	ErrNoItem = errors.New("no such queue item")
 	// ErrQueued: the item is still in the queue.
 	ErrQueued = errors.New("item is still queued")
@@ -42,11 +38,8 @@ var (
 // Enqueue stores items atomically (all or none). An item whose ID is
 // already queued is skipped, not an error; a zero Due means now.
 func (s *Store) Enqueue(ctx context.Context, items []Item) error {
-	enc, err := s.encodeItems(items)
-	if err != nil {
-		return fmt.Errorf("enqueue: %w", err)
-	}
-	return s.batch(ctx, "enqueue", func(tx *bolt.Tx) error { return enqueue(tx, enc) })
+	_, err := s.claimEnqueue(ctx, "enqueue", []Claimed{{Items: items}})
+	return err
 }
 
 // Claimed is one entry of ClaimEnqueue: a duplicate key and the items it
@@ -61,31 +54,119 @@ type Claimed struct {
 // of the entries whose key was new as Enqueue does, in one transaction:
 // on error nothing was claimed or enqueued. fresh[i] reports whether entry
 // i's key was new (true for an entry without a key).
+//
+// Whether a key is new is decided in memory when the call starts: of two
+// concurrent calls with one key, the second is told it is a duplicate even
+// if the first one's commit then fails (the first caller gets the error,
+// and the registry retries that notification).
 func (s *Store) ClaimEnqueue(ctx context.Context, entries []Claimed) ([]bool, error) {
-	enc := make([][]encodedItem, len(entries))
-	for i, e := range entries {
-		var err error
-		if enc[i], err = s.encodeItems(e.Items); err != nil {
-			return nil, fmt.Errorf("claim and enqueue: %w", err)
+	return s.claimEnqueue(ctx, "claim and enqueue", entries)
+}
+
+func (s *Store) claimEnqueue(ctx context.Context, what string, entries []Claimed) ([]bool, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	for _, c := range entries {
+		for _, it := range c.Items {
+			if it.ID == "" {
+				return nil, fmt.Errorf("%s: queue item without an id", what)
+			}
 		}
 	}
 	now := s.now()
 	fresh := make([]bool, len(entries))
-	err := s.batch(ctx, "claim and enqueue", func(tx *bolt.Tx) error {
-		// Batch may run this again after a rollback: every answer is
-		// decided afresh, in order, so a key given twice is new once.
-		for i, e := range entries {
-			fresh[i] = true
-			if e.Key != "" {
-				var err error
-				if fresh[i], err = claim(tx, e.Key, now, e.TTL); err != nil {
-					return err
-				}
+	o := &op{kind: opEnqueue}
+
+	// Decide in memory, and reserve: keys as claimed, ids as queued.
+	s.mu.Lock()
+	for i, c := range entries {
+		fresh[i] = true
+		if c.Key != "" {
+			k, ok := s.claims.claim(c.Key, now, c.TTL)
+			if fresh[i] = ok; !ok {
+				continue
 			}
-			if fresh[i] {
-				if err := enqueue(tx, enc[i]); err != nil {
-					return err
-				}
+			o.claims = append(o.claims, k)
+		}
+		for _, it := range c.Items {
+			if s.queue.queued(it.ID) {
+				continue
+			}
+			s.queue.reserved[it.ID] = true
+			due := it.Due
+			if due.IsZero() {
+				due = now
+			}
+			o.tasks = append(o.tasks, taskWrite{key: s.nextKeyLocked(now), due: due, id: it.ID, payload: it.Payload})
+		}
+	}
+	if len(o.claims) == 0 && len(o.tasks) == 0 {
+		s.mu.Unlock()
+		return fresh, nil
+	}
+	w := s.submitLocked(o)
+	s.mu.Unlock()
+
+	err := w.Wait()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.settleLocked(o, err)
+	for _, t := range o.tasks {
+		delete(s.queue.reserved, t.id)
+		if err == nil {
+			s.queue.add(&entry{id: t.id, key: t.key, stored: t.due, due: t.due, payload: t.payload, lsn: o.lsn})
+		}
+	}
+	if err != nil {
+		s.claims.undo(o.claims)
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return fresh, nil
+}
+
+// nextKeyLocked takes the next task key.
+func (s *Store) nextKeyLocked(now time.Time) taskKey {
+	s.seq++
+	var k taskKey
+	copy(k[:8], nanos(now))
+	binary.BigEndian.PutUint64(k[8:], s.seq)
+	return k
+}
+
+// Lease returns up to max items whose Due is not after now, in due order,
+// and hides them until now+leaseFor (like an SQS visibility timeout),
+// counting the receive. Leases live in memory only: it writes nothing.
+func (s *Store) Lease(ctx context.Context, max int, leaseFor time.Duration) ([]Item, error) {
+	const what = "lease queue items"
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	if max <= 0 {
+		return nil, nil
+	}
+	if leaseFor <= 0 {
+		return nil, fmt.Errorf("%s: the lease must last (got %v)", what, leaseFor)
+	}
+	s.mu.Lock()
+	leased := s.queue.lease(s.now(), max, leaseFor)
+	s.mu.Unlock()
+	out := make([]Item, len(leased))
+	inFile := false
+	for i, e := range leased {
+		out[i] = Item{ID: e.id, Payload: bytes.Clone(e.payload), Due: e.due, Receives: e.receives}
+		inFile = inFile || e.payload == nil
+	}
+	if !inFile {
+		return out, nil
+	}
+	err := s.view(ctx, what, func(tx *bolt.Tx) error {
+		tasks := tx.Bucket(bTasks)
+		for i, e := range leased {
+			if e.payload == nil {
+				// A missing payload (a damaged file) leases as empty:
+				// the caller cannot decode it and sets it aside.
+				out[i].Payload = bytes.Clone(tasks.Get(e.key[:]))
 			}
 		}
 		return nil
@@ -93,195 +174,111 @@ func (s *Store) ClaimEnqueue(ctx context.Context, entries []Claimed) ([]bool, er
 	if err != nil {
 		return nil, err
 	}
-	return fresh, nil
-}
-
-// encodedItem is an item ready to be written: its queue key and value and
-// its due entry, encoded outside the write transaction.
-type encodedItem struct {
-	id, value, due []byte
-}
-
-// encodeItems checks and encodes items for enqueue; a zero Due is now.
-func (s *Store) encodeItems(items []Item) ([]encodedItem, error) {
-	out := make([]encodedItem, len(items))
-	var now time.Time
-	for i, it := range items {
-		if it.ID == "" {
-			return nil, errors.New("queue item without an id")
-		}
-		if it.Due.IsZero() {
-			if now.IsZero() {
-				now = s.now()
-			}
-			it.Due = now
-		}
-		b, err := json.Marshal(stored{Payload: it.Payload, Due: it.Due, Receives: it.Receives})
-		if err != nil {
-			return nil, fmt.Errorf("encode queue item %s: %w", it.ID, err)
-		}
-		out[i] = encodedItem{id: []byte(it.ID), value: b, due: dueKey(it.Due, it.ID)}
-	}
 	return out, nil
 }
 
-// enqueue writes items that are not queued yet (the first of an id given
-// twice wins).
-func enqueue(tx *bolt.Tx, items []encodedItem) error {
-	q, due := tx.Bucket(bQueue), tx.Bucket(bQueueDue)
-	for _, it := range items {
-		if q.Get(it.id) != nil {
-			continue
-		}
-		if err := q.Put(it.id, it.value); err != nil {
-			return err
-		}
-		if err := due.Put(it.due, nil); err != nil {
-			return err
-		}
+// queuedEntry returns a copy of the entry of id; ErrNoItem if id is not
+// queued.
+func (s *Store) queuedEntry(id string) (entry, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.queue.byID[id]
+	if e == nil {
+		return entry{}, fmt.Errorf("%w: %s", ErrNoItem, id)
+	}
+	return *e, nil
+}
+
+// Finish takes a task off the queue for good (delivered, or failed for
+// good) and stores rec, the record of its last attempt, in the same write
+// when it is not nil. The payload stays for Requeue (`regtrigger
+// redeliver`) until the retention ends. ErrNoItem if id is not queued.
+func (s *Store) Finish(ctx context.Context, id string, rec *record.Record) error {
+	return s.settle(ctx, "finish "+id, id, rec, func(o *op) { o.kind = opFinish }, func(e *entry) { s.queue.remove(e) })
+}
+
+// Reschedule replaces a queued task's payload and makes it due at due (a
+// retry with its new attempt count), storing rec in the same write when it
+// is not nil; ErrNoItem if id is not queued.
+func (s *Store) Reschedule(ctx context.Context, id string, payload []byte, due time.Time, rec *record.Record) error {
+	return s.settle(ctx, "reschedule "+id, id, rec,
+		func(o *op) { o.kind, o.due, o.id, o.payload = opReschedule, due, id, payload },
+		func(e *entry) { s.queue.setDue(e, due); e.payload = payload })
+}
+
+// settle journals the end of a task's lease: the op build makes, with the
+// task's key and stored due time and the record; once it is durable, done
+// updates the task's entry (under s.mu).
+func (s *Store) settle(ctx context.Context, what, id string, rec *record.Record, build func(*op), done func(*entry)) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	enc, err := encodeRecord(rec, s.now())
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	s.mu.Lock()
+	e := s.queue.byID[id]
+	if e == nil {
+		s.mu.Unlock()
+		return fmt.Errorf("%s: %w: %s", what, ErrNoItem, id)
+	}
+	o := &op{task: e.key, stored: e.stored, rec: enc}
+	build(o)
+	w := s.submitLocked(o)
+	s.mu.Unlock()
+
+	err = w.Wait()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.settleLocked(o, err)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if s.queue.byID[id] == e {
+		e.lsn = o.lsn
+		done(e)
 	}
 	return nil
 }
 
-// Lease returns up to max items whose Due is not after now, in due order,
-// and hides them until now+leaseFor (like an SQS visibility timeout),
-// counting the receive. An item whose stored value cannot be decoded is
-// moved to the dead letters instead of blocking the queue.
-//
-// It looks in a read transaction first and writes only when an item is
-// due, so idle workers polling the queue never commit (nor sync).
-func (s *Store) Lease(ctx context.Context, max int, leaseFor time.Duration) ([]Item, error) {
-	now := s.now()
-	due := false
-	err := s.view(ctx, "lease queue items", func(tx *bolt.Tx) error {
-		k, _ := tx.Bucket(bQueueDue).Cursor().First()
-		due = k != nil && !fromNanos(k[:8]).After(now)
-		return nil
-	})
-	if err != nil || !due || max <= 0 {
-		return nil, err
-	}
-	var out []Item
-	err = s.batch(ctx, "lease queue items", func(tx *bolt.Tx) error {
-		// Batch may run this again after a rollback: start afresh.
-		var err error
-		out, err = leaseDue(tx, now, max, leaseFor)
-		if err == nil && out == nil {
-			// Another worker took what the read saw: nothing to commit.
-			err = errUnchanged
-		}
-		return err
-	})
-	switch {
-	case errors.Is(err, errUnchanged):
-		return nil, nil
-	case err != nil || len(out) == 0:
-		return nil, err
-	}
-	return out, nil
-}
-
-// leaseDue takes up to max due items in tx (see Lease). It returns nil when
-// it changed nothing.
-func leaseDue(tx *bolt.Tx, now time.Time, max int, leaseFor time.Duration) ([]Item, error) {
-	due := tx.Bucket(bQueueDue)
-	var keys [][]byte
-	c := due.Cursor()
-	for k, _ := c.First(); k != nil && len(keys) < max && !fromNanos(k[:8]).After(now); k, _ = c.Next() {
-		keys = append(keys, bytes.Clone(k))
-	}
-	if len(keys) == 0 {
-		return nil, nil
-	}
-	out := []Item{} // not nil: the due entries below are deleted
-	for _, k := range keys {
-		id := string(k[8:])
-		if err := due.Delete(k); err != nil {
-			return nil, err
-		}
-		v := tx.Bucket(bQueue).Get([]byte(id))
-		if v == nil {
-			continue // a due entry without its item: dropped
-		}
-		var st stored
-		if err := json.Unmarshal(v, &st); err != nil {
-			if err := deadLetter(tx, id, bytes.Clone(v), fmt.Errorf("undecodable queue entry: %w", err), now); err != nil {
-				return nil, err
-			}
-			if err := tx.Bucket(bQueue).Delete([]byte(id)); err != nil {
-				return nil, err
-			}
-			continue
-		}
-		if !bytes.Equal(nanos(st.Due), k[:8]) {
-			continue // a stale due entry: the item's own one is elsewhere
-		}
-		st.Due, st.Leased = now.Add(leaseFor), true
-		st.Receives++
-		if err := putItem(tx, id, st); err != nil {
-			return nil, err
-		}
-		out = append(out, Item{ID: id, Payload: st.Payload, Due: st.Due, Receives: st.Receives})
-	}
-	return out, nil
-}
-
-// Ack deletes a leased item (delivered, or failed for good); ErrNoItem if
-// it is not queued.
-func (s *Store) Ack(ctx context.Context, id string) error {
-	return s.batch(ctx, "ack "+id, func(tx *bolt.Tx) error {
-		_, err := removeItem(tx, id)
-		return err
-	})
-}
-
-// Archive acks a leased item and keeps its payload for Requeue (`regtrigger
-// redeliver`) until the retention ends; ErrNoItem if it is not queued.
-func (s *Store) Archive(ctx context.Context, id string) error {
-	at := nanos(s.now())
-	return s.batch(ctx, "ack "+id, func(tx *bolt.Tx) error {
-		st, err := removeItem(tx, id)
-		if err != nil {
-			return err
-		}
-		archive, byTime := tx.Bucket(bArchive), tx.Bucket(bArchiveTime)
-		if archive.Get([]byte(id)) != nil {
-			// Archived before under the same id: forget the older time, so
-			// that purging it does not take this payload.
-			if err := deleteArchiveTime(byTime, id); err != nil {
-				return err
-			}
-		}
-		if err := archive.Put([]byte(id), st.Payload); err != nil {
-			return err
-		}
-		return byTime.Put(join(at, []byte(id)), nil)
-	})
-}
-
-// Reschedule replaces a leased item's payload and makes it due at due (a
-// retry with its new attempt count); ErrNoItem if it is not queued.
-func (s *Store) Reschedule(ctx context.Context, id string, payload []byte, due time.Time) error {
-	return s.batch(ctx, "reschedule "+id, func(tx *bolt.Tx) error {
-		st, err := removeItem(tx, id)
-		if err != nil {
-			return err
-		}
-		st.Payload, st.Due, st.Leased = payload, due, false
-		return putItem(tx, id, st)
-	})
-}
-
-// DeadLetter moves a queued item aside with the reason, for people to look
+// DeadLetter moves a queued task aside with the reason, for people to look
 // at; ErrNoItem if it is not queued.
 func (s *Store) DeadLetter(ctx context.Context, id string, reason error) error {
-	return s.update(ctx, "dead-letter "+id, func(tx *bolt.Tx) error {
-		st, err := removeItem(tx, id)
-		if err != nil {
+	what := "dead-letter " + id
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	e, err := s.queuedEntry(id)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if err := s.flush(ctx); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	err = s.update(ctx, what, func(tx *bolt.Tx) error {
+		tasks := tx.Bucket(bTasks)
+		payload := e.payload
+		if payload == nil {
+			payload = bytes.Clone(tasks.Get(e.key[:]))
+		}
+		if err := deadLetter(tx, id, payload, reason, s.now()); err != nil {
 			return err
 		}
-		return deadLetter(tx, id, st.Payload, reason, s.now())
+		if err := tx.Bucket(bPending).Delete(pendingKey(e.stored, e.key)); err != nil {
+			return err
+		}
+		return tasks.Delete(e.key[:])
 	})
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if cur := s.queue.byID[id]; cur != nil && cur.key == e.key {
+		s.queue.remove(cur)
+	}
+	s.mu.Unlock()
+	return nil
 }
 
 // deadLetter writes the dead letter of id.
@@ -298,7 +295,7 @@ func deadLetter(tx *bolt.Tx, id string, payload []byte, reason error, now time.T
 	return tx.Bucket(bDead).Put([]byte(id), b)
 }
 
-// DeadLetters counts the items set aside.
+// DeadLetters counts the tasks set aside.
 func (s *Store) DeadLetters(ctx context.Context) (int, error) {
 	n := 0
 	err := s.view(ctx, "count dead letters", func(tx *bolt.Tx) error {
@@ -315,42 +312,41 @@ func (s *Store) DeadLetters(ctx context.Context) (int, error) {
 // queue is empty), so workers can sleep until then. A leased item is due
 // when its lease ends.
 func (s *Store) NextDue(ctx context.Context) (time.Time, bool, error) {
-	var due time.Time
-	ok := false
-	err := s.view(ctx, "next due", func(tx *bolt.Tx) error {
-		if k, _ := tx.Bucket(bQueueDue).Cursor().First(); k != nil {
-			due, ok = fromNanos(k[:8]), true
-		}
-		return nil
-	})
-	if err != nil {
-		return time.Time{}, false, err
+	if err := ctx.Err(); err != nil {
+		return time.Time{}, false, fmt.Errorf("next due: %w", err)
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	due, ok := s.queue.next()
 	return due, ok, nil
 }
 
 // Len is the number of queued items, leased or not.
 func (s *Store) Len(ctx context.Context) (int, error) {
-	n := 0
-	err := s.view(ctx, "queue length", func(tx *bolt.Tx) error {
-		n = tx.Bucket(bQueue).Stats().KeyN
-		return nil
-	})
-	if err != nil {
-		return 0, err
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("queue length: %w", err)
 	}
-	return n, nil
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.queue.byID), nil
 }
 
-// Archived returns the payload of a finished item kept for redelivery:
+// Archived returns the payload of a finished task kept for redelivery:
 // ErrQueued if it is still queued, ErrNoItem if it is not kept.
 func (s *Store) Archived(ctx context.Context, id string) ([]byte, error) {
+	what := "find task " + id
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	if s.isQueued(id) {
+		return nil, fmt.Errorf("%s: %w", what, ErrQueued)
+	}
+	if err := s.flush(ctx); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
 	var out []byte
-	err := s.view(ctx, "find task "+id, func(tx *bolt.Tx) error {
-		if tx.Bucket(bQueue).Get([]byte(id)) != nil {
-			return ErrQueued
-		}
-		v := tx.Bucket(bArchive).Get([]byte(id))
+	err := s.view(ctx, what, func(tx *bolt.Tx) error {
+		_, v := keptTask(tx, id)
 		if v == nil {
 			return ErrNoItem
 		}
@@ -363,101 +359,77 @@ func (s *Store) Archived(ctx context.Context, id string) ([]byte, error) {
 	return out, nil
 }
 
-// Requeue moves an archived item back to the queue, due now, with a new
-// payload: ErrQueued if it is still queued, ErrNoItem if it is not kept.
+func (s *Store) isQueued(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.queue.queued(id)
+}
+
+// keptTask finds the payload of a finished task: the records of its
+// attempts name its task key, the newest first. It returns nil when no
+// record names a kept payload.
+func keptTask(tx *bolt.Tx, id string) (taskKey, []byte) {
+	tasks := tx.Bucket(bTasks)
+	c := tx.Bucket(bRecordsTask).Cursor()
+	prefix := []byte(id + "\x00")
+	// The first key after the id's range (id 0x01), then back.
+	var k, v []byte
+	if k, _ = c.Seek(join([]byte(id), []byte{1})); k == nil {
+		k, v = c.Last()
+	} else {
+		k, v = c.Prev()
+	}
+	for ; k != nil && bytes.HasPrefix(k, prefix); k, v = c.Prev() {
+		if len(v) != len(taskKey{}) {
+			continue
+		}
+		if p := tasks.Get(v); p != nil {
+			return taskKey(v), p
+		}
+	}
+	return taskKey{}, nil
+}
+
+// Requeue queues a finished task again, due now, with a new payload:
+// ErrQueued if it is still queued, ErrNoItem if it is not kept.
 func (s *Store) Requeue(ctx context.Context, id string, payload []byte) error {
-	return s.update(ctx, "requeue "+id, func(tx *bolt.Tx) error {
-		if tx.Bucket(bQueue).Get([]byte(id)) != nil {
-			return ErrQueued
-		}
-		archive := tx.Bucket(bArchive)
-		if archive.Get([]byte(id)) == nil {
-			return ErrNoItem
-		}
-		if err := archive.Delete([]byte(id)); err != nil {
-			return err
-		}
-		if err := deleteArchiveTime(tx.Bucket(bArchiveTime), id); err != nil {
-			return err
-		}
-		return putItem(tx, id, stored{Payload: payload, Due: s.now()})
-	})
-}
+	what := "requeue " + id
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	now := s.now()
+	s.mu.Lock()
+	if s.queue.queued(id) {
+		s.mu.Unlock()
+		return fmt.Errorf("%s: %w", what, ErrQueued)
+	}
+	s.queue.reserved[id] = true
+	e := &entry{id: id, key: s.nextKeyLocked(now), stored: now, due: now}
+	s.mu.Unlock()
 
-// deleteArchiveTime removes the archive_time entries of id. The bucket is
-// keyed by time, so this walks it; only redelivery (a person's command)
-// gets here.
-func deleteArchiveTime(byTime *bolt.Bucket, id string) error {
-	var keys [][]byte
-	c := byTime.Cursor()
-	for k, _ := c.First(); k != nil; k, _ = c.Next() {
-		if string(k[8:]) == id {
-			keys = append(keys, bytes.Clone(k))
-		}
+	err := s.flush(ctx)
+	if err == nil {
+		err = s.update(ctx, what, func(tx *bolt.Tx) error {
+			if _, old := keptTask(tx, id); old == nil {
+				return ErrNoItem
+			}
+			tasks := tx.Bucket(bTasks)
+			if err := tasks.Put(e.key[:], payload); err != nil {
+				return err
+			}
+			if err := tasks.SetSequence(max(tasks.Sequence(), binary.BigEndian.Uint64(e.key[8:]))); err != nil {
+				return err
+			}
+			return tx.Bucket(bPending).Put(pendingKey(now, e.key), []byte(id))
+		})
+	} else {
+		err = fmt.Errorf("%s: %w", what, err)
 	}
-	for _, k := range keys {
-		if err := byTime.Delete(k); err != nil {
-			return err
-		}
+	s.mu.Lock()
+	delete(s.queue.reserved, id)
+	if err == nil {
+		s.queue.add(e)
 	}
-	return nil
-}
-
-// putItem writes an item and its due entry.
-func putItem(tx *bolt.Tx, id string, st stored) error {
-	b, err := json.Marshal(st)
-	if err != nil {
-		return fmt.Errorf("encode queue item %s: %w", id, err)
-	}
-	if err := tx.Bucket(bQueue).Put([]byte(id), b); err != nil {
-		return err
-	}
-	return tx.Bucket(bQueueDue).Put(dueKey(st.Due, id), nil)
-}
-
-func dueKey(due time.Time, id string) []byte { return join(nanos(due), []byte(id)) }
-
-// removeItem deletes an item and its due entry, returning it; ErrNoItem if
-// it is not queued. (An undecodable item is an error here; Lease moves such
-// items to the dead letters before anyone could ack them.)
-func removeItem(tx *bolt.Tx, id string) (stored, error) {
-	q := tx.Bucket(bQueue)
-	v := q.Get([]byte(id))
-	if v == nil {
-		return stored{}, fmt.Errorf("%w: %s", ErrNoItem, id)
-	}
-	var st stored
-	if err := json.Unmarshal(v, &st); err != nil {
-		return stored{}, fmt.Errorf("decode queue item %s: %w", id, err)
-	}
-	if err := tx.Bucket(bQueueDue).Delete(dueKey(st.Due, id)); err != nil {
-		return stored{}, err
-	}
-	return st, q.Delete([]byte(id))
-}
-
-// releaseLeases makes every leased item due at now. Only Open calls it:
-// the file lock means no other process holds a lease, so all are stale.
-func releaseLeases(tx *bolt.Tx, now time.Time) error {
-	ids := map[string]stored{}
-	err := tx.Bucket(bQueue).ForEach(func(k, v []byte) error {
-		var st stored
-		if json.Unmarshal(v, &st) == nil && st.Leased {
-			ids[string(k)] = st
-		}
-		return nil // an undecodable item is left for Lease to dead-letter
-	})
-	if err != nil {
-		return err
-	}
-	for id, st := range ids {
-		if err := tx.Bucket(bQueueDue).Delete(dueKey(st.Due, id)); err != nil {
-			return err
-		}
-		st.Due, st.Leased = now, false
-		if err := putItem(tx, id, st); err != nil {
-			return err
-		}
-	}
-	return nil
+	s.mu.Unlock()
+	return err
 }

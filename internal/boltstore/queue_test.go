@@ -10,7 +10,9 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/regtrigger/regtrigger/internal/delivery"
+	"github.com/regtrigger/regtrigger/internal/dispatcher"
 	"github.com/regtrigger/regtrigger/internal/event"
+	"github.com/regtrigger/regtrigger/internal/record"
 )
 
 // lease leases up to 10 items for a minute and renders them as id:payload.
@@ -67,23 +69,31 @@ func TestQueueEnqueueLeaseAck(t *testing.T) {
 		t.Errorf("lease 1 = %+v", items)
 	}
 	for _, id := range []string{"a", "b", "d", "e"} {
-		if err := s.Ack(ctx, id); err != nil {
-			t.Errorf("ack %s: %v", id, err)
+		if err := s.Finish(ctx, id, nil); err != nil {
+			t.Errorf("finish %s: %v", id, err)
 		}
 	}
 	if n, _ := s.Len(ctx); n != 2 {
-		t.Errorf("len after acks = %d, want 2 (c, f)", n)
+		t.Errorf("len after finishing = %d, want 2 (c, f)", n)
+	}
+	if n := keys(t, s, bPending); n != 2 {
+		t.Errorf("%d pending entries on disk, want 2", n)
+	}
+	if n := keys(t, s, bTasks); n != 6 {
+		t.Errorf("%d payloads kept, want all 6 (finished ones stay for redeliver)", n)
 	}
 	for _, call := range []func() error{
-		func() error { return s.Ack(ctx, "a") },
-		func() error { return s.Ack(ctx, "zz") },
-		func() error { return s.Reschedule(ctx, "zz", nil, t0) },
-		func() error { return s.Archive(ctx, "zz") },
+		func() error { return s.Finish(ctx, "a", nil) },
+		func() error { return s.Finish(ctx, "zz", nil) },
+		func() error { return s.Reschedule(ctx, "zz", nil, t0, nil) },
 		func() error { return s.DeadLetter(ctx, "zz", errors.New("x")) },
 	} {
 		if err := call(); !errors.Is(err, ErrNoItem) {
 			t.Errorf("unknown id: %v, want ErrNoItem", err)
 		}
+	}
+	if _, err := s.Lease(ctx, 1, 0); err == nil {
+		t.Error("a lease of no duration was granted")
 	}
 }
 
@@ -122,7 +132,7 @@ func TestQueueLeaseHidesUntilItEnds(t *testing.T) {
 		t.Fatalf("after the lease ended: %+v %v", items, err)
 	}
 	// Reschedule: new payload, due later, receives kept.
-	if err := s.Reschedule(ctx, "a", []byte("retry"), c.now().Add(10*time.Second)); err != nil {
+	if err := s.Reschedule(ctx, "a", []byte("retry"), c.now().Add(10*time.Second), nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := lease(t, s); got != "" {
@@ -133,8 +143,8 @@ func TestQueueLeaseHidesUntilItEnds(t *testing.T) {
 	if err != nil || len(items) != 1 || string(items[0].Payload) != "retry" || items[0].Receives != 3 {
 		t.Fatalf("after reschedule: %+v %v", items, err)
 	}
-	if n := keys(t, s, bQueueDue); n != 1 {
-		t.Errorf("%d due entries for one item", n)
+	if n := keys(t, s, bPending); n != 1 {
+		t.Errorf("%d pending entries for one item", n)
 	}
 }
 
@@ -157,11 +167,11 @@ func TestQueueRestartLosesNothing(t *testing.T) {
 	if got, _ := s.Lease(ctx, 2, 10*time.Minute); len(got) != 2 {
 		t.Fatalf("lease: %+v", got)
 	}
-	if err := s.Ack(ctx, "acked"); err != nil {
+	if err := s.Finish(ctx, "acked", nil); err != nil {
 		t.Fatal(err)
 	}
 	// A retry leased, then rescheduled to later: it keeps that due time.
-	if err := s.Reschedule(ctx, "leased", []byte("2b"), t0.Add(30*time.Minute)); err != nil {
+	if err := s.Reschedule(ctx, "leased", []byte("2b"), t0.Add(30*time.Minute), nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Enqueue(ctx, []Item{{ID: "crashed", Payload: []byte("5")}}); err != nil {
@@ -179,21 +189,21 @@ func TestQueueRestartLosesNothing(t *testing.T) {
 		t.Errorf("len after restart = %d, want 4", n)
 	}
 	items, err := s.Lease(ctx, 10, time.Minute)
-	if err != nil || len(items) != 1 || items[0].ID != "crashed" || items[0].Receives != 2 {
-		t.Fatalf("the leased item must be due at once after a restart: %+v %v", items, err)
+	if err != nil || len(items) != 1 || items[0].ID != "crashed" || items[0].Receives != 1 {
+		t.Fatalf("the leased item must be due at once after a restart (its first receive since): %+v %v", items, err)
 	}
 	// Ack what each lease returns, so that only newly due items show.
 	done := func() string {
 		t.Helper()
 		got := lease(t, s)
 		for _, f := range strings.Fields(got) {
-			if err := s.Ack(ctx, strings.Split(f, ":")[0]); err != nil {
+			if err := s.Finish(ctx, strings.Split(f, ":")[0], nil); err != nil {
 				t.Fatal(err)
 			}
 		}
 		return got
 	}
-	if err := s.Ack(ctx, "crashed"); err != nil {
+	if err := s.Finish(ctx, "crashed", nil); err != nil {
 		t.Fatal(err)
 	}
 	c.add(time.Second)
@@ -210,26 +220,6 @@ func TestQueueRestartLosesNothing(t *testing.T) {
 	}
 	if n, _ := s.Len(ctx); n != 0 {
 		t.Errorf("len at the end = %d", n)
-	}
-}
-
-func TestQueueUndecodableItemIsSetAside(t *testing.T) {
-	c := newClock(t0)
-	s := open(t, "", c)
-	if err := s.Enqueue(ctx, []Item{{ID: "bad"}, {ID: "good", Payload: []byte("1")}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bQueue).Put([]byte("bad"), []byte("{not json")) }); err != nil {
-		t.Fatal(err)
-	}
-	if got := lease(t, s); got != "good:1" {
-		t.Errorf("lease = %q", got)
-	}
-	if n, _ := s.DeadLetters(ctx); n != 1 {
-		t.Errorf("%d dead letters, want 1", n)
-	}
-	if n, _ := s.Len(ctx); n != 1 {
-		t.Errorf("len %d, want 1", n)
 	}
 }
 
@@ -251,15 +241,24 @@ func TestTaskQueueRoundTripAndRedeliver(t *testing.T) {
 		t.Errorf("redeliver a queued task: %v", err)
 	}
 	task.Attempt = 5
-	if err := q.Retry(ctx, task, 0); err != nil {
+	attempt := record.Record{TaskID: "tsk_1", Trigger: "a", Status: record.Retrying, Attempt: 5}
+	if err := q.RetryRecord(ctx, task, 0, attempt); err != nil {
 		t.Fatal(err)
 	}
 	leased, _ = q.Lease(ctx, 1, time.Minute)
 	if len(leased) != 1 || leased[0].Task.Attempt != 5 {
 		t.Fatalf("attempt not kept: %+v", leased)
 	}
-	if err := q.Ack(ctx, "tsk_1"); err != nil {
+	attempt.Status, attempt.Attempt = record.Success, 6
+	if err := q.AckRecord(ctx, "tsk_1", attempt); err != nil {
 		t.Fatal(err)
+	}
+	// Each settlement stored its record in the same commit.
+	if got := recs(t, s.Records(), record.Query{TaskID: "tsk_1"}); got != "tsk_1:success tsk_1:retrying" {
+		t.Errorf("records = %q", got)
+	}
+	if n, _ := s.Len(ctx); n != 0 {
+		t.Errorf("len after ack = %d", n)
 	}
 	if err := q.Redeliver(ctx, "tsk_1"); err != nil {
 		t.Fatal(err)
@@ -271,12 +270,16 @@ func TestTaskQueueRoundTripAndRedeliver(t *testing.T) {
 	if err := q.Redeliver(ctx, "unknown"); !errors.Is(err, ErrNoItem) {
 		t.Errorf("redeliver unknown: %v", err)
 	}
-	// Finished again: archived once, and purged after the retention.
+	// Finished again, this time with the record stored on its own (an
+	// engine with a Sink): the record still names the task.
+	if err := s.Records().Put(ctx, record.Record{TaskID: "tsk_1", Trigger: "a", Status: record.Failed}); err != nil {
+		t.Fatal(err)
+	}
 	if err := q.Ack(ctx, "tsk_1"); err != nil {
 		t.Fatal(err)
 	}
-	if n := keys(t, s, bArchiveTime); n != 1 {
-		t.Errorf("%d archive times for one task", n)
+	if b, err := s.Archived(ctx, "tsk_1"); err != nil || !strings.Contains(string(b), `"attempt":0`) {
+		t.Errorf("kept after the second run: %s, %v", b, err)
 	}
 	c.add(25 * time.Hour)
 	if _, err := s.Purge(ctx); err != nil {
@@ -285,28 +288,67 @@ func TestTaskQueueRoundTripAndRedeliver(t *testing.T) {
 	if err := q.Redeliver(ctx, "tsk_1"); !errors.Is(err, ErrNoItem) {
 		t.Errorf("redeliver after the retention: %v", err)
 	}
-	if n := keys(t, s, bArchive) + keys(t, s, bArchiveTime); n != 0 {
-		t.Errorf("%d archive keys after purge", n)
+	if n := keys(t, s, bTasks); n != 0 {
+		t.Errorf("%d payloads kept after purge", n)
+	}
+}
+
+func TestTaskQueueFinishedWithoutRecordIsNotKept(t *testing.T) {
+	// A finished task is found through the records of its attempts: one
+	// finished without any record cannot be redelivered.
+	s := open(t, "", newClock(t0))
+	q := NewTaskQueue(s)
+	if err := q.Enqueue(ctx, []delivery.Task{{ID: "tsk_1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Ack(ctx, "tsk_1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Redeliver(ctx, "tsk_1"); !errors.Is(err, ErrNoItem) {
+		t.Errorf("redeliver: %v, want ErrNoItem", err)
 	}
 }
 
 func TestTaskQueueDeadLettersUndecodable(t *testing.T) {
 	s := open(t, "", newClock(t0))
-	if err := s.Enqueue(ctx, []Item{{ID: "junk", Payload: []byte("not json")}}); err != nil {
+	if err := s.Enqueue(ctx, []Item{{ID: "junk", Payload: []byte("not json")}, {ID: "other", Payload: []byte(`{"id":"x"}`)}}); err != nil {
+		t.Fatal(err)
+	}
+	// And one whose payload the file lost.
+	if err := NewTaskQueue(s).Enqueue(ctx, []delivery.Task{{ID: "lost"}}); err != nil {
+		t.Fatal(err)
+	}
+	e, err := s.queuedEntry("lost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.flush(ctx); err != nil { // the payload is in the file, not in memory
+		t.Fatal(err)
+	}
+	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bTasks).Delete(e.key[:]) }); err != nil {
 		t.Fatal(err)
 	}
 	q := NewTaskQueue(s)
-	leased, err := q.Lease(ctx, 1, time.Minute)
-	if err != nil || len(leased) != 1 || leased[0].Err == nil {
+	leased, err := q.Lease(ctx, 10, time.Minute)
+	if err != nil || len(leased) != 3 {
 		t.Fatalf("%+v %v", leased, err)
 	}
-	if err := q.DeadLetter(ctx, "junk", leased[0].Err); err != nil {
-		t.Fatal(err)
+	for _, l := range leased {
+		if l.Err == nil || !errors.Is(l.Err, dispatcher.ErrUndecodable) {
+			t.Errorf("%s: %v, want undecodable", l.ID, l.Err)
+			continue
+		}
+		if err := q.DeadLetter(ctx, l.ID, l.Err); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if n, _ := s.DeadLetters(ctx); n != 1 {
+	if n, _ := s.DeadLetters(ctx); n != 3 {
 		t.Errorf("dead letters %d", n)
 	}
 	if n, _ := s.Len(ctx); n != 0 {
 		t.Errorf("queue len %d", n)
+	}
+	if n := keys(t, s, bTasks) + keys(t, s, bPending); n != 0 {
+		t.Errorf("%d task keys left", n)
 	}
 }

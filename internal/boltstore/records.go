@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -32,51 +34,50 @@ func (s *Store) Records() *Records { return &Records{s} }
 // duplicate keys, looks at), so Purge never holds the write lock for long.
 const purgeBatch = 1000
 
-// Put stores a record; a zero Time is now.
+// Put stores a record; a zero Time is now. The record of an attempt of a
+// queued task names the task's payload (see keptTask). It returns once the
+// record is in the journal.
 func (rs *Records) Put(ctx context.Context, r record.Record) error {
-	if r.Time.IsZero() {
-		r.Time = rs.s.now().UTC()
+	const what = "store record"
+	s := rs.s
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
 	}
-	b, err := json.Marshal(r)
+	rec, err := encodeRecord(&r, s.now())
 	if err != nil {
-		return fmt.Errorf("store record: encode record: %w", err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
-	// Batch may run this again after a rollback; the sequence (and so the
-	// key) is then taken again in the new transaction.
-	return rs.s.batch(ctx, "store record", func(tx *bolt.Tx) error { return putEncodedRecord(tx, r, b) })
-}
-
-// putRecord writes a record and its index entries.
-func putRecord(tx *bolt.Tx, r record.Record) error {
-	b, err := json.Marshal(r)
+	o := &op{kind: opRecord, rec: rec}
+	s.mu.Lock()
+	if e := s.queue.byID[r.TaskID]; e != nil && r.TaskID != "" {
+		o.task, o.hasTask = e.key, true
+	}
+	w := s.submitLocked(o)
+	s.mu.Unlock()
+	err = w.Wait()
+	s.mu.Lock()
+	s.settleLocked(o, err)
+	s.mu.Unlock()
 	if err != nil {
-		return fmt.Errorf("encode record: %w", err)
-	}
-	return putEncodedRecord(tx, r, b)
-}
-
-// putEncodedRecord writes a record encoded as b and its index entries.
-func putEncodedRecord(tx *bolt.Tx, r record.Record, b []byte) error {
-	recs := tx.Bucket(bRecords)
-	seq, err := recs.NextSequence()
-	if err != nil {
-		return err
-	}
-	key := join(nanos(r.Time), u64(seq))
-	if err := recs.Put(key, b); err != nil {
-		return err
-	}
-	if r.Trigger != "" {
-		if err := tx.Bucket(bRecordsTrigger).Put(indexKey(r.Trigger, key), nil); err != nil {
-			return err
-		}
-	}
-	if r.TaskID != "" {
-		if err := tx.Bucket(bRecordsTask).Put(indexKey(r.TaskID, key), nil); err != nil {
-			return err
-		}
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	return nil
+}
+
+// encodeRecord encodes r (nil gives nil), with a zero Time set to now.
+func encodeRecord(r *record.Record, now time.Time) (*storedRecord, error) {
+	if r == nil {
+		return nil, nil
+	}
+	rec := *r
+	if rec.Time.IsZero() {
+		rec.Time = now.UTC()
+	}
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return nil, fmt.Errorf("encode record: %w", err)
+	}
+	return &storedRecord{at: rec.Time, trigger: rec.Trigger, taskID: rec.TaskID, json: b}, nil
 }
 
 // indexKey is the records_trigger / records_task key of a record.
@@ -96,6 +97,9 @@ func (rs *Records) List(ctx context.Context, q record.Query) ([]record.Record, e
 		oldest = q.Since
 	}
 	floor := nanos(oldest)
+	if err := s.flush(ctx); err != nil {
+		return nil, fmt.Errorf("list records: %w", err)
+	}
 	var out []record.Record
 	err := s.view(ctx, "list records", func(tx *bolt.Tx) error {
 		recs := tx.Bucket(bRecords)
@@ -153,11 +157,14 @@ func (rs *Records) List(ctx context.Context, q record.Query) ([]record.Record, e
 	return out, nil
 }
 
-// Purge deletes records (with their index entries) and finished tasks
-// older than the retention, and expired duplicate keys, each in
-// transactions of at most purgeBatch entries. It returns how many records
-// went. The caller runs it periodically.
+// Purge deletes records (with their index entries) and kept tasks older
+// than the retention, and expired duplicate keys, each in transactions of
+// at most purgeBatch entries. It returns how many records went. The caller
+// runs it periodically; it is cheap when nothing has expired.
 func (s *Store) Purge(ctx context.Context) (int, error) {
+	if err := s.flush(ctx); err != nil {
+		return 0, fmt.Errorf("purge records: %w", err)
+	}
 	now := s.now()
 	cutoff := nanos(now.Add(-s.retention))
 	total := 0
@@ -171,21 +178,22 @@ func (s *Store) Purge(ctx context.Context) (int, error) {
 			break
 		}
 	}
-	for from := []byte{}; from != nil; {
-		var err error
-		if from, err = s.purgeKeys(ctx, from, nanos(now)); err != nil {
-			return total, err
-		}
-	}
 	for {
-		n, err := s.purgeArchive(ctx, cutoff)
+		n, err := s.purgeClaims(ctx, now)
 		if err != nil {
 			return total, err
 		}
 		if n < purgeBatch {
-			return total, nil
+			break
 		}
 	}
+	for from := []byte{}; from != nil; {
+		var err error
+		if from, err = s.purgeTasks(ctx, from, cutoff); err != nil {
+			return total, err
+		}
+	}
+	return total, nil
 }
 
 // purgeRecords deletes up to purgeBatch of the oldest records before cutoff.
@@ -219,68 +227,99 @@ func (s *Store) purgeRecords(ctx context.Context, cutoff []byte) (int, error) {
 				return err
 			}
 		}
-		n = len(keys)
+		if n = len(keys); n == 0 {
+			return errUnchanged
+		}
 		return nil
 	})
+	if errors.Is(err, errUnchanged) {
+		return 0, nil
+	}
 	if err != nil {
 		return 0, err
 	}
 	return n, nil
 }
 
-// purgeKeys looks at up to purgeBatch duplicate keys from from on, deletes
-// the expired ones and returns where to go on (nil at the end).
-func (s *Store) purgeKeys(ctx context.Context, from, now []byte) ([]byte, error) {
-	var next []byte
+// purgeClaims deletes up to purgeBatch duplicate keys expired at now, on
+// disk and in memory.
+func (s *Store) purgeClaims(ctx context.Context, now time.Time) (int, error) {
+	var gone [][]byte
 	err := s.update(ctx, "purge duplicate keys", func(tx *bolt.Tx) error {
+		gone = gone[:0]
 		b := tx.Bucket(bDedupe)
-		var expired [][]byte
 		c := b.Cursor()
-		seen := 0
-		k, v := c.Seek(from)
-		for ; k != nil && seen < purgeBatch; k, v = c.Next() {
-			seen++
-			if bytes.Compare(v, now) <= 0 {
-				expired = append(expired, bytes.Clone(k))
-			}
+		// Keys start with their expiry; a shorter one (a damaged file)
+		// sorts first and goes too.
+		for k, _ := c.First(); k != nil && len(gone) < purgeBatch && bytes.Compare(k[:min(len(k), 8)], nanos(now)) <= 0; k, _ = c.Next() {
+			gone = append(gone, bytes.Clone(k))
 		}
-		if k != nil {
-			next = bytes.Clone(k)
-		}
-		for _, k := range expired {
+		for _, k := range gone {
 			if err := b.Delete(k); err != nil {
 				return err
 			}
 		}
+		if len(gone) == 0 {
+			return errUnchanged
+		}
 		return nil
 	})
-	return next, err
-}
-
-// purgeArchive deletes up to purgeBatch of the oldest finished tasks
-// archived before cutoff.
-func (s *Store) purgeArchive(ctx context.Context, cutoff []byte) (int, error) {
-	n := 0
-	err := s.update(ctx, "purge finished tasks", func(tx *bolt.Tx) error {
-		byTime, archive := tx.Bucket(bArchiveTime), tx.Bucket(bArchive)
-		var keys [][]byte
-		c := byTime.Cursor()
-		for k, _ := c.First(); k != nil && len(keys) < purgeBatch && bytes.Compare(k, cutoff) < 0; k, _ = c.Next() {
-			keys = append(keys, bytes.Clone(k))
-		}
-		for _, k := range keys {
-			if err := archive.Delete(k[8:]); err != nil {
-				return err
-			}
-			if err := byTime.Delete(k); err != nil {
-				return err
-			}
-		}
-		n = len(keys)
-		return nil
-	})
+	if errors.Is(err, errUnchanged) {
+		return 0, nil
+	}
 	if err != nil {
 		return 0, err
 	}
-	return n, nil
+	s.mu.Lock()
+	for _, k := range gone {
+		if len(k) != 24 {
+			continue
+		}
+		h := keyHash(k[8:])
+		if exp, ok := s.claims[h]; ok && exp <= now.UnixNano() {
+			delete(s.claims, h)
+		}
+	}
+	s.mu.Unlock()
+	return len(gone), nil
+}
+
+// purgeTasks looks at up to purgeBatch kept tasks queued before cutoff,
+// from from on, deletes those that are not queued any more, and returns
+// where to go on (nil at the end). A task still queued (retrying for
+// longer than the retention) stays.
+func (s *Store) purgeTasks(ctx context.Context, from, cutoff []byte) ([]byte, error) {
+	var next []byte
+	err := s.update(ctx, "purge finished tasks", func(tx *bolt.Tx) error {
+		next = nil
+		tasks := tx.Bucket(bTasks)
+		var gone [][]byte
+		c := tasks.Cursor()
+		seen := 0
+		k, _ := c.Seek(from)
+		s.mu.Lock()
+		for ; k != nil && seen < purgeBatch && bytes.Compare(k, cutoff) < 0; k, _ = c.Next() {
+			seen++
+			if len(k) != len(taskKey{}) || s.queue.byKey[taskKey(k)] == nil {
+				gone = append(gone, bytes.Clone(k))
+			}
+		}
+		s.mu.Unlock()
+		if k != nil && bytes.Compare(k, cutoff) < 0 {
+			next = bytes.Clone(k)
+		}
+		for _, k := range gone {
+			if err := tasks.Delete(k); err != nil {
+				return err
+			}
+		}
+		if len(gone) == 0 {
+			return errUnchanged
+		}
+		return nil
+	})
+	if errors.Is(err, errUnchanged) {
+		return next, nil
+	}
+	return next, err
 }

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/regtrigger/regtrigger/internal/record"
 )
 
@@ -199,4 +201,13 @@ func TestDedupe(t *testing.T) {
 	if claim("long", time.Hour) {
 		t.Error("purge removed a live key")
 	}
+}
+
+// putRecord writes a record and its index entries in tx (for bulk loads).
+func putRecord(tx *bolt.Tx, r record.Record, task []byte) error {
+	enc, err := encodeRecord(&r, time.Now())
+	if err != nil {
+		return err
+	}
+	return enc.put(tx, task)
 }

@@ -1,18 +1,46 @@
 // Package boltstore is regtrigger's embedded store for `regtrigger serve`:
 // one bbolt file holds the triggers, the trigger log, the duplicate-
-// notification keys and the durable delivery queue.
+// notification keys and the durable delivery queue, with a write-ahead
+// journal beside it (<file>-journal/) that makes the frequent writes cheap.
 //
 // Store.Triggers is a trigger.Store and Store.Records a record.Store (one
 // type cannot be both: the two interfaces each have a List method, with
 // different arguments). The Store itself has the duplicate keys (Claim,
-// Release), the queue (Enqueue, Lease, Ack, Reschedule, NextDue, Len) and
-// Purge; TaskQueue adapts the queue to delivery tasks.
+// Release), the queue (Enqueue, ClaimEnqueue, Lease, Finish, Reschedule,
+// DeadLetter, Requeue, NextDue, Len) and Purge; TaskQueue adapts the queue
+// to delivery tasks.
+//
+// Writes. A bbolt commit syncs the file twice and rewrites every page it
+// touches: a millisecond or more for one notification's writes. So the
+// writes serve makes per notification and per delivery (ClaimEnqueue,
+// Finish, Reschedule, Records.Put) go to the journal (package journal):
+// one append and one fdatasync, shared by the writes that arrive together,
+// before the method returns. A checkpointer applies them to the bbolt file
+// in journal order, many per transaction (checkpoint.go), and releases the
+// journal; Open replays what the file did not get before a crash. What a
+// write decides (is a duplicate key new, is an id queued) is decided in
+// memory when it starts, and undone if its journal write fails. The rare
+// writes (Release, DeadLetter, Requeue, Purge, triggers) and the reads that
+// need the file to be complete (Records.List, Archived) first wait for the
+// checkpointer to apply everything journaled, then use the file directly.
+//
+// Durability: every method returns only once its write is durable, in the
+// journal or in the file. bbolt's NoSync is never set; the freelist is not
+// written at each commit (NoFreelistSync), bbolt rebuilds it at Open by
+// scanning the file.
 //
 // Key design. Every time is big-endian Unix nanoseconds (8 bytes, times
 // before 1970 clamped to 0), so byte order is time order and a cursor walks
-// time forwards with Next or backwards with Prev:
+// time forwards with Next or backwards with Prev. Keys that grow with time
+// matter for speed as well as order: bbolt rewrites every page a commit
+// touches, so writes whose keys follow the newest ones land on the same few
+// pages, where writes keyed by a hash would each dirty a page of their own.
+// Of the writes every notification and delivery makes, only records_task is
+// keyed by something else (the task id).
 //
 //	meta            "schema"                -> layout version (decimal)
+//	                "journal_id"            -> the id of the journal that belongs to the file
+//	                "journal_lsn"           -> the last journal record applied to the file
 //	triggers        name                    -> trigger JSON
 //	triggers_ns     namespace 0x00 name     -> (empty)   Namespace is one prefix scan
 //	records         time seq(8)             -> record JSON; newest first is a reverse
@@ -20,42 +48,38 @@
 //	                                                    keeps equal times apart
 //	records_trigger trigger 0x00 time seq   -> (empty)   one trigger's records, newest
 //	                                                    first, without a full scan
-//	records_task    task 0x00 time seq      -> (empty)   one task's records
-//	dedupe          key                     -> expiry time
-//	queue           id                      -> item JSON {payload, due, receives, leased}
-//	queue_due       due id                  -> (empty)   due order; Lease walks from First
-//	archive         id                      -> payload of a finished task, for redeliver
-//	archive_time    time id                 -> (empty)   archive in age order, for Purge
-//	dead            id                      -> undecodable item and the reason
+//	records_task    task 0x00 time seq      -> task key of the attempt's task (or empty):
+//	                                                    one task's records, and where its
+//	                                                    payload is kept for redeliver
+//	tasks           time seq(8)             -> task payload, written once when queued
+//	                                                    (time: when); kept after the task
+//	                                                    finished, for redeliver, until the
+//	                                                    retention ends
+//	pending         due taskkey             -> task id   the queued tasks in due order
+//	dedupe_expiry   expiry hash(16)         -> (empty)   duplicate keys (SHA-256 of the
+//	                                                    key, first 16 bytes) until expiry
+//	dead            id                      -> undecodable task and the reason
 //
-// Trigger names, namespaces and task ids never contain 0x00, so the 0x00
-// separator keeps "a" and "a.b" apart. Index values are empty: an index key
-// ends with the record key, which is looked up in records.
+// The task key (16 bytes: time and a sequence) names a task's payload. A
+// task is queued while its pending entry exists; finishing it deletes only
+// that entry. Trigger names, namespaces and task ids never contain 0x00,
+// so the 0x00 separator keeps "a" and "a.b" apart.
 //
-// Durability: bbolt syncs the file at every commit (twice: the data pages,
-// then the meta page), and a method returns only after its commit, so
-// whatever it reported done is on disk. NoSync is never set; the freelist
-// is not written at each commit (NoFreelistSync), bbolt rebuilds it at Open
-// by scanning the file.
+// Memory. The queued tasks and the live duplicate keys are also held in
+// memory (read from the file at Open): Lease, NextDue, Len and the
+// duplicate check answer from memory, without a transaction, and leases
+// live only there. The file lock means no other process can hold a lease,
+// so a lease needs no write: after a crash every queued task is due at its
+// stored time again. A task's payload stays in memory until the file has
+// it. The triggers of the namespaces notifications name are cached too.
 //
-// Group commit. bbolt has one writer at a time and each commit costs its
-// fsyncs, so the writes that many goroutines make at once (Claim, Enqueue,
-// ClaimEnqueue, Lease, Ack/Archive, Reschedule, Records.Put) share
-// transactions: a write that finds no commit running is committed at once,
-// and the writes that arrive while one runs all go into the next (see
-// committer; DB.Batch's contract without its timer). Each caller still
-// returns only after the commit that holds its write. A function may run
-// more than once (when another one of its transaction fails, that
-// transaction is rolled back and the rest run again), so those functions
-// compute their answers afresh at every run and take effect only through
-// the transaction. The rare writes (Release, DeadLetter, Requeue, Purge,
-// triggers) keep their own transaction. Reads never write: Lease looks for
-// a due item in a read transaction first, and a write transaction that
-// changed nothing is rolled back, not committed (bbolt would sync it).
+// Schema 1 (regtrigger before the layout above) kept whole queue items,
+// leases and a second copy of each finished task; Open converts such a file
+// in one transaction (migrate.go), losing no queued task.
 //
-// bbolt takes an exclusive file lock, so one process owns the file: a
-// second `serve`, or a CLI command while serve runs, gets ErrLocked. The
-// same lock is why every lease found at Open is stale.
+// bbolt takes an exclusive file lock, so one process owns the file and its
+// journal: a second `serve`, or a CLI command while serve runs, gets
+// ErrLocked.
 package boltstore
 
 import (
@@ -68,17 +92,20 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 
+	"github.com/regtrigger/regtrigger/internal/journal"
 	"github.com/regtrigger/regtrigger/internal/record"
+	"github.com/regtrigger/regtrigger/internal/trigger"
 )
 
 // SchemaVersion is the layout version written in the meta bucket. Open
-// refuses a file with a newer one.
-const SchemaVersion = 1
+// refuses a file with a newer one and converts an older one.
+const SchemaVersion = 2
 
 var (
 	bMeta           = []byte("meta")
@@ -87,13 +114,11 @@ var (
 	bRecords        = []byte("records")
 	bRecordsTrigger = []byte("records_trigger")
 	bRecordsTask    = []byte("records_task")
-	bDedupe         = []byte("dedupe")
-	bQueue          = []byte("queue")
-	bQueueDue       = []byte("queue_due")
-	bArchive        = []byte("archive")
-	bArchiveTime    = []byte("archive_time")
+	bTasks          = []byte("tasks")
+	bPending        = []byte("pending")
+	bDedupe         = []byte("dedupe_expiry")
 	bDead           = []byte("dead")
-	allBuckets      = [][]byte{bMeta, bTriggers, bTriggersNS, bRecords, bRecordsTrigger, bRecordsTask, bDedupe, bQueue, bQueueDue, bArchive, bArchiveTime, bDead}
+	allBuckets      = [][]byte{bMeta, bTriggers, bTriggersNS, bRecords, bRecordsTrigger, bRecordsTask, bTasks, bPending, bDedupe, bDead}
 
 	keySchema = []byte("schema")
 )
@@ -117,11 +142,16 @@ type Options struct {
 	MustExist bool
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// JournalSegmentSize is the size of the journal's segment files
+	// (default DefaultJournalSegmentSize); it bounds the size of one
+	// write (a task's payload).
+	JournalSegmentSize int64
 }
 
-// MaxBatch bounds how many writes share one transaction (as bbolt's
-// DB.MaxBatchSize, whose default it is).
-const MaxBatch = 1000
+// DefaultJournalSegmentSize is the size of a journal segment: with a
+// notification's task and its delivery's record about 1.5 KiB, some five
+// thousand notifications. At most three segments exist at a time.
+const DefaultJournalSegmentSize = 8 << 20
 
 // Store is the embedded store. It is safe for concurrent use.
 type Store struct {
@@ -129,13 +159,38 @@ type Store struct {
 	path      string
 	retention time.Duration
 	now       func() time.Time
-	commits   *committer
-	// runBatch is commits.run; tests replace it to re-run functions.
-	runBatch func(fn func(*bolt.Tx) error) error
+	journal   *journal.Journal
+	// submit writes a journal record (journal.Submit); tests replace it.
+	submit func([]byte) waiter
+
+	// mu guards the memory side of the queue and of the duplicate keys,
+	// and the journaled writes not yet applied to the file.
+	mu            sync.Mutex
+	queue         *schedule
+	claims        claims
+	seq           uint64 // the last task sequence taken
+	unapplied     []*op  // in journal order
+	checkpointErr error  // the last checkpoint's failure, until one succeeds
+
+	// The checkpointer's signals.
+	wake    chan bool // true: apply now; false: within checkpointDelay
+	flushes chan chan error
+	closing chan struct{}
+	stopped chan struct{}
+
+	// The namespace cache of Triggers.Namespace; nsGen counts trigger
+	// writes.
+	nsMu    sync.Mutex
+	nsCache map[string][]trigger.Trigger
+	nsGen   uint64
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Open opens (or creates) the store file at path, creates the buckets,
-// checks the schema version and makes every leased queue item due now.
+// checks the schema version (converting an older file) and reads the queued
+// tasks and the live duplicate keys into memory.
 func Open(path string, opts Options) (*Store, error) {
 	if opts.Retention <= 0 {
 		opts.Retention = record.DefaultRetention
@@ -173,13 +228,16 @@ func Open(path string, opts Options) (*Store, error) {
 	case err != nil:
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
-	s := &Store{db: db, path: path, retention: opts.Retention, now: opts.Now}
-	s.commits = &committer{db: db, max: MaxBatch}
-	s.runBatch = s.commits.run
-	if err := s.init(); err != nil {
+	s := &Store{
+		db: db, path: path, retention: opts.Retention, now: opts.Now, queue: newSchedule(), claims: claims{}, nsCache: map[string][]trigger.Trigger{},
+		wake: make(chan bool, 1), flushes: make(chan chan error), closing: make(chan struct{}), stopped: make(chan struct{}),
+	}
+	s.submit = func(b []byte) waiter { return s.journal.Submit(b) }
+	if err := s.init(opts.JournalSegmentSize); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
+	go s.checkpoints()
 	return s, nil
 }
 
@@ -191,37 +249,95 @@ func notBolt(err error) bool {
 		errors.Is(err, berrors.ErrChecksum) || (err != nil && strings.HasPrefix(err.Error(), "file size too small"))
 }
 
-// init creates the buckets, checks the schema and releases stale leases:
-// the file lock means no other process can be delivering, so every leased
-// item is due again now.
-func (s *Store) init() error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+// init creates the buckets, checks the schema (converting a schema 1
+// file), replays the journal, then reads the queue and the live duplicate
+// keys into memory.
+func (s *Store) init(segmentSize int64) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		meta, err := tx.CreateBucketIfNotExists(bMeta)
+		if err != nil {
+			return fmt.Errorf("create bucket %s: %w", bMeta, err)
+		}
+		version := 0
+		if v := meta.Get(keySchema); v != nil {
+			if version, err = strconv.Atoi(string(v)); err != nil {
+				return fmt.Errorf("unreadable schema version %q", v)
+			}
+			if version > SchemaVersion {
+				return fmt.Errorf("written by a newer regtrigger (schema %d, this one knows %d): upgrade regtrigger", version, SchemaVersion)
+			}
+		}
 		for _, b := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("create bucket %s: %w", b, err)
 			}
 		}
-		meta := tx.Bucket(bMeta)
-		if v := meta.Get(keySchema); v != nil {
-			n, err := strconv.Atoi(string(v))
-			if err != nil {
-				return fmt.Errorf("unreadable schema version %q", v)
+		if version == 1 {
+			if err := migrateV1(tx, s.now()); err != nil {
+				return fmt.Errorf("convert the schema 1 file: %w", err)
 			}
-			if n > SchemaVersion {
-				return fmt.Errorf("written by a newer regtrigger (schema %d, this one knows %d): upgrade regtrigger", n, SchemaVersion)
-			}
-		} else if err := meta.Put(keySchema, []byte(strconv.Itoa(SchemaVersion))); err != nil {
-			return fmt.Errorf("write schema version: %w", err)
 		}
-		if err := releaseLeases(tx, s.now()); err != nil {
-			return fmt.Errorf("release stale leases: %w", err)
+		if version != SchemaVersion {
+			if err := meta.Put(keySchema, []byte(strconv.Itoa(SchemaVersion))); err != nil {
+				return fmt.Errorf("write schema version: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := s.openJournal(segmentSize); err != nil {
+		return err
+	}
+	err = s.db.View(func(tx *bolt.Tx) error {
+		s.seq = tx.Bucket(bTasks).Sequence()
+		if err := s.queue.load(tx); err != nil {
+			return fmt.Errorf("read the queue: %w", err)
+		}
+		if err := s.claims.load(tx, s.now()); err != nil {
+			return fmt.Errorf("read the duplicate keys: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		s.journal.Close()
+	}
+	return err
+}
+
+// Ping reports whether the store can take writes, for health checks: the
+// journal has not failed, the last checkpoint did not fail, and the file
+// can be read.
+func (s *Store) Ping(ctx context.Context) error {
+	const op = "read the store"
+	if err := s.journal.Err(); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	s.mu.Lock()
+	err := s.checkpointErr
+	s.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	return s.view(ctx, op, func(tx *bolt.Tx) error {
+		if tx.Bucket(bMeta).Get(keySchema) == nil {
+			return errors.New("no schema version")
 		}
 		return nil
 	})
 }
 
-// Close closes the file.
-func (s *Store) Close() error { return s.db.Close() }
+// Close applies what the journal holds to the file and closes both. Calls
+// after the first do nothing.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.closing)
+		<-s.stopped
+		s.closeErr = errors.Join(s.journal.Close(), s.db.Close())
+	})
+	return s.closeErr
+}
 
 // Path is the file the store lives in.
 func (s *Store) Path() string { return s.path }
@@ -237,18 +353,14 @@ func (s *Store) update(ctx context.Context, op string, fn func(tx *bolt.Tx) erro
 	return nil
 }
 
-// batch runs fn in a write transaction that concurrent batch calls may
-// share (the committer), after checking ctx; errors say op. fn may run more than
-// once, each time in a new transaction: it must set every result it
-// reports at each run, and change nothing outside the transaction.
-func (s *Store) batch(ctx context.Context, op string, fn func(tx *bolt.Tx) error) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("%s: %w", op, err)
-	}
-	if err := s.runBatch(fn); err != nil {
-		return fmt.Errorf("%s: %w", op, err)
-	}
-	return nil
+// appending returns the bucket name of tx for writes whose keys follow the
+// newest ones (times, sequences): its pages fill up before they split.
+// bbolt's default splits them half full, which suits keys that land
+// anywhere but leaves an appended bucket with twice the pages to write.
+func appending(tx *bolt.Tx, name []byte) *bolt.Bucket {
+	b := tx.Bucket(name)
+	b.FillPercent = 1.0
+	return b
 }
 
 // errUnchanged rolls back a write transaction that changed nothing, so

@@ -35,7 +35,7 @@ func open(t testing.TB, path string, c *clock) *Store {
 	if path == "" {
 		path = filepath.Join(t.TempDir(), "s.db")
 	}
-	s, err := Open(path, Options{Now: c.now, Retention: 24 * time.Hour})
+	s, err := Open(path, Options{Now: c.now, Retention: 24 * time.Hour, JournalSegmentSize: 64 << 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,9 +43,12 @@ func open(t testing.TB, path string, c *clock) *Store {
 	return s
 }
 
-// keys counts the keys of a bucket.
+// keys counts the keys of a bucket, once the journal is applied.
 func keys(t *testing.T, s *Store, bucket []byte) int {
 	t.Helper()
+	if err := s.flush(ctx); err != nil {
+		t.Fatal(err)
+	}
 	n := 0
 	if err := s.db.View(func(tx *bolt.Tx) error {
 		n = tx.Bucket(bucket).Stats().KeyN
@@ -64,7 +67,7 @@ func TestOpenCreatesBucketsAndSchema(t *testing.T) {
 				t.Errorf("bucket %s missing", b)
 			}
 		}
-		if v := tx.Bucket(bMeta).Get(keySchema); string(v) != "1" {
+		if v := tx.Bucket(bMeta).Get(keySchema); string(v) != "2" {
 			t.Errorf("schema = %q", v)
 		}
 		return nil
@@ -153,11 +156,11 @@ func TestOpenRefusesNewerSchema(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bMeta).Put(keySchema, []byte("2")) }); err != nil {
+	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bMeta).Put(keySchema, []byte("3")) }); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
-	if _, err := Open(path, Options{}); err == nil || !strings.Contains(err.Error(), "newer regtrigger (schema 2") {
+	if _, err := Open(path, Options{}); err == nil || !strings.Contains(err.Error(), "newer regtrigger (schema 3") {
 		t.Fatalf("open: %v", err)
 	}
 	// The refusal released the file.
@@ -224,8 +227,12 @@ func TestCanceledContext(t *testing.T) {
 		{"release duplicate key", func() error { return s.Release(cctx, "k") }},
 		{"enqueue", func() error { return s.Enqueue(cctx, []Item{{ID: "x"}}) }},
 		{"lease queue items", func() error { _, err := s.Lease(cctx, 1, time.Minute); return err }},
-		{"ack x", func() error { return s.Ack(cctx, "x") }},
-		{"reschedule x", func() error { return s.Reschedule(cctx, "x", nil, t0) }},
+		{"finish x", func() error { return s.Finish(cctx, "x", nil) }},
+		{"reschedule x", func() error { return s.Reschedule(cctx, "x", nil, t0, nil) }},
+		{"dead-letter x", func() error { return s.DeadLetter(cctx, "x", errors.New("r")) }},
+		{"find task x", func() error { _, err := s.Archived(cctx, "x"); return err }},
+		{"requeue x", func() error { return s.Requeue(cctx, "x", nil) }},
+		{"read the store", func() error { return s.Ping(cctx) }},
 		{"next due", func() error { _, _, err := s.NextDue(cctx); return err }},
 		{"queue length", func() error { _, err := s.Len(cctx); return err }},
 	}
@@ -237,7 +244,7 @@ func TestCanceledContext(t *testing.T) {
 			}
 		})
 	}
-	if n := keys(t, s, bQueue) + keys(t, s, bTriggers) + keys(t, s, bRecords) + keys(t, s, bDedupe); n != 0 {
+	if n := keys(t, s, bTasks) + keys(t, s, bPending) + keys(t, s, bTriggers) + keys(t, s, bRecords) + keys(t, s, bDedupe); n != 0 {
 		t.Errorf("a canceled call wrote %d keys", n)
 	}
 }

@@ -9,10 +9,13 @@ import (
 	"github.com/regtrigger/regtrigger/internal/delivery"
 	"github.com/regtrigger/regtrigger/internal/dispatcher"
 	"github.com/regtrigger/regtrigger/internal/receiver"
+	"github.com/regtrigger/regtrigger/internal/record"
 )
 
 // TaskQueue is the durable delivery queue: the receiver enqueues tasks, the
-// dispatcher's workers lease, retry and acknowledge them.
+// dispatcher's workers lease, retry and acknowledge them. It is a
+// dispatcher.RecordQueue: a delivery's record is written with its
+// settlement, one commit for both.
 type TaskQueue struct {
 	s *Store
 	// OnEnqueue is called after tasks were stored (to wake idle workers).
@@ -20,9 +23,9 @@ type TaskQueue struct {
 }
 
 var (
-	_ receiver.ClaimQueue = (*TaskQueue)(nil)
-	_ receiver.Dedupe     = (*Store)(nil)
-	_ dispatcher.Queue    = (*TaskQueue)(nil)
+	_ receiver.ClaimQueue    = (*TaskQueue)(nil)
+	_ receiver.Dedupe        = (*Store)(nil)
+	_ dispatcher.RecordQueue = (*TaskQueue)(nil)
 )
 
 // NewTaskQueue returns the task queue of s.
@@ -109,15 +112,31 @@ func (q *TaskQueue) Lease(ctx context.Context, max int, leaseFor time.Duration) 
 }
 
 // Ack finishes a task, keeping it for `regtrigger redeliver`.
-func (q *TaskQueue) Ack(ctx context.Context, id string) error { return q.s.Archive(ctx, id) }
+func (q *TaskQueue) Ack(ctx context.Context, id string) error { return q.s.Finish(ctx, id, nil) }
+
+// AckRecord finishes a task and stores the record of its last attempt, in
+// one transaction.
+func (q *TaskQueue) AckRecord(ctx context.Context, id string, rec record.Record) error {
+	return q.s.Finish(ctx, id, &rec)
+}
 
 // Retry stores the task's new attempt count and makes it due after delay.
 func (q *TaskQueue) Retry(ctx context.Context, t delivery.Task, delay time.Duration) error {
+	return q.retry(ctx, t, delay, nil)
+}
+
+// RetryRecord is Retry and stores the record of the attempt, in one
+// transaction.
+func (q *TaskQueue) RetryRecord(ctx context.Context, t delivery.Task, delay time.Duration, rec record.Record) error {
+	return q.retry(ctx, t, delay, &rec)
+}
+
+func (q *TaskQueue) retry(ctx context.Context, t delivery.Task, delay time.Duration, rec *record.Record) error {
 	b, err := json.Marshal(t)
 	if err != nil {
 		return fmt.Errorf("encode task %s: %w", t.ID, err)
 	}
-	return q.s.Reschedule(ctx, t.ID, b, q.s.now().Add(delay))
+	return q.s.Reschedule(ctx, t.ID, b, q.s.now().Add(delay), rec)
 }
 
 // DeadLetter sets an undecodable message aside.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -27,10 +28,25 @@ func (s *Store) Triggers() *Triggers { return &Triggers{s} }
 func nsKey(namespace, name string) []byte { return []byte(namespace + "\x00" + name) }
 
 // Namespace returns the triggers of one namespace in name order: one prefix
-// scan of the namespace index.
+// scan of the namespace index, or a copy of the answer cached in memory
+// (the receiver asks for every notification). Only this process can write
+// the file, and every trigger write here empties the cache, so the cache
+// is never stale.
 func (ts *Triggers) Namespace(ctx context.Context, namespace string) ([]trigger.Trigger, error) {
+	s := ts.s
+	what := "load triggers for " + namespace
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	s.nsMu.Lock()
+	cached, ok := s.nsCache[namespace]
+	gen := s.nsGen
+	s.nsMu.Unlock()
+	if ok {
+		return slices.Clone(cached), nil
+	}
 	var out []trigger.Trigger
-	err := ts.s.view(ctx, "load triggers for "+namespace, func(tx *bolt.Tx) error {
+	err := s.view(ctx, what, func(tx *bolt.Tx) error {
 		prefix := nsKey(namespace, "")
 		all := tx.Bucket(bTriggers)
 		c := tx.Bucket(bTriggersNS).Cursor()
@@ -50,7 +66,28 @@ func (ts *Triggers) Namespace(ctx context.Context, namespace string) ([]trigger.
 	if err != nil {
 		return nil, err
 	}
+	s.nsMu.Lock()
+	// Keep it unless a trigger write ended since the read began.
+	if s.nsGen == gen {
+		if len(s.nsCache) >= maxCachedNamespaces {
+			clear(s.nsCache)
+		}
+		s.nsCache[namespace] = slices.Clone(out)
+	}
+	s.nsMu.Unlock()
 	return out, nil
+}
+
+// maxCachedNamespaces bounds the namespace cache: notifications name any
+// namespace they like, and past this many it starts over.
+const maxCachedNamespaces = 4096
+
+// triggersChanged empties the namespace cache after a trigger write.
+func (s *Store) triggersChanged() {
+	s.nsMu.Lock()
+	s.nsGen++
+	clear(s.nsCache)
+	s.nsMu.Unlock()
 }
 
 // Get returns one trigger, or trigger.ErrNotFound.
@@ -102,6 +139,7 @@ func (ts *Triggers) Create(ctx context.Context, t trigger.Trigger) (trigger.Trig
 		t.Version, t.UpdatedAt = 1, ts.s.now().UTC()
 		return putTrigger(tx, t)
 	})
+	ts.s.triggersChanged()
 	if err != nil {
 		return trigger.Trigger{}, err
 	}
@@ -128,6 +166,7 @@ func (ts *Triggers) Update(ctx context.Context, t trigger.Trigger) (trigger.Trig
 		t.Version, t.UpdatedAt = old.Version+1, ts.s.now().UTC()
 		return putTrigger(tx, t)
 	})
+	ts.s.triggersChanged()
 	if err != nil {
 		return trigger.Trigger{}, err
 	}
@@ -136,6 +175,7 @@ func (ts *Triggers) Update(ctx context.Context, t trigger.Trigger) (trigger.Trig
 
 // Delete removes a trigger if its stored version is version (0: any).
 func (ts *Triggers) Delete(ctx context.Context, name string, version int64) error {
+	defer ts.s.triggersChanged()
 	return ts.s.update(ctx, "delete trigger "+name, func(tx *bolt.Tx) error {
 		old, err := storedTrigger(tx, name)
 		if err != nil {

@@ -205,3 +205,65 @@ func TestConcurrentUpdatesOneWins(t *testing.T) {
 		t.Errorf("stored %+v, want the winner's (%d) at version 2", got, winner)
 	}
 }
+
+func TestNamespaceCacheFollowsWrites(t *testing.T) {
+	s := open(t, "", newClock(t0))
+	ts := s.Triggers()
+	urls := func() string {
+		t.Helper()
+		l, err := ts.Namespace(ctx, "ns")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := make([]string, len(l))
+		for i, x := range l {
+			out[i] = strings.TrimPrefix(x.URL, "https://example.com/")
+		}
+		return strings.Join(out, ",")
+	}
+	if got := urls(); got != "" {
+		t.Fatalf("empty namespace: %q", got)
+	}
+	a, err := ts.Create(ctx, tr("a", "ns"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := urls(); got != "a" {
+		t.Errorf("after create: %q", got)
+	}
+	// A caller changing its answer does not change the next one's.
+	l, _ := ts.Namespace(ctx, "ns")
+	l[0].URL = "changed"
+	if got := urls(); got != "a" {
+		t.Errorf("after a caller changed its copy: %q", got)
+	}
+	a.URL = "https://example.com/a2"
+	if _, err := ts.Update(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if got := urls(); got != "a2" {
+		t.Errorf("after update: %q", got)
+	}
+	if err := ts.Delete(ctx, "a", 0); err != nil {
+		t.Fatal(err)
+	}
+	if got := urls(); got != "" {
+		t.Errorf("after delete: %q", got)
+	}
+	// A failed write empties the cache too, harmlessly.
+	if err := ts.Delete(ctx, "a", 0); !errors.Is(err, trigger.ErrNotFound) {
+		t.Errorf("delete again: %v", err)
+	}
+	// Many namespaces: the cache stays bounded.
+	for i := range maxCachedNamespaces + 10 {
+		if _, err := ts.Namespace(ctx, fmt.Sprint("other", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.nsMu.Lock()
+	n := len(s.nsCache)
+	s.nsMu.Unlock()
+	if n > maxCachedNamespaces {
+		t.Errorf("%d namespaces cached", n)
+	}
+}

@@ -1,0 +1,382 @@
+package boltstore
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/regtrigger/regtrigger/internal/delivery"
+	"github.com/regtrigger/regtrigger/internal/receiver"
+	"github.com/regtrigger/regtrigger/internal/record"
+	"github.com/regtrigger/regtrigger/internal/trigger"
+)
+
+// txid is the id of the last committed write transaction: it grows by one
+// at each commit.
+func txid(t *testing.T, s *Store) int {
+	t.Helper()
+	var id int
+	if err := s.db.View(func(tx *bolt.Tx) error { id = tx.ID(); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// fileSum is the checksum of the store file's bytes.
+func fileSum(t *testing.T, s *Store) [32]byte {
+	t.Helper()
+	b, err := os.ReadFile(s.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sha256.Sum256(b)
+}
+
+// failing is a journal write that fails.
+type failing struct{}
+
+func (failing) LSN() uint64 { return 0 }
+func (failing) Wait() error { return errors.New("disk full") }
+
+func TestFailedJournalWriteUndoesMemory(t *testing.T) {
+	s := open(t, "", newClock(t0))
+	if fresh, err := s.Claim(ctx, "old", time.Hour); err != nil || !fresh {
+		t.Fatal(fresh, err)
+	}
+	real := s.submit
+	s.submit = func([]byte) waiter { return failing{} }
+	_, err := s.ClaimEnqueue(ctx, []Claimed{
+		{Key: "k", TTL: time.Hour, Items: []Item{{ID: "i1"}}},
+		{Key: "old", TTL: time.Hour, Items: []Item{{ID: "i2"}}},
+	})
+	if err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("err %v", err)
+	}
+	if err := s.Records().Put(ctx, record.Record{TaskID: "x"}); err == nil {
+		t.Error("a record was stored with a failing journal")
+	}
+	s.submit = real
+	if n, _ := s.Len(ctx); n != 0 {
+		t.Errorf("a failed enqueue left %d items queued in memory", n)
+	}
+	fresh, err := s.ClaimEnqueue(ctx, []Claimed{
+		{Key: "k", TTL: time.Hour, Items: []Item{{ID: "i1", Payload: []byte("1")}}},
+		{Key: "old", TTL: time.Hour, Items: []Item{{ID: "i2"}}},
+	})
+	if err != nil || fmt.Sprint(fresh) != "[true false]" {
+		t.Fatalf("after the failure: fresh %v, %v; want k new again and old still a duplicate", fresh, err)
+	}
+	if got := lease(t, s); got != "i1:1" {
+		t.Errorf("queued %q", got)
+	}
+	// The failed writes never reach the file.
+	if n := keys(t, s, bRecords); n != 0 {
+		t.Errorf("%d records in the file", n)
+	}
+	s.submit = func([]byte) waiter { return failing{} }
+	if err := s.Finish(ctx, "i1", nil); err == nil {
+		t.Fatal("finish with a failing journal")
+	}
+	s.submit = real
+	if n, _ := s.Len(ctx); n != 1 {
+		t.Errorf("a failed finish took the task off the queue (%d queued)", n)
+	}
+}
+
+func TestConcurrentClaimsOfOneKeyOneWins(t *testing.T) {
+	s := open(t, "", newClock(t0))
+	const n = 64
+	var wg sync.WaitGroup
+	answers := make([]bool, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() { answers[i], errs[i] = s.Claim(ctx, "k", time.Hour) })
+	}
+	wg.Wait()
+	won := 0
+	for i := range n {
+		switch {
+		case errs[i] != nil:
+			t.Errorf("claim %d: %v", i, errs[i])
+		case answers[i]:
+			won++
+		}
+	}
+	if won != 1 {
+		t.Errorf("%d claims of one key won, want 1", won)
+	}
+}
+
+func TestLeaseDoesNotWrite(t *testing.T) {
+	c := newClock(t0)
+	s := open(t, "", c)
+	if err := s.Enqueue(ctx, []Item{{ID: "now"}, {ID: "later", Due: t0.Add(time.Hour)}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	id, sum, lsn := txid(t, s), fileSum(t, s), s.journal.Last()
+	if got := lease(t, s); got != "now:" {
+		t.Fatalf("leased %q", got)
+	}
+	for range 10 {
+		if got := lease(t, s); got != "" {
+			t.Fatalf("leased %q", got)
+		}
+		if _, _, err := s.NextDue(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Len(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if txid(t, s) != id || fileSum(t, s) != sum || s.journal.Last() != lsn {
+		t.Fatalf("leases wrote: tx %d -> %d, file changed %v, journal %d -> %d", id, txid(t, s), fileSum(t, s) != sum, lsn, s.journal.Last())
+	}
+}
+
+func TestCheckpointAppliesInBatches(t *testing.T) {
+	s := open(t, "", newClock(t0))
+	before := txid(t, s)
+	var wg sync.WaitGroup
+	for i := range 200 {
+		wg.Go(func() {
+			if _, err := s.ClaimEnqueue(ctx, []Claimed{{Key: fmt.Sprint("k", i), TTL: time.Hour, Items: []Item{{ID: fmt.Sprint(i)}}}}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	// Applied within checkpointDelay, in few transactions.
+	deadline := time.Now().Add(5 * time.Second)
+	for s.waiting() && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if s.waiting() {
+		t.Fatal("the writes were not applied within 5 s")
+	}
+	if commits := txid(t, s) - before; commits > 5 {
+		t.Errorf("200 writes took %d commits", commits)
+	}
+	if n := keys(t, s, bTasks); n != 200 {
+		t.Errorf("%d tasks in the file", n)
+	}
+	// The journal keeps no segment it does not need.
+	segs, _ := filepath.Glob(s.path + "-journal/seg-*")
+	if len(segs) != 1 {
+		t.Errorf("journal segments after the checkpoint: %v", segs)
+	}
+}
+
+func TestCheckpointFailureShowsInPing(t *testing.T) {
+	s := open(t, "", newClock(t0))
+	if err := s.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	s.unapplied = append(s.unapplied, &op{kind: 99, durable: true})
+	s.mu.Unlock()
+	if err := s.flush(ctx); err == nil || !strings.Contains(err.Error(), "unknown journal operation") {
+		t.Fatalf("flush: %v", err)
+	}
+	if err := s.Ping(ctx); err == nil || !strings.Contains(err.Error(), "apply the journal") {
+		t.Errorf("ping after a failed checkpoint: %v", err)
+	}
+	s.mu.Lock()
+	s.unapplied = s.unapplied[1:]
+	s.mu.Unlock()
+	if err := s.Records().Put(ctx, record.Record{TaskID: "t"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Ping(ctx); err != nil {
+		t.Errorf("ping after a good checkpoint: %v", err)
+	}
+}
+
+// The crash test runs this test binary again as a child that writes to a
+// store and reports each acknowledged write on stdout, then is killed.
+const crashEnv = "REGTRIGGER_BOLTSTORE_CRASH_CHILD"
+
+func TestMain(m *testing.M) {
+	if path := os.Getenv(crashEnv); path != "" {
+		crashChild(path)
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// crashChild queues tasks one at a time, finishing every other one with a
+// record, and prints each acknowledged step; it never closes the store.
+func crashChild(path string) {
+	s, err := Open(path, Options{JournalSegmentSize: 64 << 10})
+	if err != nil {
+		fmt.Println("open:", err)
+		os.Exit(1)
+	}
+	for i := 0; ; i++ {
+		id := fmt.Sprint("t", i)
+		if _, err := s.ClaimEnqueue(ctx, []Claimed{{Key: "k" + id, TTL: time.Hour, Items: []Item{{ID: id, Payload: []byte("p" + id)}}}}); err != nil {
+			fmt.Println("enqueue:", err)
+			os.Exit(1)
+		}
+		fmt.Println("queued", id)
+		if i%2 == 0 {
+			if err := s.Finish(ctx, id, &record.Record{TaskID: id, Trigger: "a", Status: record.Success}); err != nil {
+				fmt.Println("finish:", err)
+				os.Exit(1)
+			}
+			fmt.Println("finished", id)
+		}
+	}
+}
+
+func TestCrashLosesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a child process")
+	}
+	path := filepath.Join(t.TempDir(), "crash.db")
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), crashEnv+"="+path)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Kill it (SIGKILL, as a crash) after a few hundred acknowledged
+	// steps, in the middle of its work.
+	queued, finished := map[string]bool{}, map[string]bool{}
+	sc := bufio.NewScanner(out)
+	for sc.Scan() && len(queued) < 300 {
+		f := strings.Fields(sc.Text())
+		switch {
+		case len(f) == 2 && f[0] == "queued":
+			queued[f[1]] = true
+		case len(f) == 2 && f[0] == "finished":
+			finished[f[1]] = true
+		default:
+			t.Fatalf("child: %s", sc.Text())
+		}
+	}
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	if len(queued) < 300 {
+		t.Fatalf("the child stopped after %d tasks", len(queued))
+	}
+
+	s := open(t, path, newClock(time.Now()))
+	recs, err := s.Records().List(ctx, record.Query{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recorded := map[string]bool{}
+	for _, r := range recs {
+		recorded[r.TaskID] = true
+	}
+	for id := range queued {
+		// A task finished just before the kill may not have been
+		// reported: then it is either still queued or finished with its
+		// record, never neither.
+		_, err := s.queuedEntry(id)
+		switch {
+		case finished[id] && err == nil:
+			t.Errorf("%s was finished, and is queued again", id)
+		case finished[id] && !recorded[id]:
+			t.Errorf("%s was finished, and its record is lost", id)
+		case err != nil && !recorded[id]:
+			t.Errorf("%s was queued, and is lost", id)
+		}
+	}
+	if n, _ := s.Len(ctx); n < len(queued)-len(finished)-1 {
+		t.Errorf("%d queued after the crash, want about %d", n, len(queued)-len(finished))
+	}
+	for key := range queued {
+		if fresh, err := s.Claim(ctx, "k"+key, time.Hour); err != nil || fresh {
+			t.Errorf("duplicate key of %s lost: %v", key, err)
+		}
+	}
+}
+
+func TestClaimEnqueue(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	c := newClock(t0)
+	s, err := Open(path, Options{Now: c.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Enqueue(ctx, []Item{{ID: "queued", Payload: []byte("old")}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Claim(ctx, "dup", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := s.ClaimEnqueue(ctx, []Claimed{
+		{Key: "new", TTL: time.Hour, Items: []Item{{ID: "n1", Payload: []byte("1")}, {ID: "n2", Payload: []byte("2")}}},
+		{Key: "dup", TTL: time.Hour, Items: []Item{{ID: "d1", Payload: []byte("x")}}},
+		{Key: "new", TTL: time.Hour, Items: []Item{{ID: "again", Payload: []byte("x")}}}, // twice in one call: new once
+		{Items: []Item{{ID: "nokey", Payload: []byte("3")}, {ID: "queued", Payload: []byte("new")}}},
+		{Key: "empty", TTL: time.Hour},
+	})
+	if err != nil || fmt.Sprint(fresh) != "[true false false true true]" {
+		t.Fatalf("fresh %v, %v", fresh, err)
+	}
+	// Atomic: an item without an id refuses the whole call.
+	if _, err := s.ClaimEnqueue(ctx, []Claimed{{Key: "x", TTL: time.Hour, Items: []Item{{ID: "x1"}}}, {Key: "y", Items: []Item{{ID: ""}}}}); err == nil {
+		t.Fatal("an item without an id was accepted")
+	}
+	// What was answered is on disk.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, path, c)
+	// Due at the same time, tasks come in the order they were queued.
+	if got := lease(t, s); got != "queued:old n1:1 n2:2 nokey:3" {
+		t.Errorf("queue after reopen: %q", got)
+	}
+	for key, want := range map[string]bool{"new": false, "dup": false, "empty": false, "x": true} {
+		if fresh, err := s.Claim(ctx, key, time.Hour); err != nil || fresh != want {
+			t.Errorf("claim %s after reopen = %v, %v; want %v", key, fresh, err, want)
+		}
+	}
+}
+
+func TestTaskQueueClaimEnqueue(t *testing.T) {
+	s := open(t, "", newClock(t0))
+	q := NewTaskQueue(s)
+	wakes := 0
+	q.OnEnqueue = func() { wakes++ }
+	task := delivery.Task{ID: "tsk_1", Trigger: trigger.Trigger{Name: "t"}}
+	fresh, err := q.ClaimEnqueue(ctx, []receiver.Claim{{Key: "k", TTL: time.Hour, Tasks: []delivery.Task{task}}})
+	if err != nil || len(fresh) != 1 || !fresh[0] || wakes != 1 {
+		t.Fatalf("fresh %v, %v, %d wakes", fresh, err, wakes)
+	}
+	if fresh, err = q.ClaimEnqueue(ctx, []receiver.Claim{{Key: "k", TTL: time.Hour, Tasks: []delivery.Task{task}}}); err != nil || fresh[0] || wakes != 1 {
+		t.Fatalf("duplicate: fresh %v, %v, %d wakes", fresh, err, wakes)
+	}
+	leased, err := q.Lease(ctx, 10, time.Minute)
+	if err != nil || len(leased) != 1 || leased[0].Task.ID != "tsk_1" || leased[0].Err != nil {
+		t.Fatalf("leased %+v, %v", leased, err)
+	}
+	other := open(t, "", newClock(t0))
+	if !q.OwnsDedupe(s) || q.OwnsDedupe(other) || q.OwnsDedupe(nil) {
+		t.Error("OwnsDedupe must be true for its own store only")
+	}
+}
