@@ -16,8 +16,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -160,10 +162,17 @@ type server struct {
 	done chan struct{}
 }
 
+// startServe starts serve on data with the tests' defaults (fast retries:
+// 200ms,400ms) and args; a --retry-schedule in args replaces the default
+// one (the flag appends when given twice).
 func startServe(t *testing.T, data string, args ...string) *server {
 	t.Helper()
-	all := append([]string{"serve", "--addr", "127.0.0.1:0", "--data", data, "--log-format", "json", "--log-level", "debug",
-		"--allow-private", "127.0.0.1/32", "--registry", "e2e=" + e2eToken, "--retry-schedule", "200ms,400ms", "--drain", "2s"}, args...)
+	all := []string{"serve", "--addr", "127.0.0.1:0", "--data", data, "--log-format", "json", "--log-level", "debug",
+		"--allow-private", "127.0.0.1/32", "--registry", "e2e=" + e2eToken, "--drain", "2s"}
+	if !slices.Contains(args, "--retry-schedule") {
+		all = append(all, "--retry-schedule", "200ms,400ms")
+	}
+	all = append(all, args...)
 	cmd := exec.Command(binary, all...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -483,5 +492,107 @@ func TestServeDistributionForcedSource(t *testing.T) {
 	want, _ := os.ReadFile("testdata/distribution-push.json")
 	if !bytes.Equal(got.body, want) {
 		t.Error("raw format did not send the registry's body byte for byte")
+	}
+}
+
+// TestServeKilledUnderLoadLosesNothing crashes serve (SIGKILL) while
+// clients post notifications and deliveries are in flight: every task a
+// 202 answer named is delivered after a restart.
+func TestServeKilledUnderLoadLosesNothing(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "rt.db")
+	var mu sync.Mutex
+	delivered := map[string]int{}
+	tg := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		time.Sleep(2 * time.Millisecond) // deliveries stay behind the notifications
+		mu.Lock()
+		delivered[r.Header.Get("webhook-id")]++
+		mu.Unlock()
+	}))
+	defer tg.Close()
+	triggers := writeTriggers(t, dir, tg.URL)
+	s := startServe(t, data, "--triggers", triggers)
+
+	template, err := os.ReadFile("testdata/tcr-push.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var accepted sync.Map // task id -> true
+	var count, failures atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for c := range 8 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				tag := fmt.Sprintf("v1.%d.%d", c, i)
+				body := bytes.ReplaceAll(template, []byte("v1.10.0"), []byte(tag))
+				req, _ := http.NewRequest("POST", s.addr+"/v1/notify", bytes.NewReader(body))
+				req.Header.Set("Authorization", "Bearer "+e2eToken)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					failures.Add(1) // the crash
+					return
+				}
+				var ans struct {
+					Events []struct {
+						Tasks []struct{ ID string } `json:"tasks"`
+					} `json:"events"`
+				}
+				err = json.NewDecoder(resp.Body).Decode(&ans)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusAccepted || err != nil {
+					failures.Add(1)
+					return
+				}
+				for _, ev := range ans.Events {
+					for _, task := range ev.Tasks {
+						accepted.Store(task.ID, true)
+						count.Add(1)
+					}
+				}
+			}
+		})
+	}
+	for count.Load() < 400 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	s.kill()
+	close(stop)
+	wg.Wait()
+
+	mu.Lock()
+	before := len(delivered)
+	mu.Unlock()
+	s2 := startServe(t, data)
+	var want []string
+	accepted.Range(func(k, _ any) bool { want = append(want, k.(string)); return true })
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		mu.Lock()
+		var missing []string
+		for _, id := range want {
+			if delivered[id] == 0 {
+				missing = append(missing, id)
+			}
+		}
+		mu.Unlock()
+		if len(missing) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d accepted tasks never delivered, e.g. %v", len(missing), len(want), missing[:min(3, len(missing))])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	s2.stop(t)
+	t.Logf("%d tasks accepted before the crash (%d requests cut by it), %d delivered by then, all delivered after the restart", len(want), failures.Load(), before)
+	if before >= len(want) {
+		t.Log("every task was delivered before the crash: the crash tested less than it should")
 	}
 }
