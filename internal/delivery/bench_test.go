@@ -10,33 +10,53 @@ import (
 	"testing"
 
 	"github.com/regtrigger/regtrigger/internal/outbound"
+	"github.com/regtrigger/regtrigger/internal/record"
 )
+
+// nopSink accepts every record and keeps none.
+type nopSink struct{}
+
+func (nopSink) Put(context.Context, record.Record) error { return nil }
 
 // BenchmarkDeliver measures one whole delivery — render, sign, guarded POST
 // to a loopback sink, classify, log — with 8 concurrent deliveries.
+// log=discard drops the log line unformatted and keeps no record;
+// log=json writes the line as JSON into io.Discard at Info and hands the
+// record to a sink, as `regtrigger serve` does (its store is a no-op here).
 func BenchmarkDeliver(b *testing.B) {
 	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	defer sink.Close()
-	client, err := outbound.NewClient(outbound.Config{AllowPrivate: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer client.CloseIdleConnections()
-	e := &Engine{Sender: client, UserAgent: "regtrigger/bench", Logger: slog.New(slog.DiscardHandler)}
-	task := testTask()
-	task.Trigger.URL = sink.URL + "/hook"
-	b.ReportAllocs()
-	b.SetParallelism(4)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if out := e.Deliver(context.Background(), task); out.Record.HTTPStatus != http.StatusNoContent {
-				b.Errorf("record %+v", out.Record)
-				return
+	for _, bc := range []struct {
+		name string
+		h    slog.Handler
+		sink record.Sink
+	}{
+		{"log=discard", slog.DiscardHandler, nil},
+		{"log=json", slog.NewJSONHandler(io.Discard, nil), nopSink{}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			client, err := outbound.NewClient(outbound.Config{AllowPrivate: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}})
+			if err != nil {
+				b.Fatal(err)
 			}
-		}
-	})
+			defer client.CloseIdleConnections()
+			e := &Engine{Sender: client, UserAgent: "regtrigger/bench", Logger: slog.New(bc.h), Sink: bc.sink}
+			task := testTask()
+			task.Trigger.URL = sink.URL + "/hook"
+			b.ReportAllocs()
+			b.SetParallelism(4)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if out := e.Deliver(context.Background(), task); out.Record.HTTPStatus != http.StatusNoContent {
+						b.Errorf("record %+v", out.Record)
+						return
+					}
+				}
+			})
+		})
+	}
 }

@@ -1,11 +1,13 @@
 package receiver
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"slices"
 	"testing"
@@ -14,6 +16,7 @@ import (
 	"github.com/regtrigger/regtrigger/internal/auth"
 	"github.com/regtrigger/regtrigger/internal/delivery"
 	"github.com/regtrigger/regtrigger/internal/event"
+	"github.com/regtrigger/regtrigger/internal/record"
 	"github.com/regtrigger/regtrigger/internal/trigger"
 )
 
@@ -66,16 +69,36 @@ func benchNamespaceTriggers() []trigger.Trigger {
 	}
 }
 
-// BenchmarkEndpointHandle is one TCR push through Endpoint.Handle in
-// process: bearer-token authentication (five registries of mixed schemes),
-// detection and parsing, matching against the namespace's ten triggers
-// (compiled once, cached), three tasks enqueued into a no-op queue, and the
-// 202 answer. No dedupe store and no record sink (both optional), so no
-// I/O. log=discard drops every log line unformatted; log=json writes them
-// as JSON into io.Discard at the default Info level, as the functions do
-// (the "sender authenticated" and seven "untriggered" lines are Debug, so
-// that is the one "notification accepted" line).
-func BenchmarkEndpointHandle(b *testing.B) {
+// nopSink accepts every record and keeps none, as a store would take the
+// untriggered records `regtrigger serve` writes.
+type nopSink struct{}
+
+func (nopSink) Put(context.Context, record.Record) error { return nil }
+
+// nopClaimQueue is a ClaimQueue that owns its Dedupe and finds every key
+// new, as the embedded store's queue claims and enqueues in one step.
+type nopClaimQueue struct{ nopQueue }
+
+func (q *nopClaimQueue) ClaimEnqueue(_ context.Context, cs []Claim) ([]bool, error) {
+	fresh := make([]bool, len(cs))
+	for i, c := range cs {
+		fresh[i] = true
+		q.tasks += len(c.Tasks)
+	}
+	return fresh, nil
+}
+
+func (q *nopClaimQueue) OwnsDedupe(d Dedupe) bool { return d == Dedupe(q) }
+
+func (q *nopClaimQueue) Claim(context.Context, string, time.Duration) (bool, error) { return true, nil }
+
+func (q *nopClaimQueue) Release(context.Context, string) error { return nil }
+
+// benchFixture is the notification the benchmarks send: the TCR push of
+// public/nginx:v1.10.0 with a bearer token, and an Authenticator of five
+// registries of mixed schemes.
+func benchFixture(b *testing.B) (*auth.Authenticator, []byte) {
+	b.Helper()
 	body, err := os.ReadFile("../registry/testdata/registry-payloads/tencent-tcr/pushImage.json")
 	if err != nil {
 		b.Fatal(err)
@@ -90,6 +113,40 @@ func BenchmarkEndpointHandle(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	return a, body
+}
+
+// checkBenchAnswer fails unless body is the 202 answer for the fixture:
+// one event, three tasks (nginx-v1, every-push, semver), seven near misses.
+func checkBenchAnswer(b *testing.B, status int, body []byte) {
+	b.Helper()
+	var ans Accepted
+	if status != http.StatusAccepted || json.Unmarshal(body, &ans) != nil {
+		b.Fatalf("status %d: %s", status, body)
+	}
+	if ans.Tasks != 3 || len(ans.Events) != 1 || len(ans.Events[0].Skipped) != 7 {
+		b.Fatalf("want 1 event, 3 tasks, 7 near misses: %s", body)
+	}
+	var fired []string
+	for _, t := range ans.Events[0].Tasks {
+		fired = append(fired, t.Trigger)
+	}
+	if !slices.Equal(fired, []string{"nginx-v1", "every-push", "semver"}) {
+		b.Fatalf("fired %v", fired)
+	}
+}
+
+// BenchmarkEndpointHandle is one TCR push through Endpoint.Handle in
+// process: bearer-token authentication (five registries of mixed schemes),
+// detection and parsing, matching against the namespace's ten triggers
+// (compiled once, cached), three tasks enqueued into a no-op queue, and the
+// 202 answer. No dedupe store and no record sink (both optional), so no
+// I/O. log=discard drops every log line unformatted; log=json writes them
+// as JSON into io.Discard at the default Info level, as the functions do
+// (the "sender authenticated" and seven "untriggered" lines are Debug, so
+// that is the one "notification accepted" line).
+func BenchmarkEndpointHandle(b *testing.B) {
+	a, body := benchFixture(b)
 	in := Inbound{
 		ID:     "bench-request",
 		Method: http.MethodPost,
@@ -114,20 +171,7 @@ func BenchmarkEndpointHandle(b *testing.B) {
 				Now:      func() time.Time { return time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC) },
 			}}
 			resp := e.Handle(context.Background(), in)
-			var ans Accepted
-			if resp.Status != http.StatusAccepted || json.Unmarshal(resp.Body, &ans) != nil {
-				b.Fatalf("status %d: %s", resp.Status, resp.Body)
-			}
-			if ans.Tasks != 3 || len(ans.Events) != 1 || len(ans.Events[0].Skipped) != 7 {
-				b.Fatalf("want 1 event, 3 tasks, 7 near misses: %s", resp.Body)
-			}
-			var fired []string
-			for _, t := range ans.Events[0].Tasks {
-				fired = append(fired, t.Trigger)
-			}
-			if !slices.Equal(fired, []string{"nginx-v1", "every-push", "semver"}) {
-				b.Fatalf("fired %v", fired)
-			}
+			checkBenchAnswer(b, resp.Status, resp.Body)
 			b.ReportAllocs()
 			for b.Loop() {
 				if resp := e.Handle(context.Background(), in); resp.Status != http.StatusAccepted {
@@ -135,5 +179,60 @@ func BenchmarkEndpointHandle(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// benchWriter is a ResponseWriter that keeps the status and drops the body,
+// reusing its header map, so that the benchmark measures the handler.
+type benchWriter struct {
+	h      http.Header
+	status int
+	body   []byte
+}
+
+func (w *benchWriter) Header() http.Header { return w.h }
+func (w *benchWriter) WriteHeader(s int)   { w.status = s }
+func (w *benchWriter) Write(p []byte) (int, error) {
+	w.body = append(w.body, p...)
+	return len(p), nil
+}
+
+// BenchmarkServeHTTP is the fixture through Endpoint.ServeHTTP as
+// `regtrigger serve` runs it, minus the network and the store: an
+// *http.Request with a Content-Length, the body read from it, the same
+// work as BenchmarkEndpointHandle, with the untriggered records handed to a
+// record sink and the duplicate key claimed together with the tasks (both
+// no-ops here, as serve's store), JSON logs at Info into io.Discard, and
+// the answer written to the ResponseWriter.
+func BenchmarkServeHTTP(b *testing.B) {
+	a, body := benchFixture(b)
+	q := &nopClaimQueue{}
+	e := &Endpoint{Auth: a, Service: &Service{
+		Triggers: staticTriggers(benchNamespaceTriggers()),
+		Queue:    q,
+		Dedupe:   q,
+		Records:  nopSink{},
+		Logger:   slog.New(slog.NewJSONHandler(io.Discard, nil)),
+		Now:      func() time.Time { return time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC) },
+	}}
+	rd := bytes.NewReader(body)
+	req := httptest.NewRequest(http.MethodPost, "/v1/notify", io.NopCloser(rd))
+	req.ContentLength = int64(len(body))
+	req.Header.Set("Authorization", "Bearer "+tcrToken)
+	req.Header.Set("Content-Type", "application/json")
+	w := &benchWriter{h: http.Header{}}
+	serve := func() {
+		rd.Reset(body)
+		clear(w.h)
+		w.status, w.body = 0, w.body[:0]
+		e.ServeHTTP(w, req)
+	}
+	serve()
+	checkBenchAnswer(b, w.status, w.body)
+	b.ReportAllocs()
+	for b.Loop() {
+		if serve(); w.status != http.StatusAccepted {
+			b.Fatalf("status %d: %s", w.status, w.body)
+		}
 	}
 }

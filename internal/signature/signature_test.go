@@ -258,3 +258,26 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkSign signs a 1 KiB body with one secret, and with two as during
+// a rotation.
+func BenchmarkSign(b *testing.B) {
+	body := bytes.Repeat([]byte("p"), 1024)
+	at := time.Unix(1767323045, 0)
+	var secrets []Secret
+	for _, s := range []string{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"} {
+		sec, err := ParseSecret(s)
+		if err != nil {
+			b.Fatal(err)
+		}
+		secrets = append(secrets, sec)
+		b.Run("secrets="+strconv.Itoa(len(secrets)), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if Sign(secrets, "tsk_0123456789abcdef0123456789abcdef", at, body) == "" {
+					b.Fatal("no signature")
+				}
+			}
+		})
+	}
+}
