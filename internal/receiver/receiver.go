@@ -331,20 +331,36 @@ func (s *Service) accept(ctx context.Context, log *slog.Logger, ps []pending) (f
 // sends the same body, so every one of these is equal; a new push of the
 // same tag differs at least in its timestamp (or digest).
 func Fingerprint(ev event.Event) string {
-	h := sha256.New()
-	for _, s := range []string{ev.Source, string(ev.Action), ev.Namespace, ev.Repository, ev.Tag, ev.Digest, ev.ResourceURL, strconv.FormatInt(ev.OccurredAt.UnixNano(), 10)} {
-		h.Write([]byte(s))
-		h.Write([]byte{0})
+	// The fields joined with NUL bytes, in a buffer on the stack for
+	// ordinary events (append moves a longer one to the heap).
+	var buf [512]byte
+	b := buf[:0]
+	for _, s := range [...]string{ev.Source, string(ev.Action), ev.Namespace, ev.Repository, ev.Tag, ev.Digest, ev.ResourceURL} {
+		b = append(b, s...)
+		b = append(b, 0)
 	}
-	return hex.EncodeToString(h.Sum(nil))
+	b = strconv.AppendInt(b, ev.OccurredAt.UnixNano(), 10)
+	b = append(b, 0)
+	sum := sha256.Sum256(b)
+	var out [2 * sha256.Size]byte
+	hex.Encode(out[:], sum[:])
+	return string(out[:])
 }
 
 // TaskID is the stable id of the task of one event for one trigger. It is
 // derived, not random, so a duplicate that slips past dedupe still carries
 // the same webhook-id and receivers can drop it.
 func TaskID(fingerprint, triggerName string) string {
-	h := sha256.Sum256([]byte(fingerprint + "\x00" + triggerName))
-	return "tsk_" + hex.EncodeToString(h[:16])
+	var buf [192]byte // a fingerprint, a NUL and a trigger name (at most 64)
+	b := append(buf[:0], fingerprint...)
+	b = append(b, 0)
+	b = append(b, triggerName...)
+	sum := sha256.Sum256(b)
+	const prefix = "tsk_"
+	var out [len(prefix) + 32]byte
+	copy(out[:], prefix)
+	hex.Encode(out[len(prefix):], sum[:16])
+	return string(out[:])
 }
 
 func (s *Service) window() time.Duration {

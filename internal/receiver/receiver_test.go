@@ -324,3 +324,61 @@ func TestOpenModeRefusesRemoteClients(t *testing.T) {
 		t.Error("isLoopback")
 	}
 }
+
+// TestFingerprintTaskID pins the duplicate keys and task ids: they are
+// stored (dedupe keys, queued tasks, log records) and sent as webhook-id,
+// so a change of how they are computed would let a re-sent notification
+// through as new and give its deliveries new ids. The values are those of
+// the first implementation (sha256 over the NUL-joined fields, hex).
+func TestFingerprintTaskID(t *testing.T) {
+	tests := []struct {
+		name           string
+		ev             event.Event
+		fp, id, idLong string // idLong: for a 64-character trigger name
+	}{
+		{
+			name:   "zero event",
+			fp:     "09cbf30546fb8c389bfde13c3c0b21daaef9cfd189c29c903124b43f879d87d5",
+			id:     "tsk_968e50b2d0d28796939107b15ebb56d8",
+			idLong: "tsk_0877f94cb77646ed8e13f5d652839084",
+		},
+		{
+			name: "tcr push",
+			ev: event.Event{Source: "tcr", Action: event.PushImage, Namespace: "public", Repository: "nginx", Tag: "v1.10.0",
+				Digest: "sha256:" + strings.Repeat("ab", 32), ResourceURL: "r.example.com/public/nginx:v1.10.0",
+				OccurredAt: time.Date(2026, 12, 1, 23, 59, 58, 123456789, time.UTC)},
+			fp:     "95bffe7985f567c3f03b9079d3af66589a35f97e637591148082ddfab0ecf318",
+			id:     "tsk_59c2b718ef8faa4cf4b151a001e1fd2c",
+			idLong: "tsk_5b013bf426f5128286e072c5b212c73e",
+		},
+		{
+			name:   "delete by digest before 1970",
+			ev:     event.Event{Source: "harbor", Action: event.DeleteImage, Namespace: "team", Repository: "a/b/c", Digest: "sha256:00", OccurredAt: time.Unix(-5, 0)},
+			fp:     "c78b9259415a02db704d91456c15733c9ad3fd1e7d3ce70a2cc4c8b5d86bbc52",
+			id:     "tsk_7336588931fb1018d72d9701d8bcf2e3",
+			idLong: "tsk_17629285c190dc18f6d39bf7c827c563",
+		},
+		{
+			name: "fields longer than the stack buffer, non-ASCII tag, other zone",
+			ev: event.Event{Source: "ghcr", Action: event.PushImage, Namespace: "ns", Repository: strings.Repeat("deep/", 60) + "repo",
+				Tag: "ünïcode", ResourceURL: "ghcr.io/x", OccurredAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.FixedZone("X", 3600))},
+			fp:     "14745db9db21d4726ceb79d1708f18c4c1a81bff3eb4f50aae07f71375493442",
+			id:     "tsk_e49682f9a2bf3231ba9e604e9f122586",
+			idLong: "tsk_e81763a8bc322b0288ac0cb71110c1c2",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fp := Fingerprint(tt.ev)
+			if fp != tt.fp {
+				t.Errorf("Fingerprint = %s, want %s", fp, tt.fp)
+			}
+			if id := TaskID(fp, "deploy"); id != tt.id {
+				t.Errorf("TaskID(deploy) = %s, want %s", id, tt.id)
+			}
+			if id := TaskID(fp, strings.Repeat("n", 64)); id != tt.idLong {
+				t.Errorf("TaskID(64 n) = %s, want %s", id, tt.idLong)
+			}
+		})
+	}
+}
