@@ -3,8 +3,6 @@ package receiver
 import (
 	"context"
 	"fmt"
-	"strconv"
-	"strings"
 	"sync"
 
 	"github.com/regtrigger/regtrigger/internal/matcher"
@@ -20,8 +18,20 @@ type matcherCache struct {
 }
 
 type cachedMatcher struct {
-	key     string
+	revs    []revision // of the triggers the matcher was compiled from
 	matcher *matcher.Matcher
+}
+
+// revision identifies one revision of a trigger. Stores bump Version on
+// every write; the updated-at time covers triggers that were never stored.
+type revision struct {
+	name      string
+	version   int64
+	updatedAt int64 // Unix nanoseconds
+}
+
+func revisionOf(t *trigger.Trigger) revision {
+	return revision{name: t.Name, version: t.Version, updatedAt: t.UpdatedAt.UnixNano()}
 }
 
 // maxCachedNamespaces bounds the cache; past it, it starts over.
@@ -36,37 +46,39 @@ func (s *Service) matcherFor(ctx context.Context, namespace string) (*matcher.Ma
 }
 
 func (c *matcherCache) get(namespace string, ts []trigger.Trigger) (*matcher.Matcher, error) {
-	key := versionKey(ts)
 	c.mu.Lock()
-	if cm, ok := c.m[namespace]; ok && cm.key == key {
-		c.mu.Unlock()
+	cm, ok := c.m[namespace]
+	c.mu.Unlock()
+	// A cached entry is never modified, so it is compared outside the lock.
+	if ok && sameRevisions(cm.revs, ts) {
 		return cm.matcher, nil
 	}
-	c.mu.Unlock()
 	m, err := matcher.New(ts)
 	if err != nil {
 		return nil, fmt.Errorf("compile triggers of %s: %w", namespace, err)
+	}
+	revs := make([]revision, len(ts))
+	for i := range ts {
+		revs[i] = revisionOf(&ts[i])
 	}
 	c.mu.Lock()
 	if c.m == nil || len(c.m) >= maxCachedNamespaces {
 		c.m = make(map[string]cachedMatcher)
 	}
-	c.m[namespace] = cachedMatcher{key: key, matcher: m}
+	c.m[namespace] = cachedMatcher{revs: revs, matcher: m}
 	c.mu.Unlock()
 	return m, nil
 }
 
-// versionKey identifies a set of trigger revisions. Stores bump Version on
-// every write; the updated-at time covers triggers that were never stored.
-func versionKey(ts []trigger.Trigger) string {
-	var b strings.Builder
-	for i := range ts {
-		b.WriteString(ts[i].Name)
-		b.WriteByte('@')
-		b.WriteString(strconv.FormatInt(ts[i].Version, 10))
-		b.WriteByte('.')
-		b.WriteString(strconv.FormatInt(ts[i].UpdatedAt.UnixNano(), 10))
-		b.WriteByte(';')
+// sameRevisions reports whether ts are the trigger revisions revs, in order.
+func sameRevisions(revs []revision, ts []trigger.Trigger) bool {
+	if len(revs) != len(ts) {
+		return false
 	}
-	return b.String()
+	for i := range ts {
+		if revisionOf(&ts[i]) != revs[i] {
+			return false
+		}
+	}
+	return true
 }
