@@ -62,7 +62,7 @@ func (e *Endpoint) Handle(ctx context.Context, in Inbound) Response {
 	if in.ID == "" {
 		in.ID = newRequestID()
 	}
-	log := e.Service.logger().With(slog.String("request_id", in.ID))
+	log := requestLog{l: e.Service.logger(), id: in.ID}
 	path := strings.TrimSuffix(in.Path, "/")
 	switch {
 	case path == "/healthz":
@@ -99,7 +99,7 @@ func (e *Endpoint) Handle(ctx context.Context, in Inbound) Response {
 		log.LogAttrs(ctx, slog.LevelWarn, "notification refused", slog.Int("status", http.StatusRequestEntityTooLarge))
 		return ErrorResponse(http.StatusRequestEntityTooLarge, "body too large", "a notification may be at most 1 MiB")
 	}
-	log = log.With(slog.String("sender", reg.Name))
+	log.sender = reg.Name
 	log.LogAttrs(ctx, slog.LevelDebug, "sender authenticated", slog.String("scheme", string(reg.Scheme)))
 	if in.Method == http.MethodOptions {
 		return webhookValidation(ctx, log, in.Header)
@@ -117,7 +117,7 @@ func (e *Endpoint) Handle(ctx context.Context, in Inbound) Response {
 // refuse answers a request that failed authentication: 403 in loopback-only
 // mode (no credential could help), else 401. The message names the header
 // and what was wrong; it never holds a secret or the presented value.
-func refuse(ctx context.Context, log *slog.Logger, err error) Response {
+func refuse(ctx context.Context, log requestLog, err error) Response {
 	status := http.StatusUnauthorized
 	if errors.Is(err, auth.ErrLoopbackOnly) {
 		status = http.StatusForbidden
@@ -156,7 +156,7 @@ const maxOrigin = 255
 // URL, ?token= included, for this request. The optional
 // WebHook-Request-Callback is ignored: the answer is given at once, and
 // regtrigger never fetches a URL a request names.
-func webhookValidation(ctx context.Context, log *slog.Logger, h http.Header) Response {
+func webhookValidation(ctx context.Context, log requestLog, h http.Header) Response {
 	origin := strings.TrimSpace(h.Get("WebHook-Request-Origin"))
 	if origin == "" {
 		resp := ErrorResponse(http.StatusBadRequest, "not a webhook validation request",

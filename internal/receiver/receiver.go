@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"strconv"
 	"time"
 
@@ -161,10 +162,7 @@ func ErrorResponse(status int, msg, detail string) Response {
 
 // Receive handles one authenticated notification.
 func (s *Service) Receive(ctx context.Context, req Request) Response {
-	log := s.logger().With(slog.String("request_id", req.ID))
-	if req.Sender != "" {
-		log = log.With(slog.String("sender", req.Sender))
-	}
+	log := requestLog{l: s.logger(), id: req.ID, sender: req.Sender}
 	now := s.now()
 	evs, err := registry.Parse(registry.Notification{Body: req.Body, Header: req.Header, ReceivedAt: now}, req.Source)
 	if err != nil {
@@ -233,7 +231,7 @@ func (s *Service) Receive(ctx context.Context, req Request) Response {
 		untriggered = append(untriggered, p.untriggered...)
 	}
 	for _, r := range untriggered {
-		record.Log(ctx, log, r)
+		log.Record(ctx, r)
 		if s.Records != nil {
 			if err := s.Records.Put(ctx, r); err != nil {
 				log.LogAttrs(ctx, slog.LevelError, "store untriggered record", slog.String("error", err.Error()))
@@ -259,7 +257,7 @@ type pending struct {
 // accept claims the duplicate keys of ps and enqueues the tasks of the new
 // ones; fresh[i] reports whether ps[i] is new. On failure nothing stays
 // claimed or enqueued and refused is the 503 answer.
-func (s *Service) accept(ctx context.Context, log *slog.Logger, ps []pending) (fresh []bool, refused *Response) {
+func (s *Service) accept(ctx context.Context, log requestLog, ps []pending) (fresh []bool, refused *Response) {
 	unavailable := func(msg string) *Response {
 		r := ErrorResponse(http.StatusServiceUnavailable, msg, "the notification was not accepted; retry later")
 		return &r
@@ -424,6 +422,45 @@ func (s *Service) logger() *slog.Logger {
 		return s.Logger
 	}
 	return slog.Default()
+}
+
+// requestLog writes the log lines of one request, each with the request's
+// id and, once known, its sender. It gives the lines Logger.With would,
+// without building a new handler (formatting both attributes) for every
+// request: most requests write one line.
+type requestLog struct {
+	l      *slog.Logger
+	id     string
+	sender string // "" until the sender is authenticated
+}
+
+// LogAttrs is Logger.LogAttrs with the request's attributes first. It
+// reports its caller as the source, as slog's own methods do.
+func (r requestLog) LogAttrs(ctx context.Context, level slog.Level, msg string, attrs ...slog.Attr) {
+	h := r.l.Handler()
+	if !h.Enabled(ctx, level) {
+		return
+	}
+	var pcs [1]uintptr
+	runtime.Callers(2, pcs[:]) // skip runtime.Callers and LogAttrs
+	rec := slog.NewRecord(time.Now(), level, msg, pcs[0])
+	rec.AddAttrs(r.attrs(make([]slog.Attr, 0, 2))...)
+	rec.AddAttrs(attrs...)
+	_ = h.Handle(ctx, rec)
+}
+
+// Record logs a record of the request (record.Log).
+func (r requestLog) Record(ctx context.Context, rec record.Record) {
+	record.Log(ctx, r.l, rec, r.attrs(make([]slog.Attr, 0, 2))...)
+}
+
+// attrs appends the request's attributes to dst.
+func (r requestLog) attrs(dst []slog.Attr) []slog.Attr {
+	dst = append(dst, slog.String("request_id", r.id))
+	if r.sender != "" {
+		dst = append(dst, slog.String("sender", r.sender))
+	}
+	return dst
 }
 
 func (s *Service) now() time.Time {

@@ -114,10 +114,18 @@ func (r Record) Level() slog.Level {
 
 // Attrs are the record's fields as log attributes, empty ones left out.
 func (r Record) Attrs() []slog.Attr {
-	a := make([]slog.Attr, 0, 16)
+	return r.AppendAttrs(make([]slog.Attr, 0, maxAttrs))
+}
+
+// maxAttrs is the most attributes AppendAttrs appends.
+const maxAttrs = 18
+
+// AppendAttrs appends the record's fields as log attributes to dst, empty
+// ones left out, so a caller can build them in a buffer of its own.
+func (r Record) AppendAttrs(dst []slog.Attr) []slog.Attr {
 	add := func(k, v string) {
 		if v != "" {
-			a = append(a, slog.String(k, v))
+			dst = append(dst, slog.String(k, v))
 		}
 	}
 	add("task_id", r.TaskID)
@@ -131,26 +139,28 @@ func (r Record) Attrs() []slog.Attr {
 	add("target", r.Target)
 	add("status", string(r.Status))
 	if r.HTTPStatus != 0 {
-		a = append(a, slog.Int("http_status", r.HTTPStatus))
+		dst = append(dst, slog.Int("http_status", r.HTTPStatus))
 	}
 	if r.Latency != 0 {
-		a = append(a, slog.Float64("latency_ms", float64(r.Latency.Microseconds())/1000))
+		dst = append(dst, slog.Float64("latency_ms", float64(r.Latency.Microseconds())/1000))
 	}
 	if r.Attempt != 0 {
-		a = append(a, slog.Int("attempt", r.Attempt))
+		dst = append(dst, slog.Int("attempt", r.Attempt))
 	}
 	add("error_class", r.ErrorClass)
 	add("error", r.Error)
 	add("location", r.Location)
 	add("reason", r.Reason)
 	if !r.NextAttemptAt.IsZero() {
-		a = append(a, slog.Time("next_attempt_at", r.NextAttemptAt))
+		dst = append(dst, slog.Time("next_attempt_at", r.NextAttemptAt))
 	}
-	return a
+	return dst
 }
 
-// Log writes the record as one structured log line.
-func Log(ctx context.Context, l *slog.Logger, r Record) {
+// Log writes the record as one structured log line. The attrs, such as
+// the id of the request that made the record, come first, as they would
+// from Logger.With.
+func Log(ctx context.Context, l *slog.Logger, r Record, attrs ...slog.Attr) {
 	msg := "delivery"
 	if r.Status == Untriggered {
 		msg = "untriggered"
@@ -160,5 +170,8 @@ func Log(ctx context.Context, l *slog.Logger, r Record) {
 	if !l.Enabled(ctx, r.Level()) {
 		return
 	}
-	l.LogAttrs(ctx, r.Level(), msg, r.Attrs()...)
+	// The attributes are built on the stack: slog copies them into its
+	// Record and does not keep the slice.
+	var buf [4 + maxAttrs]slog.Attr
+	l.LogAttrs(ctx, r.Level(), msg, r.AppendAttrs(append(buf[:0], attrs...))...)
 }
