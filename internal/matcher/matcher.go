@@ -7,6 +7,7 @@ package matcher
 
 import (
 	"fmt"
+	"strconv"
 
 	"github.com/regtrigger/regtrigger/internal/event"
 	"github.com/regtrigger/regtrigger/internal/pattern"
@@ -34,25 +35,50 @@ type Result struct {
 // Fired reports whether the trigger fires.
 func (r Result) Fired() bool { return r.Reason == Fired }
 
-// Explain describes the verdict for people: the reason with the values compared.
+// Explain describes the verdict for people: the reason with the values
+// compared. It runs for every trigger an event does not fire (the reason
+// of each untriggered record), so it appends into a stack buffer rather
+// than formatting with fmt; values are quoted as %q quotes them.
 func (r Result) Explain(ev event.Event) string {
 	t := r.Trigger
+	var buf [256]byte
+	b := buf[:0]
 	switch r.Reason {
 	case Fired:
 		return "fired"
 	case Disabled:
 		return "trigger is disabled"
 	case ActionNotSelected:
-		return fmt.Sprintf("action %s not in %v", ev.Action, t.Actions)
+		b = append(b, "action "...)
+		b = append(b, ev.Action...)
+		b = append(b, " not in ["...)
+		for i, a := range t.Actions {
+			if i > 0 {
+				b = append(b, ' ')
+			}
+			b = append(b, a...)
+		}
+		b = append(b, ']')
 	case RepositoryNotMatched:
-		return fmt.Sprintf("repository %q does not match %q", ev.Repository, t.Repository)
+		b = append(b, "repository "...)
+		b = strconv.AppendQuote(b, ev.Repository)
+		b = append(b, " does not match "...)
+		b = strconv.AppendQuote(b, t.Repository)
 	case TagNotMatched:
 		if ev.Tag == "" {
-			return fmt.Sprintf("event has no tag; filter %q needs one", t.Tag)
+			b = append(b, "event has no tag; filter "...)
+			b = strconv.AppendQuote(b, t.Tag)
+			b = append(b, " needs one"...)
+			break
 		}
-		return fmt.Sprintf("tag %q does not match %q", ev.Tag, t.Tag)
+		b = append(b, "tag "...)
+		b = strconv.AppendQuote(b, ev.Tag)
+		b = append(b, " does not match "...)
+		b = strconv.AppendQuote(b, t.Tag)
+	default:
+		return string(r.Reason)
 	}
-	return string(r.Reason)
+	return string(b)
 }
 
 // rule is a trigger with its patterns compiled.

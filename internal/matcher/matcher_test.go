@@ -228,3 +228,58 @@ func BenchmarkMatch(b *testing.B) {
 		})
 	}
 }
+
+// explainFmt is how Explain first said it, with fmt: the reference the
+// appending version must match byte for byte.
+func explainFmt(r Result, ev event.Event) string {
+	t := r.Trigger
+	switch r.Reason {
+	case Fired:
+		return "fired"
+	case Disabled:
+		return "trigger is disabled"
+	case ActionNotSelected:
+		return fmt.Sprintf("action %s not in %v", ev.Action, t.Actions)
+	case RepositoryNotMatched:
+		return fmt.Sprintf("repository %q does not match %q", ev.Repository, t.Repository)
+	case TagNotMatched:
+		if ev.Tag == "" {
+			return fmt.Sprintf("event has no tag; filter %q needs one", t.Tag)
+		}
+		return fmt.Sprintf("tag %q does not match %q", ev.Tag, t.Tag)
+	}
+	return string(r.Reason)
+}
+
+func TestExplainQuotesAsFmt(t *testing.T) {
+	long := strings.Repeat("deep/", 80) + "repo"
+	tests := []struct {
+		name    string
+		reason  Reason
+		actions []event.Action
+		repo    string // trigger's pattern
+		tag     string // trigger's filter
+		ev      event.Event
+	}{
+		{name: "fired", reason: Fired},
+		{name: "disabled", reason: Disabled},
+		{name: "no actions", reason: ActionNotSelected, ev: ev(event.PushImage, "ns", "a", "b")},
+		{name: "several actions", reason: ActionNotSelected, actions: []event.Action{event.DeleteImage, event.UploadChart, "future"}, ev: ev(event.PushImage, "ns", "a", "b")},
+		{name: "empty action", reason: ActionNotSelected, actions: []event.Action{event.PushImage}, ev: ev("", "ns", "a", "b")},
+		{name: "quotes and escapes", reason: RepositoryNotMatched, repo: `/{a, "b"}/**`, ev: ev(event.PushImage, "ns", "we\"ird\\path\t\n", "x")},
+		{name: "non-ASCII and invalid UTF-8", reason: RepositoryNotMatched, repo: "ünï*", ev: ev(event.PushImage, "ns", "ün\xffï\u2028\x00", "x")},
+		{name: "longer than the buffer", reason: RepositoryNotMatched, repo: long + "*", ev: ev(event.PushImage, "ns", long, "x")},
+		{name: "tag", reason: TagNotMatched, tag: "regex:v[0-9]+\\.\"", ev: ev(event.PushImage, "ns", "a", "v1.\u00e9\x7f")},
+		{name: "no tag", reason: TagNotMatched, tag: "latest;stable", ev: ev(event.DeleteImage, "ns", "a", "")},
+		{name: "unknown reason", reason: "something new"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			trg := &trigger.Trigger{Name: "t", Actions: tt.actions, Repository: tt.repo, Tag: tt.tag}
+			r := Result{Trigger: trg, Reason: tt.reason}
+			if got, want := r.Explain(tt.ev), explainFmt(r, tt.ev); got != want {
+				t.Errorf("Explain = %q, want %q", got, want)
+			}
+		})
+	}
+}
