@@ -23,6 +23,7 @@ import (
 
 	"github.com/regtrigger/regtrigger/internal/delivery"
 	"github.com/regtrigger/regtrigger/internal/event"
+	"github.com/regtrigger/regtrigger/internal/matcher"
 	"github.com/regtrigger/regtrigger/internal/record"
 	"github.com/regtrigger/regtrigger/internal/registry"
 	"github.com/regtrigger/regtrigger/internal/trigger"
@@ -190,24 +191,39 @@ func (s *Service) Receive(ctx context.Context, req Request) Response {
 	// Match every event first; what is claimed and enqueued is decided
 	// in one step below, so a failure before it has claimed nothing.
 	ps := make([]pending, 0, len(evs))
+	var results [16]matcher.Result // for every event in turn; more triggers move it to the heap
 	for _, ev := range evs {
 		m, err := s.matcherFor(ctx, ev.Namespace)
 		if err != nil {
 			log.LogAttrs(ctx, slog.LevelError, "load triggers", slog.String("namespace", ev.Namespace), slog.String("error", err.Error()))
 			return ErrorResponse(http.StatusServiceUnavailable, "trigger store unavailable", "the notification was not accepted; retry later")
 		}
-		p := pending{ae: AcceptedEvent{Action: ev.Action, Namespace: ev.Namespace, Repository: ev.Repository, Tag: ev.Tag, Digest: ev.Digest, Tasks: []TaskRef{}}}
-		fp := Fingerprint(ev)
-		if s.Dedupe != nil && m.Len() > 0 {
-			p.claim = Claim{Key: fp, TTL: claimTTL(ev, now, req.MaxAge, s.window())}
+		rs := m.AppendMatch(results[:0], ev)
+		fired := 0
+		for _, r := range rs {
+			if r.Fired() {
+				fired++
+			}
 		}
-		for _, r := range m.Match(ev) {
+		p := pending{ae: AcceptedEvent{Action: ev.Action, Namespace: ev.Namespace, Repository: ev.Repository, Tag: ev.Tag, Digest: ev.Digest, Tasks: make([]TaskRef, 0, fired)}}
+		if fired > 0 {
+			p.claim.Tasks = make([]delivery.Task, 0, fired)
+		}
+		if missed := len(rs) - fired; missed > 0 {
+			p.ae.Skipped = make([]SkipRef, 0, missed)
+			p.missed = make([]matcher.Result, 0, missed)
+		}
+		p.fp = Fingerprint(ev)
+		if s.Dedupe != nil && m.Len() > 0 {
+			p.claim.Key, p.claim.TTL = p.fp, claimTTL(ev, now, req.MaxAge, s.window())
+		}
+		for _, r := range rs {
 			if !r.Fired() {
 				p.ae.Skipped = append(p.ae.Skipped, SkipRef{Trigger: r.Trigger.Name, Reason: string(r.Reason)})
-				p.untriggered = append(p.untriggered, record.UntriggeredRecord(TaskID(fp, r.Trigger.Name), r.Trigger.Name, ev, r.Explain(ev), now))
+				p.missed = append(p.missed, r)
 				continue
 			}
-			t := delivery.NewTask(TaskID(fp, r.Trigger.Name), *r.Trigger, ev, now)
+			t := delivery.NewTask(TaskID(p.fp, r.Trigger.Name), *r.Trigger, ev, now)
 			p.claim.Tasks = append(p.claim.Tasks, t)
 			p.ae.Tasks = append(p.ae.Tasks, TaskRef{ID: t.ID, Trigger: r.Trigger.Name})
 		}
@@ -219,7 +235,6 @@ func (s *Service) Receive(ctx context.Context, req Request) Response {
 	}
 
 	ans := Accepted{RequestID: req.ID, Source: source, Events: make([]AcceptedEvent, 0, len(evs))}
-	var untriggered []record.Record
 	for i, p := range ps {
 		if !fresh[i] {
 			ans.Events = append(ans.Events, AcceptedEvent{Action: p.ae.Action, Namespace: p.ae.Namespace, Repository: p.ae.Repository,
@@ -228,13 +243,14 @@ func (s *Service) Receive(ctx context.Context, req Request) Response {
 		}
 		ans.Events = append(ans.Events, p.ae)
 		ans.Tasks += len(p.claim.Tasks)
-		untriggered = append(untriggered, p.untriggered...)
-	}
-	for _, r := range untriggered {
-		log.Record(ctx, r)
-		if s.Records != nil {
-			if err := s.Records.Put(ctx, r); err != nil {
-				log.LogAttrs(ctx, slog.LevelError, "store untriggered record", slog.String("error", err.Error()))
+		ev := evs[i] // ps[i] is evs[i]'s
+		for _, r := range p.missed {
+			rec := record.UntriggeredRecord(TaskID(p.fp, r.Trigger.Name), r.Trigger.Name, ev, r.Explain(ev), now)
+			log.Record(ctx, rec)
+			if s.Records != nil {
+				if err := s.Records.Put(ctx, rec); err != nil {
+					log.LogAttrs(ctx, slog.LevelError, "store untriggered record", slog.String("error", err.Error()))
+				}
 			}
 		}
 	}
@@ -247,11 +263,14 @@ func (s *Service) Receive(ctx context.Context, req Request) Response {
 }
 
 // pending is one event of a notification between matching and acceptance:
-// its answer if it is new, the key it claims and the tasks it makes.
+// its answer if it is new, the key it claims and the tasks it makes, and
+// the triggers it did not fire, whose untriggered records are made only
+// once the event is accepted as new.
 type pending struct {
-	ae          AcceptedEvent
-	claim       Claim
-	untriggered []record.Record
+	ae     AcceptedEvent
+	claim  Claim
+	fp     string // Fingerprint of the event
+	missed []matcher.Result
 }
 
 // accept claims the duplicate keys of ps and enqueues the tasks of the new
