@@ -191,9 +191,12 @@ func (e *Endpoint) health(ctx context.Context) Response {
 
 // ServeHTTP adapts the Endpoint to net/http (`regtrigger serve`).
 func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	in := Inbound{Method: r.Method, Path: r.URL.Path, Header: r.Header, Query: r.URL.Query(), Loopback: isLoopback(r.RemoteAddr)}
+	in := Inbound{Method: r.Method, Path: r.URL.Path, Header: r.Header, Loopback: isLoopback(r.RemoteAddr)}
+	if r.URL.RawQuery != "" { // most registries send none: no empty map to make
+		in.Query = r.URL.Query()
+	}
 	if r.Method == http.MethodPost {
-		body, err := io.ReadAll(io.LimitReader(r.Body, MaxBody+1))
+		body, err := readBody(r.Body, r.ContentLength)
 		if err != nil {
 			write(w, ErrorResponse(http.StatusBadRequest, "read body", err.Error()))
 			return
@@ -201,6 +204,34 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		in.Body, in.TooLarge = body, len(body) > MaxBody
 	}
 	write(w, e.Handle(r.Context(), in))
+}
+
+// readBody reads a request body up to MaxBody bytes and one more, which
+// tells a body over the limit. declared is the request's Content-Length
+// (-1 when unknown): when it is within the limit the buffer is made that
+// size at once (plus the byte that finds the end without growing it),
+// one allocation instead of io.ReadAll's growing chunks and final copy.
+// The body is read to its end either way; declared only sizes the buffer.
+func readBody(r io.Reader, declared int64) ([]byte, error) {
+	size := int64(512)
+	if declared >= 0 && declared <= MaxBody {
+		size = declared + 1
+	}
+	buf := make([]byte, 0, size)
+	lr := io.LimitedReader{R: r, N: MaxBody + 1}
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)] // grow
+		}
+		n, err := lr.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
 }
 
 func write(w http.ResponseWriter, resp Response) {
