@@ -83,28 +83,49 @@ func GenerateSecret() (string, error) {
 	return Prefix + base64.StdEncoding.EncodeToString(b), nil
 }
 
-// sign returns the base64 HMAC of one message with one key.
-func sign(key Secret, id, ts string, body []byte) string {
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(id))
-	m.Write([]byte{'.'})
-	m.Write([]byte(ts))
-	m.Write([]byte{'.'})
-	m.Write(body)
-	return base64.StdEncoding.EncodeToString(m.Sum(nil))
+// signed is the start of the signed message: id + "." + ts + ".", made
+// once for all the secrets (the body follows it).
+func signed(id, ts string) []byte {
+	b := make([]byte, 0, len(id)+len(ts)+2)
+	b = append(b, id...)
+	b = append(b, '.')
+	b = append(b, ts...)
+	return append(b, '.')
 }
+
+// appendSig appends the base64 HMAC-SHA256 with key of the message
+// (prefix, then body) to dst.
+func appendSig(dst []byte, key Secret, prefix, body []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write(prefix)
+	m.Write(body)
+	return base64.StdEncoding.AppendEncode(dst, m.Sum(nil))
+}
+
+// entryLen is the length of one "v1,<sig>" entry: padded base64 of a
+// SHA-256 MAC.
+const entryLen = len("v1,") + (sha256.Size+2)/3*4
 
 // Sign returns the webhook-signature header value: "v1,<sig>" for each
 // secret, in order, separated by spaces (two during a rotation). ts is
 // signed as Unix seconds, the webhook-timestamp value; with no secrets the
 // result is "".
 func Sign(secrets []Secret, id string, ts time.Time, body []byte) string {
-	stamp := strconv.FormatInt(ts.Unix(), 10)
-	parts := make([]string, len(secrets))
-	for i, s := range secrets {
-		parts[i] = "v1," + sign(s, id, stamp, body)
+	if len(secrets) == 0 {
+		return ""
 	}
-	return strings.Join(parts, " ")
+	var stamp [20]byte // Unix seconds
+	prefix := signed(id, string(strconv.AppendInt(stamp[:0], ts.Unix(), 10)))
+	var buf [2*entryLen + 1]byte // room for two entries and a space, on the stack
+	out := buf[:0]
+	for i, s := range secrets {
+		if i > 0 {
+			out = append(out, ' ')
+		}
+		out = append(out, "v1,"...)
+		out = appendSig(out, s, prefix, body)
+	}
+	return string(out)
 }
 
 // Verify checks a request: ts (the webhook-timestamp value, Unix seconds)
@@ -129,8 +150,9 @@ func Verify(secrets []Secret, id, ts string, body []byte, header string, now tim
 	if d := now.Sub(time.Unix(sec, 0)); d > tolerance || d < -tolerance {
 		return fmt.Errorf("%w: %v away from now", ErrTimestamp, d.Round(time.Second))
 	}
+	prefix := signed(id, ts)
 	for _, s := range secrets {
-		want := []byte(sign(s, id, ts, body))
+		want := appendSig(nil, s, prefix, body)
 		for _, part := range strings.Fields(header) {
 			version, sig, ok := strings.Cut(part, ",")
 			if !ok || version != "v1" {

@@ -281,3 +281,42 @@ func BenchmarkSign(b *testing.B) {
 		})
 	}
 }
+
+// TestSignEntries checks that a rotation's value is the single-secret
+// values joined by spaces, each entryLen long (entryLen sizes Sign's
+// buffer; three secrets outgrow it), at any timestamp.
+func TestSignEntries(t *testing.T) {
+	var secrets []Secret
+	for _, s := range []string{vecSecret, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"} {
+		secrets = append(secrets, mustSecret(t, s))
+	}
+	tests := []struct {
+		name string
+		n    int
+		at   time.Time
+	}{
+		{"one", 1, time.Unix(vecTS, 0)},
+		{"two", 2, time.Unix(vecTS, 0)},
+		{"three", 3, time.Unix(vecTS, 0)},
+		{"before 1970", 2, time.Unix(-1234567890, 0)},
+		{"far future", 2, time.Unix(1<<40, 0)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var want []string
+			for _, s := range secrets[:tt.n] {
+				one := Sign([]Secret{s}, vecID, tt.at, []byte(vecBody))
+				if len(one) != entryLen {
+					t.Errorf("entry %q is %d bytes, want %d", one, len(one), entryLen)
+				}
+				if err := Verify([]Secret{s}, vecID, strconv.FormatInt(tt.at.Unix(), 10), []byte(vecBody), one, tt.at, 0); err != nil {
+					t.Errorf("Verify: %v", err)
+				}
+				want = append(want, one)
+			}
+			if got := Sign(secrets[:tt.n], vecID, tt.at, []byte(vecBody)); got != strings.Join(want, " ") {
+				t.Errorf("Sign = %q, want %q", got, strings.Join(want, " "))
+			}
+		})
+	}
+}
