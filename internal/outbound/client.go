@@ -184,10 +184,16 @@ func (c *Client) Post(ctx context.Context, rawURL string, header http.Header, bo
 	if err != nil {
 		return nil, err
 	}
-	redacted := Redact(u.String())
+	target := u.String() // redacted only for an error: Redact parses it again
 
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
+	// Bound the request by the client's timeout, unless ctx already ends
+	// sooner (the delivery engine gives each attempt its trigger's
+	// deadline): a second timer would never fire first.
+	if d, ok := ctx.Deadline(); !ok || time.Until(d) > c.timeout {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+	}
 
 	var remote string
 	trace := &httptrace.ClientTrace{
@@ -195,9 +201,9 @@ func (c *Client) Post(ctx context.Context, rawURL string, header http.Header, bo
 			remote = info.Conn.RemoteAddr().String()
 		},
 	}
-	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), http.MethodPost, u.String(), bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
-		return nil, fmt.Errorf("outbound: build request for %s: %w", redacted, errors.New(parseProblem(err)))
+		return nil, fmt.Errorf("outbound: build request for %s: %w", Redact(target), errors.New(parseProblem(err)))
 	}
 	req.Header = header.Clone()
 	if req.Header == nil {
@@ -210,7 +216,7 @@ func (c *Client) Post(ctx context.Context, rawURL string, header http.Header, bo
 	start := time.Now()
 	hr, err := c.http.Do(req)
 	if err != nil {
-		return nil, c.wrapErr(ctx, "POST", redacted, err)
+		return nil, c.wrapErr(ctx, "POST", Redact(target), err)
 	}
 	defer hr.Body.Close()
 
@@ -228,7 +234,10 @@ func (c *Client) Post(ctx context.Context, rawURL string, header http.Header, bo
 	// Read one byte past the cap to tell a body of exactly MaxBody bytes
 	// from a longer one; closing the body before EOF closes the connection
 	// (HTTP/1) or resets the stream (HTTP/2) instead of draining it.
-	data, err := io.ReadAll(io.LimitReader(hr.Body, c.maxBody+1))
+	data := []byte{}
+	if hr.Body != http.NoBody { // net/http's body of a 204, 304 or Content-Length: 0
+		data, err = io.ReadAll(io.LimitReader(hr.Body, c.maxBody+1))
+	}
 	if int64(len(data)) > c.maxBody {
 		data = data[:c.maxBody]
 		resp.Truncated = true
@@ -236,7 +245,7 @@ func (c *Client) Post(ctx context.Context, rawURL string, header http.Header, bo
 	resp.Body = data
 	resp.Latency = time.Since(start)
 	if err != nil {
-		return resp, c.wrapErr(ctx, "read response from", redacted, err)
+		return resp, c.wrapErr(ctx, "read response from", Redact(target), err)
 	}
 	return resp, nil
 }

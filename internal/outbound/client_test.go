@@ -464,14 +464,83 @@ func TestPostTimeout(t *testing.T) {
 	}
 }
 
+// TestPostCallerContext checks that the caller's deadline and the client's
+// timeout (1s here) bound a request together, whichever ends first.
 func TestPostCallerContext(t *testing.T) {
 	ts, _ := countingServer(t, func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
-	c := testClient(t, Config{AllowPrivate: loopbackOnly}, nil, "")
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	defer cancel()
-	_, err := c.Post(ctx, ts.URL+"/", nil, nil)
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Post = %v, want the caller's deadline", err)
+	c := testClient(t, Config{AllowPrivate: loopbackOnly, Timeout: time.Second}, nil, "")
+	tests := []struct {
+		name     string
+		deadline time.Duration // of the caller's context; 0 for none
+		cancel   time.Duration // the caller cancels after this; 0 for never
+		min, max time.Duration
+		want     error
+	}{
+		{"caller's deadline first", 100 * time.Millisecond, 0, 80 * time.Millisecond, 800 * time.Millisecond, context.DeadlineExceeded},
+		{"client's timeout first", 5 * time.Second, 0, 900 * time.Millisecond, 3 * time.Second, context.DeadlineExceeded},
+		{"no caller deadline", 0, 0, 900 * time.Millisecond, 3 * time.Second, context.DeadlineExceeded},
+		{"caller cancels", 5 * time.Second, 100 * time.Millisecond, 80 * time.Millisecond, 800 * time.Millisecond, context.Canceled},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			if tt.deadline > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, tt.deadline)
+				defer cancel()
+			}
+			if tt.cancel > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithCancel(ctx)
+				time.AfterFunc(tt.cancel, cancel)
+			}
+			start := time.Now()
+			_, err := c.Post(ctx, ts.URL+"/", nil, nil)
+			if d := time.Since(start); d < tt.min || d > tt.max {
+				t.Errorf("Post took %v, want %v to %v", d, tt.min, tt.max)
+			}
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("Post = %v, want %v", err, tt.want)
+			}
+			var ne net.Error
+			if timeout := errors.As(err, &ne) && ne.Timeout(); timeout != (tt.want == context.DeadlineExceeded) {
+				t.Errorf("Timeout() = %v for %v", timeout, err)
+			}
+		})
+	}
+}
+
+// TestPostEmptyAnswers checks that an answer without a body (which net/http
+// gives as http.NoBody, not read) has an empty, non-nil Body like any other.
+func TestPostEmptyAnswers(t *testing.T) {
+	tests := []struct {
+		name   string
+		status int
+		body   string
+		length string // Content-Length to send; "" lets net/http choose
+	}{
+		{"204", http.StatusNoContent, "", ""},
+		{"200 with Content-Length 0", http.StatusOK, "", "0"},
+		{"202 with a body", http.StatusAccepted, `{"ok":true}`, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts, _ := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
+				if tt.length != "" {
+					w.Header().Set("Content-Length", tt.length)
+				}
+				w.WriteHeader(tt.status)
+				io.WriteString(w, tt.body)
+			})
+			c := testClient(t, Config{AllowPrivate: loopbackOnly}, nil, "")
+			resp, err := c.Post(context.Background(), ts.URL+"/", nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.Status != tt.status || resp.Body == nil || string(resp.Body) != tt.body || resp.Truncated {
+				t.Errorf("status %d body %q (nil: %v) truncated %v, want %d %q", resp.Status, resp.Body, resp.Body == nil, resp.Truncated, tt.status, tt.body)
+			}
+		})
 	}
 }
 
