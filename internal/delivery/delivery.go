@@ -204,21 +204,39 @@ func (e *Engine) finish(ctx context.Context, out *Outcome) {
 	}
 }
 
+// The canonical forms of the signature headers, as Header.Set would make
+// them on every call.
+var (
+	keyID        = http.CanonicalHeaderKey(signature.HeaderID)
+	keyTimestamp = http.CanonicalHeaderKey(signature.HeaderTimestamp)
+	keySignature = http.CanonicalHeaderKey(signature.HeaderSignature)
+)
+
 // header builds the request headers: the trigger's own, then the ones
-// regtrigger owns (which validation forbids triggers to set).
+// regtrigger owns (which validation forbids triggers to set). It gives
+// what Header.Set of each would, with all values in one backing array.
 func (e *Engine) header(t Task, ctype string, now time.Time, body []byte) (http.Header, error) {
-	h := make(http.Header, len(t.Trigger.Headers)+5)
+	n := len(t.Trigger.Headers) + 5
+	h := make(http.Header, n)
+	vals := make([]string, 0, n)
+	set := func(key, v string) { // key is canonical
+		vals = append(vals, v)
+		// Capped at its one value: an Add to it copies rather than
+		// overwriting the next header's value.
+		h[key] = vals[len(vals)-1 : len(vals) : len(vals)]
+	}
 	for k, v := range t.Trigger.Headers {
-		h.Set(k, v)
+		set(http.CanonicalHeaderKey(k), v)
 	}
-	h.Set("Content-Type", ctype)
+	set("Content-Type", ctype)
 	if e.UserAgent != "" {
-		h.Set("User-Agent", e.UserAgent)
+		set("User-Agent", e.UserAgent)
 	}
-	h.Set(signature.HeaderID, t.ID)
-	h.Set(signature.HeaderTimestamp, strconv.FormatInt(now.Unix(), 10))
+	set(keyID, t.ID)
+	set(keyTimestamp, strconv.FormatInt(now.Unix(), 10))
 	if len(t.Trigger.Secrets) > 0 {
-		secrets := make([]signature.Secret, 0, len(t.Trigger.Secrets))
+		var buf [2]signature.Secret // a rotation's two, on the stack
+		secrets := buf[:0]
 		for _, s := range t.Trigger.Secrets {
 			sec, err := signature.ParseSecret(s)
 			if err != nil {
@@ -226,7 +244,7 @@ func (e *Engine) header(t Task, ctype string, now time.Time, body []byte) (http.
 			}
 			secrets = append(secrets, sec)
 		}
-		h.Set(signature.HeaderSignature, signature.Sign(secrets, t.ID, now, body))
+		set(keySignature, signature.Sign(secrets, t.ID, now, body))
 	}
 	return h, nil
 }

@@ -9,6 +9,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -352,5 +355,80 @@ func TestRetryAfter(t *testing.T) {
 		if got := RetryAfter(h, now); got != tt.want {
 			t.Errorf("Retry-After %q = %v, want %v", tt.v, got, tt.want)
 		}
+	}
+}
+
+// headerBySet is how the engine first built the request headers, one
+// Header.Set at a time: the reference header must match.
+func headerBySet(e *Engine, t Task, ctype string, now time.Time, body []byte) http.Header {
+	h := http.Header{}
+	for k, v := range t.Trigger.Headers {
+		h.Set(k, v)
+	}
+	h.Set("Content-Type", ctype)
+	if e.UserAgent != "" {
+		h.Set("User-Agent", e.UserAgent)
+	}
+	h.Set(signature.HeaderID, t.ID)
+	h.Set(signature.HeaderTimestamp, strconv.FormatInt(now.Unix(), 10))
+	if len(t.Trigger.Secrets) > 0 {
+		var secrets []signature.Secret
+		for _, s := range t.Trigger.Secrets {
+			sec, _ := signature.ParseSecret(s)
+			secrets = append(secrets, sec)
+		}
+		h.Set(signature.HeaderSignature, signature.Sign(secrets, t.ID, now, body))
+	}
+	return h
+}
+
+func TestHeaderAsSet(t *testing.T) {
+	const second = "whsec_dGhpcyBpcyBhIHRlc3Qgc2VjcmV0IGtleSEh"
+	tests := []struct {
+		name      string
+		headers   map[string]string
+		secrets   []string
+		userAgent string
+	}{
+		{name: "test task", headers: map[string]string{"Authorization": "Bearer topsecret", "X-Team": "web"}, secrets: []string{testSecret}, userAgent: "regtrigger/test"},
+		{name: "no headers, no secret, no user agent"},
+		{name: "keys not canonical", headers: map[string]string{"x-team": "web", "X-API-KEY": "k", "x_under": "u", "x-é": "v"}, userAgent: "ua"},
+		{name: "the trigger's Content-Type and User-Agent are replaced", headers: map[string]string{"content-type": "text/plain", "User-Agent": "mine"}, userAgent: "regtrigger/x"},
+		{name: "the trigger's User-Agent stays without the engine's", headers: map[string]string{"user-agent": "mine"}},
+		{name: "rotation", secrets: []string{testSecret, second}},
+		{name: "three secrets", secrets: []string{testSecret, second, testSecret}, userAgent: "ua"},
+	}
+	body := []byte(`{"type":"pushImage"}`)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := &Engine{UserAgent: tt.userAgent}
+			task := testTask()
+			task.Trigger.Headers, task.Trigger.Secrets = tt.headers, tt.secrets
+			got, err := e.header(task, payload.ContentTypeJSON, fixedNow, body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := headerBySet(e, task, payload.ContentTypeJSON, fixedNow, body); !reflect.DeepEqual(got, want) {
+				t.Errorf("header\n got %v\nwant %v", got, want)
+			}
+			// Adding to one header leaves the others as they were.
+			before := got.Clone()
+			for k := range got {
+				got.Add(k, "added")
+			}
+			for k, vs := range before {
+				if len(got[k]) != len(vs)+1 || !slices.Equal(got[k][:len(vs)], vs) {
+					t.Errorf("%s: %q after adding to every header, was %q", k, got[k], vs)
+				}
+			}
+		})
+	}
+}
+
+func TestHeaderBadSecret(t *testing.T) {
+	task := testTask()
+	task.Trigger.Secrets = []string{testSecret, "not-a-secret"}
+	if _, err := (&Engine{}).header(task, payload.ContentTypeJSON, fixedNow, nil); !errors.Is(err, signature.ErrSecret) {
+		t.Errorf("error %v, want a secret error", err)
 	}
 }
