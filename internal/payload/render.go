@@ -103,8 +103,10 @@ type tcrPayload struct {
 }
 
 type harborData struct {
-	Resources  []harborResource `json:"resources"`
-	Repository harborRepository `json:"repository"`
+	// An event is one resource. An array, not a slice: the same JSON
+	// (a list of one), without an allocation of its own.
+	Resources  [1]harborResource `json:"resources"`
+	Repository harborRepository  `json:"repository"`
 }
 
 type harborResource struct {
@@ -129,7 +131,7 @@ type harborRepository struct {
 
 func harborParts(ev event.Event) harborData {
 	return harborData{
-		Resources:  []harborResource{{Digest: ev.Digest, Tag: ev.Tag, ResourceURL: ev.ResourceURL}},
+		Resources:  [1]harborResource{{Digest: ev.Digest, Tag: ev.Tag, ResourceURL: ev.ResourceURL}},
 		Repository: harborRepository{Name: ev.Repository, Namespace: ev.Namespace, RepoFullName: ev.FullName()},
 	}
 }
