@@ -20,17 +20,27 @@ type offer struct {
 	value  string
 }
 
+// signatureHeaders are the headers of the signature schemes, in the order
+// offers lists them, with the canonical key that looks each up (as
+// Header.Values would canonicalise it on every request: X-JFrog-Event-Auth
+// is X-Jfrog-Event-Auth).
+var signatureHeaders = []struct {
+	scheme      Scheme
+	header, key string
+}{
+	{SchemeGitHub, HeaderGitHub, http.CanonicalHeaderKey(HeaderGitHub)},
+	{SchemeNexus, HeaderNexus, http.CanonicalHeaderKey(HeaderNexus)},
+	{SchemeJFrog, HeaderJFrog, http.CanonicalHeaderKey(HeaderJFrog)},
+}
+
 // offers collects the credentials of a request. A header that cannot be
 // used at all (sent twice, or the legacy GitHub header alone) is an error
 // rather than an offer.
 func offers(h http.Header, q url.Values) ([]offer, []error) {
 	var out []offer
 	var errs []error
-	for _, s := range []struct {
-		scheme Scheme
-		header string
-	}{{SchemeGitHub, HeaderGitHub}, {SchemeNexus, HeaderNexus}, {SchemeJFrog, HeaderJFrog}} {
-		switch vs := h.Values(s.header); len(vs) {
+	for _, s := range signatureHeaders {
+		switch vs := h[s.key]; len(vs) {
 		case 0:
 		case 1:
 			out = append(out, offer{s.scheme, s.header, vs[0]})
