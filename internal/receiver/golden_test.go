@@ -49,13 +49,8 @@ func TestHandleGolden(t *testing.T) {
 	queue, sink := &fakeQueue{}, &fakeSink{}
 	e := &Endpoint{Auth: a, Service: &Service{
 		Triggers: staticTriggers(ts), Queue: queue, Dedupe: &fakeDedupe{keys: map[string]bool{}}, Records: sink,
-		Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug, ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
-			if a.Key == slog.TimeKey {
-				return slog.Attr{}
-			}
-			return a
-		}})),
-		Now: func() time.Time { return time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC) },
+		Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug, ReplaceAttr: dropTime})),
+		Now:    func() time.Time { return time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC) },
 	}}
 	header := http.Header{"Authorization": {"Bearer " + tcrToken}, "Content-Type": {"application/json"}}
 	steps := []struct {

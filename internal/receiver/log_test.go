@@ -12,6 +12,15 @@ import (
 	"github.com/regtrigger/regtrigger/internal/record"
 )
 
+// dropTime is a ReplaceAttr that leaves the time out of log lines, so
+// that tests can compare them.
+func dropTime(_ []string, a slog.Attr) slog.Attr {
+	if a.Key == slog.TimeKey {
+		return slog.Attr{}
+	}
+	return a
+}
+
 // attrLogger is what *slog.Logger and requestLog have in common.
 type attrLogger interface {
 	LogAttrs(ctx context.Context, level slog.Level, msg string, attrs ...slog.Attr)
@@ -21,12 +30,7 @@ type attrLogger interface {
 // with Logger.With(request_id, sender) writes, byte for byte, in both
 // handler formats, for plain lines and for records.
 func TestRequestLog(t *testing.T) {
-	noTime := &slog.HandlerOptions{Level: slog.LevelDebug, ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
-		if a.Key == slog.TimeKey {
-			return slog.Attr{}
-		}
-		return a
-	}}
+	noTime := &slog.HandlerOptions{Level: slog.LevelDebug, ReplaceAttr: dropTime}
 	handlers := map[string]func(*bytes.Buffer) slog.Handler{
 		"json": func(b *bytes.Buffer) slog.Handler { return slog.NewJSONHandler(b, noTime) },
 		"text": func(b *bytes.Buffer) slog.Handler { return slog.NewTextHandler(b, noTime) },
