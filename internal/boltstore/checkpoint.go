@@ -45,17 +45,44 @@ type waiter interface {
 
 // submitLocked writes o to the journal and queues it to be applied; the
 // caller holds s.mu (so that ops are queued in journal order), then waits
-// on the answer without it, then calls settleLocked.
+// on the answer without it, then calls settleLocked. An op larger than
+// maxJournalRecord (a notification with thousands of tasks, a raw body of
+// a megabyte for several triggers) is written to the file directly
+// instead, when it is waited on.
 func (s *Store) submitLocked(o *op) waiter {
-	w := s.submit(o.encode(nil))
+	b := o.encode(nil)
+	if len(b) > s.maxJournalRecord {
+		o.direct = true
+		return directWrite{s: s, o: o}
+	}
+	w := s.submit(b)
 	o.lsn = w.LSN()
 	s.unapplied = append(s.unapplied, o)
 	return w
 }
 
+// directWrite is an op too large for the journal: Wait applies everything
+// journaled before it, then it, in a bbolt transaction of its own.
+type directWrite struct {
+	s *Store
+	o *op
+}
+
+func (directWrite) LSN() uint64 { return 0 }
+
+func (d directWrite) Wait() error {
+	if err := d.s.flush(context.Background()); err != nil {
+		return err
+	}
+	return d.s.db.Update(d.o.apply)
+}
+
 // settleLocked records the outcome of o's journal write: durable, it may be
 // applied; failed, it never will be.
 func (s *Store) settleLocked(o *op, err error) {
+	if o.direct {
+		return
+	}
 	if err == nil {
 		o.durable = true
 		if len(s.unapplied) >= checkpointOps {

@@ -2,6 +2,7 @@ package boltstore
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -378,5 +379,45 @@ func TestTaskQueueClaimEnqueue(t *testing.T) {
 	other := open(t, "", newClock(t0))
 	if !q.OwnsDedupe(s) || q.OwnsDedupe(other) || q.OwnsDedupe(nil) {
 		t.Error("OwnsDedupe must be true for its own store only")
+	}
+}
+
+func TestLargeWritesBypassTheJournal(t *testing.T) {
+	c := newClock(t0)
+	path := filepath.Join(t.TempDir(), "s.db")
+	s := open(t, path, c) // 64 KiB segments: writes over 8 KiB go to the file
+	big := bytes.Repeat([]byte("x"), 20<<10)
+	if err := s.Enqueue(ctx, []Item{{ID: "small", Payload: []byte("s")}}); err != nil {
+		t.Fatal(err)
+	}
+	lsn := s.journal.Last()
+	if err := s.Enqueue(ctx, []Item{{ID: "big", Payload: big}}); err != nil {
+		t.Fatal(err)
+	}
+	if s.journal.Last() != lsn {
+		t.Error("a 20 KiB write went to the journal")
+	}
+	// In the file at once, after what was journaled before it.
+	var inFile, smallInFile bool
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bTasks).ForEach(func(_, v []byte) error {
+			inFile = inFile || bytes.Equal(v, big)
+			smallInFile = smallInFile || string(v) == "s"
+			return nil
+		})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !inFile || !smallInFile {
+		t.Errorf("in the file: big %v, the write before it %v", inFile, smallInFile)
+	}
+	if err := s.Reschedule(ctx, Item{ID: "big", Payload: append(big, 'y'), Due: t0}, nil); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = open(t, path, c)
+	items, err := s.Lease(ctx, 10, time.Minute)
+	if err != nil || len(items) != 2 || items[1].ID != "big" || len(items[1].Payload) != len(big)+1 {
+		t.Fatalf("after reopen: %d items, %v", len(items), err)
 	}
 }

@@ -38,6 +38,7 @@ type op struct {
 
 	lsn     uint64 // in the journal
 	durable bool   // its journal write is durable: it may be applied
+	direct  bool   // too large for the journal: written to the file at once
 }
 
 // taskWrite is a new task.
@@ -46,6 +47,7 @@ type taskWrite struct {
 	due     time.Time
 	id      string
 	payload []byte
+	value   any // Item.Value: kept in memory, not journaled
 }
 
 // storedRecord is a record as the file keeps it: its JSON and the fields

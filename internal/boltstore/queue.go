@@ -18,6 +18,11 @@ import (
 type Item struct {
 	ID      string
 	Payload []byte
+	// Value, when not nil, is Payload decoded, kept in memory with the
+	// item and handed back by the next Lease, so that the leaser need not
+	// decode the payload again. It is not stored: after a restart, or when
+	// maxValues items hold one, Lease returns nil.
+	Value any
 	// Due is when the item may be leased; on an item Lease returned, when
 	// the lease ends and the item is due again unless finished or
 	// rescheduled.
@@ -98,7 +103,7 @@ func (s *Store) claimEnqueue(ctx context.Context, what string, entries []Claimed
 			if due.IsZero() {
 				due = now
 			}
-			o.tasks = append(o.tasks, taskWrite{key: s.nextKeyLocked(now), due: due, id: it.ID, payload: it.Payload})
+			o.tasks = append(o.tasks, taskWrite{key: s.nextKeyLocked(now), due: due, id: it.ID, payload: it.Payload, value: it.Value})
 		}
 	}
 	if len(o.claims) == 0 && len(o.tasks) == 0 {
@@ -115,7 +120,12 @@ func (s *Store) claimEnqueue(ctx context.Context, what string, entries []Claimed
 	for _, t := range o.tasks {
 		delete(s.queue.reserved, t.id)
 		if err == nil {
-			s.queue.add(&entry{id: t.id, key: t.key, stored: t.due, due: t.due, payload: t.payload, lsn: o.lsn})
+			e := &entry{id: t.id, key: t.key, stored: t.due, due: t.due, lsn: o.lsn}
+			if !o.direct {
+				e.payload = t.payload // until the checkpointer writes it
+			}
+			s.queue.add(e)
+			s.queue.keepValue(e, t.value)
 		}
 	}
 	if err != nil {
@@ -154,7 +164,7 @@ func (s *Store) Lease(ctx context.Context, max int, leaseFor time.Duration) ([]I
 	out := make([]Item, len(leased))
 	inFile := false
 	for i, e := range leased {
-		out[i] = Item{ID: e.id, Payload: bytes.Clone(e.payload), Due: e.due, Receives: e.receives}
+		out[i] = Item{ID: e.id, Payload: bytes.Clone(e.payload), Value: e.value, Due: e.due, Receives: e.receives}
 		inFile = inFile || e.payload == nil
 	}
 	if !inFile {
@@ -197,13 +207,17 @@ func (s *Store) Finish(ctx context.Context, id string, rec *record.Record) error
 	return s.settle(ctx, "finish "+id, id, rec, func(o *op) { o.kind = opFinish }, func(e *entry) { s.queue.remove(e) })
 }
 
-// Reschedule replaces a queued task's payload and makes it due at due (a
-// retry with its new attempt count), storing rec in the same write when it
-// is not nil; ErrNoItem if id is not queued.
-func (s *Store) Reschedule(ctx context.Context, id string, payload []byte, due time.Time, rec *record.Record) error {
-	return s.settle(ctx, "reschedule "+id, id, rec,
-		func(o *op) { o.kind, o.due, o.id, o.payload = opReschedule, due, id, payload },
-		func(e *entry) { s.queue.setDue(e, due); e.payload = payload })
+// Reschedule replaces the payload (and value) of the queued task it.ID and
+// makes it due at it.Due (a retry with its new attempt count), storing rec
+// in the same write when it is not nil; ErrNoItem if it is not queued.
+func (s *Store) Reschedule(ctx context.Context, it Item, rec *record.Record) error {
+	return s.settle(ctx, "reschedule "+it.ID, it.ID, rec,
+		func(o *op) { o.kind, o.due, o.id, o.payload = opReschedule, it.Due, it.ID, it.Payload },
+		func(e *entry) {
+			s.queue.setDue(e, it.Due)
+			e.payload = it.Payload
+			s.queue.keepValue(e, it.Value)
+		})
 }
 
 // settle journals the end of a task's lease: the op build makes, with the
@@ -238,6 +252,9 @@ func (s *Store) settle(ctx context.Context, what, id string, rec *record.Record,
 	if s.queue.byID[id] == e {
 		e.lsn = o.lsn
 		done(e)
+		if o.direct {
+			e.payload = nil // in the file already
+		}
 	}
 	return nil
 }

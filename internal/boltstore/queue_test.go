@@ -2,6 +2,7 @@ package boltstore
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -85,7 +86,7 @@ func TestQueueEnqueueLeaseAck(t *testing.T) {
 	for _, call := range []func() error{
 		func() error { return s.Finish(ctx, "a", nil) },
 		func() error { return s.Finish(ctx, "zz", nil) },
-		func() error { return s.Reschedule(ctx, "zz", nil, t0, nil) },
+		func() error { return s.Reschedule(ctx, Item{ID: "zz", Due: t0}, nil) },
 		func() error { return s.DeadLetter(ctx, "zz", errors.New("x")) },
 	} {
 		if err := call(); !errors.Is(err, ErrNoItem) {
@@ -132,7 +133,7 @@ func TestQueueLeaseHidesUntilItEnds(t *testing.T) {
 		t.Fatalf("after the lease ended: %+v %v", items, err)
 	}
 	// Reschedule: new payload, due later, receives kept.
-	if err := s.Reschedule(ctx, "a", []byte("retry"), c.now().Add(10*time.Second), nil); err != nil {
+	if err := s.Reschedule(ctx, Item{ID: "a", Payload: []byte("retry"), Due: c.now().Add(10 * time.Second)}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := lease(t, s); got != "" {
@@ -171,7 +172,7 @@ func TestQueueRestartLosesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A retry leased, then rescheduled to later: it keeps that due time.
-	if err := s.Reschedule(ctx, "leased", []byte("2b"), t0.Add(30*time.Minute), nil); err != nil {
+	if err := s.Reschedule(ctx, Item{ID: "leased", Payload: []byte("2b"), Due: t0.Add(30 * time.Minute)}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Enqueue(ctx, []Item{{ID: "crashed", Payload: []byte("5")}}); err != nil {
@@ -314,8 +315,9 @@ func TestTaskQueueDeadLettersUndecodable(t *testing.T) {
 	if err := s.Enqueue(ctx, []Item{{ID: "junk", Payload: []byte("not json")}, {ID: "other", Payload: []byte(`{"id":"x"}`)}}); err != nil {
 		t.Fatal(err)
 	}
-	// And one whose payload the file lost.
-	if err := NewTaskQueue(s).Enqueue(ctx, []delivery.Task{{ID: "lost"}}); err != nil {
+	// And one whose payload the file lost (queued without a value, as
+	// after a restart).
+	if err := s.Enqueue(ctx, []Item{{ID: "lost", Payload: []byte(`{"id":"lost"}`)}}); err != nil {
 		t.Fatal(err)
 	}
 	e, err := s.queuedEntry("lost")
@@ -350,5 +352,63 @@ func TestTaskQueueDeadLettersUndecodable(t *testing.T) {
 	}
 	if n := keys(t, s, bTasks) + keys(t, s, bPending); n != 0 {
 		t.Errorf("%d task keys left", n)
+	}
+}
+
+func TestLeaseHandsBackTheValue(t *testing.T) {
+	c := newClock(t0)
+	path := filepath.Join(t.TempDir(), "s.db")
+	s := open(t, path, c)
+	if err := s.Enqueue(ctx, []Item{{ID: "a", Payload: []byte("p"), Value: 42}}); err != nil {
+		t.Fatal(err)
+	}
+	items, err := s.Lease(ctx, 1, time.Minute)
+	if err != nil || len(items) != 1 || items[0].Value != 42 || string(items[0].Payload) != "p" {
+		t.Fatalf("first lease: %+v, %v", items, err)
+	}
+	// A lease takes the value: the next one (the lease ended) decodes.
+	c.add(time.Minute)
+	if items, _ = s.Lease(ctx, 1, time.Minute); len(items) != 1 || items[0].Value != nil {
+		t.Fatalf("second lease: %+v", items)
+	}
+	if err := s.Reschedule(ctx, Item{ID: "a", Payload: []byte("q"), Value: 7, Due: c.now()}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if items, _ = s.Lease(ctx, 1, time.Minute); len(items) != 1 || items[0].Value != 7 || string(items[0].Payload) != "q" {
+		t.Fatalf("after reschedule: %+v", items)
+	}
+	// Values are not stored.
+	if err := s.Reschedule(ctx, Item{ID: "a", Payload: []byte("r"), Value: 8, Due: c.now()}, nil); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = open(t, path, c)
+	if items, _ = s.Lease(ctx, 1, time.Minute); len(items) != 1 || items[0].Value != nil || string(items[0].Payload) != "r" {
+		t.Fatalf("after a restart: %+v", items)
+	}
+	// At most maxValues are held.
+	many := make([]Item, maxValues+10)
+	for i := range many {
+		many[i] = Item{ID: fmt.Sprint("m", i), Value: i}
+	}
+	if err := s.Enqueue(ctx, many); err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	n := s.queue.values
+	s.mu.Unlock()
+	if n != maxValues {
+		t.Errorf("%d values held, want %d", n, maxValues)
+	}
+	for _, id := range []string{"m0", "a"} {
+		if err := s.Finish(ctx, id, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.mu.Lock()
+	n = s.queue.values
+	s.mu.Unlock()
+	if n != maxValues-1 {
+		t.Errorf("%d values held after finishing one, want %d", n, maxValues-1)
 	}
 }

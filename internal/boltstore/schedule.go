@@ -43,6 +43,8 @@ type entry struct {
 	// (nil once the journaled write that set it, lsn, is applied).
 	payload []byte
 	lsn     uint64
+	// value is Item.Value until a lease takes it.
+	value any
 }
 
 // schedule is the queue in memory: every queued task by id, by task key
@@ -53,7 +55,12 @@ type schedule struct {
 	byKey    map[taskKey]*entry
 	due      dueHeap
 	reserved map[string]bool
+	values   int // entries holding a value
 }
+
+// maxValues bounds the entries holding a decoded value (Item.Value), so
+// that a long queue keeps only payloads' worth of memory.
+const maxValues = 16384
 
 func newSchedule() *schedule {
 	return &schedule{byID: map[string]*entry{}, byKey: map[taskKey]*entry{}, reserved: map[string]bool{}}
@@ -81,11 +88,32 @@ func (q *schedule) add(e *entry) {
 	heap.Push(&q.due, e)
 }
 
+// keepValue sets e's value (replacing any), while fewer than maxValues
+// entries hold one.
+func (q *schedule) keepValue(e *entry, v any) {
+	q.takeValue(e)
+	if v != nil && q.values < maxValues {
+		e.value = v
+		q.values++
+	}
+}
+
+// takeValue returns e's value and forgets it.
+func (q *schedule) takeValue(e *entry) any {
+	v := e.value
+	if v != nil {
+		e.value = nil
+		q.values--
+	}
+	return v
+}
+
 // remove forgets e (if it is still the entry of its id).
 func (q *schedule) remove(e *entry) {
 	if q.byID[e.id] != e {
 		return
 	}
+	q.takeValue(e)
 	delete(q.byID, e.id)
 	delete(q.byKey, e.key)
 	heap.Remove(&q.due, e.index)
@@ -112,6 +140,7 @@ func (q *schedule) lease(now time.Time, max int, leaseFor time.Duration) []entry
 		e.receives++
 		heap.Push(&q.due, e)
 		copies[i] = *e
+		copies[i].value = q.takeValue(e) // a later lease decodes the payload
 	}
 	return copies
 }

@@ -162,6 +162,8 @@ type Store struct {
 	journal   *journal.Journal
 	// submit writes a journal record (journal.Submit); tests replace it.
 	submit func([]byte) waiter
+	// maxJournalRecord: larger writes go to the file directly.
+	maxJournalRecord int
 
 	// mu guards the memory side of the queue and of the duplicate keys,
 	// and the journaled writes not yet applied to the file.
@@ -233,6 +235,11 @@ func Open(path string, opts Options) (*Store, error) {
 		wake: make(chan bool, 1), flushes: make(chan chan error), closing: make(chan struct{}), stopped: make(chan struct{}),
 	}
 	s.submit = func(b []byte) waiter { return s.journal.Submit(b) }
+	if opts.JournalSegmentSize <= 0 {
+		opts.JournalSegmentSize = DefaultJournalSegmentSize
+	}
+	// A segment holds at least eight of the largest journal records.
+	s.maxJournalRecord = int(opts.JournalSegmentSize / 8)
 	if err := s.init(opts.JournalSegmentSize); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)

@@ -228,7 +228,7 @@ func TestCanceledContext(t *testing.T) {
 		{"enqueue", func() error { return s.Enqueue(cctx, []Item{{ID: "x"}}) }},
 		{"lease queue items", func() error { _, err := s.Lease(cctx, 1, time.Minute); return err }},
 		{"finish x", func() error { return s.Finish(cctx, "x", nil) }},
-		{"reschedule x", func() error { return s.Reschedule(cctx, "x", nil, t0, nil) }},
+		{"reschedule x", func() error { return s.Reschedule(cctx, Item{ID: "x", Due: t0}, nil) }},
 		{"dead-letter x", func() error { return s.DeadLetter(cctx, "x", errors.New("r")) }},
 		{"find task x", func() error { _, err := s.Archived(cctx, "x"); return err }},
 		{"requeue x", func() error { return s.Requeue(cctx, "x", nil) }},

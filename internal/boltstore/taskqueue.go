@@ -83,13 +83,22 @@ func (q *TaskQueue) OwnsDedupe(d receiver.Dedupe) bool {
 func taskItems(tasks []delivery.Task) ([]Item, error) {
 	items := make([]Item, len(tasks))
 	for i, t := range tasks {
-		b, err := json.Marshal(t)
-		if err != nil {
-			return nil, fmt.Errorf("encode task %s: %w", t.ID, err)
+		var err error
+		if items[i], err = taskItem(t); err != nil {
+			return nil, err
 		}
-		items[i] = Item{ID: t.ID, Payload: b}
 	}
 	return items, nil
+}
+
+// taskItem encodes t as a queue item, due now, which keeps t itself as its
+// value for the next Lease.
+func taskItem(t delivery.Task) (Item, error) {
+	b, err := json.Marshal(t)
+	if err != nil {
+		return Item{}, fmt.Errorf("encode task %s: %w", t.ID, err)
+	}
+	return Item{ID: t.ID, Payload: b, Value: t}, nil
 }
 
 // Lease takes due tasks off the queue for leaseFor.
@@ -101,6 +110,10 @@ func (q *TaskQueue) Lease(ctx context.Context, max int, leaseFor time.Duration) 
 	out := make([]dispatcher.Leased, len(items))
 	for i, it := range items {
 		out[i].ID = it.ID
+		if t, ok := it.Value.(delivery.Task); ok {
+			out[i].Task = t
+			continue
+		}
 		if err := json.Unmarshal(it.Payload, &out[i].Task); err != nil || out[i].Task.ID != it.ID {
 			if err == nil {
 				err = fmt.Errorf("task id %q does not match", out[i].Task.ID)
@@ -132,11 +145,12 @@ func (q *TaskQueue) RetryRecord(ctx context.Context, t delivery.Task, delay time
 }
 
 func (q *TaskQueue) retry(ctx context.Context, t delivery.Task, delay time.Duration, rec *record.Record) error {
-	b, err := json.Marshal(t)
+	it, err := taskItem(t)
 	if err != nil {
-		return fmt.Errorf("encode task %s: %w", t.ID, err)
+		return err
 	}
-	return q.s.Reschedule(ctx, t.ID, b, q.s.now().Add(delay), rec)
+	it.Due = q.s.now().Add(delay)
+	return q.s.Reschedule(ctx, it, rec)
 }
 
 // DeadLetter sets an undecodable message aside.
