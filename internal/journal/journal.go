@@ -186,9 +186,6 @@ func Open(dir string, id ID, opts Options) (*Journal, error) {
 	if err := j.checkGap(); err != nil {
 		return nil, err
 	}
-	j.mu.Lock()
-	j.prepareLocked()
-	j.mu.Unlock()
 	return j, nil
 }
 
@@ -577,7 +574,8 @@ func (j *Journal) rotate(lsn uint64) (*segment, error) {
 
 // prepareLocked makes a spare in the background when none is ready, so
 // that the writer does not stop to fill a new file with zeros when the
-// segment it writes is full. The caller holds j.mu.
+// segment it writes is full. The caller holds j.mu. Each rotation asks for
+// the next one; a journal that is only read (a CLI command) makes none.
 func (j *Journal) prepareLocked() {
 	if j.preparing || len(j.spares) > 0 || j.closed {
 		return
