@@ -33,10 +33,10 @@ type aliyunBody struct {
 }
 
 func detectACR(o object, _ http.Header) bool {
-	return o.has("push_data", "repository") && o.sub("repository").has("region")
+	return o.has("push_data", "repository") && objectHas(o.get("repository"), "region")
 }
 
-func parseACR(n Notification) ([]event.Event, error) {
+func parseACR(n Notification, _ top) ([]event.Event, error) {
 	const source = "acr"
 	var b aliyunBody
 	if err := unmarshal(source, n.Body, &b); err != nil {

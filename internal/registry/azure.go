@@ -82,7 +82,7 @@ func detectAzureWebhook(o object, _ http.Header) bool {
 	return o.has("target") || (o.str("action") == "ping" && keysWithin(o, "id", "timestamp", "action", "request", "target"))
 }
 
-func parseAzureWebhook(n Notification) ([]event.Event, error) {
+func parseAzureWebhook(n Notification, _ top) ([]event.Event, error) {
 	const source = "azure"
 	var d azureData
 	if err := unmarshal(source, n.Body, &d); err != nil {
@@ -212,7 +212,7 @@ func detectEventGridArray(items []object, h http.Header) bool {
 	return len(items) > 0
 }
 
-func parseEventGrid(n Notification) ([]event.Event, error) {
+func parseEventGrid(n Notification, _ top) ([]event.Event, error) {
 	const source = "azure"
 	body := bytes.TrimSpace(n.Body)
 	if len(body) > 0 && body[0] == '[' {

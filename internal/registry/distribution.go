@@ -1,7 +1,6 @@
 package registry
 
 import (
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -59,27 +58,24 @@ type distributionEvent struct {
 // be empty or broken: parsing says what is wrong); without one, every event
 // must be an object with "action" and "target", and there must be one.
 func detectDistribution(o object, h http.Header) bool {
-	raw, ok := o["events"]
-	if !ok {
+	raw := o.get("events")
+	if raw == nil {
 		return false
 	}
 	switch mediaType(h) {
 	case DistributionEventsV1, DistributionEventsV2:
 		return true
 	}
-	var evs []map[string]json.RawMessage
-	if json.Unmarshal(raw, &evs) != nil || len(evs) == 0 {
+	if raw[0] != '[' {
 		return false
 	}
-	for _, e := range evs {
-		if _, ok := e["action"]; !ok {
-			return false
-		}
-		if _, ok := e["target"]; !ok {
+	count := 0
+	for e := elementsOf(raw); e.next(); count++ {
+		if !objectHas(e.val, "action", "target") {
 			return false
 		}
 	}
-	return true
+	return count > 0
 }
 
 // distributionAction says what a Distribution event means for regtrigger;
@@ -104,7 +100,7 @@ func distributionAction(e distributionEvent) (action event.Action, ok bool) {
 	return "", false // mount, and actions added later
 }
 
-func parseDistribution(n Notification) ([]event.Event, error) {
+func parseDistribution(n Notification, _ top) ([]event.Event, error) {
 	const source = "distribution"
 	var env struct {
 		Events *[]distributionEvent `json:"events"`

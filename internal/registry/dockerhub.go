@@ -25,10 +25,10 @@ type dockerHubBody struct {
 }
 
 func detectDockerHub(o object, _ http.Header) bool {
-	return o.has("push_data") && (o.has("callback_url") || o.sub("repository").has("repo_name"))
+	return o.has("push_data") && (o.has("callback_url") || objectHas(o.get("repository"), "repo_name"))
 }
 
-func parseDockerHub(n Notification) ([]event.Event, error) {
+func parseDockerHub(n Notification, _ top) ([]event.Event, error) {
 	const source = "dockerhub"
 	var b dockerHubBody
 	if err := unmarshal(source, n.Body, &b); err != nil {

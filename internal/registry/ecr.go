@@ -60,18 +60,14 @@ func detectECR(o object, _ http.Header) bool {
 // function invoked directly by an EventBridge rule receives instead of an
 // HTTP request. It says nothing about which service sent the event.
 func IsEventBridge(body []byte) bool {
-	body = bytes.TrimSpace(body)
-	if len(body) == 0 || body[0] != '{' {
+	if b := bytes.TrimSpace(body); len(b) == 0 || b[0] != '{' {
 		return false
 	}
-	var o object
-	if json.Unmarshal(body, &o) != nil {
-		return false
-	}
-	return o.has("detail-type", "source", "detail")
+	t, err := decode(body)
+	return err == nil && t.obj.has("detail-type", "source", "detail")
 }
 
-func parseECR(n Notification) ([]event.Event, error) {
+func parseECR(n Notification, t top) ([]event.Event, error) {
 	const source = "ecr"
 	var env ecrEnvelope
 	if err := unmarshal(source, n.Body, &env); err != nil {
@@ -79,11 +75,9 @@ func parseECR(n Notification) ([]event.Event, error) {
 	}
 	// encoding/json also fills a field from a key in another case
 	// ("Detail-Type"); EventBridge spells its keys exactly, and IsEventBridge
-	// checks them as spelled, so the envelope's keys must be exact too.
-	var keys object
-	if err := unmarshal(source, n.Body, &keys); err != nil {
-		return nil, err
-	}
+	// checks them as spelled, so the envelope's keys must be exact too. The
+	// body decoded, so it is the object t holds.
+	keys := t.obj
 	switch {
 	case env.DetailType == "" || !keys.has("detail-type"):
 		return nil, malformed(source, "detail-type is missing")

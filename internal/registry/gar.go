@@ -40,7 +40,7 @@ type garMessage struct {
 
 // detectPubSub: a Pub/Sub push envelope.
 func detectPubSub(o object, _ http.Header) bool {
-	return o.has("message", "subscription") && o.sub("message").has("data")
+	return o.has("message", "subscription") && objectHas(o.get("message"), "data")
 }
 
 // detectGARMessage: the message data posted as is (payload unwrapping): an
@@ -50,7 +50,7 @@ func detectGARMessage(o object, _ http.Header) bool {
 	return (a == "INSERT" || a == "DELETE") && (o.has("digest") || o.has("tag")) && keysWithin(o, "action", "digest", "tag")
 }
 
-func parsePubSub(n Notification) ([]event.Event, error) {
+func parsePubSub(n Notification, _ top) ([]event.Event, error) {
 	const source = "gar"
 	var env pubsubEnvelope
 	if err := unmarshal(source, n.Body, &env); err != nil {
@@ -88,7 +88,7 @@ func parsePubSub(n Notification) ([]event.Event, error) {
 	return garEvents(n, msg, "message.data.", at)
 }
 
-func parseGARMessage(n Notification) ([]event.Event, error) {
+func parseGARMessage(n Notification, _ top) ([]event.Event, error) {
 	const source = "gar"
 	var msg garMessage
 	if err := unmarshal(source, n.Body, &msg); err != nil {

@@ -76,13 +76,13 @@ func detectGHCR(o object, h http.Header) bool {
 	if h.Get(githubEventHeader) != "" {
 		return true
 	}
-	if isObject(o["registry_package"]) {
+	if isObject(o.get("registry_package")) {
 		return true
 	}
-	return isObject(o["package"]) && o.has("sender")
+	return isObject(o.get("package")) && o.has("sender")
 }
 
-func parseGHCR(n Notification) ([]event.Event, error) {
+func parseGHCR(n Notification, _ top) ([]event.Event, error) {
 	const source = "ghcr"
 	var b ghcrBody
 	if err := unmarshal(source, n.Body, &b); err != nil {

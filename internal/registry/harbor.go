@@ -80,7 +80,7 @@ func detectTCR(o object, _ http.Header) bool {
 		return false
 	}
 	var d harborData
-	if json.Unmarshal(o["event_data"], &d) != nil {
+	if json.Unmarshal(o.get("event_data"), &d) != nil {
 		return false
 	}
 	for _, r := range d.Resources {
@@ -97,8 +97,13 @@ func detectTCR(o object, _ http.Header) bool {
 
 func detectHarbor(o object, _ http.Header) bool { return harborShape(o) }
 
-func parseTCR(n Notification) ([]event.Event, error)    { return parseHarborDefault("tcr", n) }
-func parseHarbor(n Notification) ([]event.Event, error) { return parseHarborDefault("harbor", n) }
+func parseTCR(n Notification, _ top) ([]event.Event, error) {
+	return parseHarborDefault("tcr", n)
+}
+
+func parseHarbor(n Notification, _ top) ([]event.Event, error) {
+	return parseHarborDefault("harbor", n)
+}
 
 func parseHarborDefault(source string, n Notification) ([]event.Event, error) {
 	var env harborEnvelope
@@ -190,7 +195,7 @@ func detectHarborCloudEvents(o object, _ http.Header) bool {
 	return o.has("specversion", "type") && strings.HasPrefix(o.str("type"), "harbor.")
 }
 
-func parseHarborCloudEvents(n Notification) ([]event.Event, error) {
+func parseHarborCloudEvents(n Notification, _ top) ([]event.Event, error) {
 	const source = "harbor"
 	var ce harborCloudEvent
 	if err := unmarshal(source, n.Body, &ce); err != nil {

@@ -39,7 +39,7 @@ type jfrogBody struct {
 
 func detectJFrog(o object, _ http.Header) bool { return o.has("domain", "event_type", "data") }
 
-func parseJFrog(n Notification) ([]event.Event, error) {
+func parseJFrog(n Notification, _ top) ([]event.Event, error) {
 	const source = "jfrog"
 	var b jfrogBody
 	if err := unmarshal(source, n.Body, &b); err != nil {

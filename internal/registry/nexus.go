@@ -56,7 +56,7 @@ func detectNexus(o object, h http.Header) bool {
 	return o.has("nodeId", "repositoryName") && (o.has("component") || o.has("asset"))
 }
 
-func parseNexus(n Notification) ([]event.Event, error) {
+func parseNexus(n Notification, _ top) ([]event.Event, error) {
 	const source = "nexus"
 	var b nexusBody
 	if err := unmarshal(source, n.Body, &b); err != nil {

@@ -29,7 +29,7 @@ type quayBody struct {
 
 func detectQuay(o object, _ http.Header) bool { return o.has("docker_url", "updated_tags") }
 
-func parseQuay(n Notification) ([]event.Event, error) {
+func parseQuay(n Notification, _ top) ([]event.Event, error) {
 	const source = "quay"
 	var b quayBody
 	if err := unmarshal(source, n.Body, &b); err != nil {

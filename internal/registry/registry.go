@@ -50,6 +50,7 @@ import (
 	"mime"
 	"net/http"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -104,53 +105,6 @@ func unsupported(source, typ string) error {
 	return &ParseError{Source: source, Reason: fmt.Sprintf("event type %q is not supported", typ), Err: ErrUnsupportedEvent}
 }
 
-// object is a body decoded one level deep.
-type object map[string]json.RawMessage
-
-func (o object) has(keys ...string) bool {
-	for _, k := range keys {
-		if _, ok := o[k]; !ok {
-			return false
-		}
-	}
-	return true
-}
-
-// keysWithin reports whether o has no key other than the given ones.
-func keysWithin(o object, keys ...string) bool {
-	for k := range o {
-		found := false
-		for _, want := range keys {
-			if k == want {
-				found = true
-				break
-			}
-		}
-		if !found {
-			return false
-		}
-	}
-	return true
-}
-
-// str returns a top-level string field ("" when absent or not a string).
-func (o object) str(key string) string {
-	var s string
-	if raw, ok := o[key]; ok {
-		_ = json.Unmarshal(raw, &s)
-	}
-	return s
-}
-
-// sub decodes a nested object ("" when absent or not an object).
-func (o object) sub(key string) object {
-	var s object
-	if raw, ok := o[key]; ok {
-		_ = json.Unmarshal(raw, &s)
-	}
-	return s
-}
-
 // parser is one registry format. Adding a registry is one file with its
 // detect and parse functions, and one line in parsers.
 type parser struct {
@@ -162,8 +116,9 @@ type parser struct {
 	// the top level (Azure Event Grid), reports whether such a body is
 	// theirs; nil for every other format.
 	detectArray func(items []object, h http.Header) bool
-	// parse turns the body into events.
-	parse func(n Notification) ([]event.Event, error)
+	// parse turns the body into events; t is its top level, as detection
+	// read it.
+	parse func(n Notification, t top) ([]event.Event, error)
 }
 
 // parsers in detection order: the most specific shapes first. Formats found
@@ -219,32 +174,27 @@ func decode(body []byte) (top, error) {
 	if len(trimmed) == 0 {
 		return top{}, fmt.Errorf("%w: the body is empty", ErrNotJSON)
 	}
-	switch trimmed[0] {
-	case '{':
-		var o object
-		if err := json.Unmarshal(trimmed, &o); err != nil {
-			return top{}, fmt.Errorf("%w: %v", ErrNotJSON, err)
-		}
-		return top{obj: o}, nil
-	case '[':
-		var raws []json.RawMessage
-		if err := json.Unmarshal(trimmed, &raws); err != nil {
-			return top{}, fmt.Errorf("%w: %v", ErrNotJSON, err)
-		}
-		items := make([]object, 0, len(raws))
-		for _, r := range raws {
-			var o object
-			if len(r) == 0 || r[0] != '{' || json.Unmarshal(r, &o) != nil {
+	ok := valid(trimmed)
+	switch {
+	case !ok && (trimmed[0] == '{' || trimmed[0] == '['):
+		// encoding/json says what is wrong, whatever it decodes into.
+		return top{}, fmt.Errorf("%w: %v", ErrNotJSON, json.Unmarshal(trimmed, new(json.RawMessage)))
+	case trimmed[0] == '{':
+		return top{obj: objectOf(trimmed)}, nil
+	case trimmed[0] == '[':
+		var items []object
+		for e := elementsOf(trimmed); e.next(); {
+			if e.val[0] != '{' {
+				items = nil
 				break
 			}
-			items = append(items, o)
+			items = append(items, objectOf(e.val))
 		}
-		if len(items) == 0 || len(items) != len(raws) {
+		if len(items) == 0 {
 			return top{}, fmt.Errorf("%w: found a JSON array at the top level, and not one of JSON objects", ErrNotJSON)
 		}
 		return top{items: items}, nil
-	}
-	if json.Valid(trimmed) {
+	case ok:
 		return top{}, fmt.Errorf("%w: found a JSON %s at the top level", ErrNotJSON, jsonKind(trimmed[0]))
 	}
 	return top{}, fmt.Errorf("%w: it does not start with '{'", ErrNotJSON)
@@ -274,15 +224,16 @@ func jsonKind(c byte) string {
 	return "number"
 }
 
-// detect returns the first parser that claims the body.
-func detect(n Notification) (parser, error) {
+// detect returns the first parser that claims the body, and the body's
+// top level.
+func detect(n Notification) (parser, top, error) {
 	t, err := decode(n.Body)
 	if err != nil {
-		return parser{}, err
+		return parser{}, top{}, err
 	}
 	for _, p := range parsers {
 		if p.claims(t, n.Header) {
-			return p, nil
+			return p, t, nil
 		}
 	}
 	seen := "a JSON object with keys " + keyList(t.obj)
@@ -292,17 +243,19 @@ func detect(n Notification) (parser, error) {
 	if ct := n.Header.Get("Content-Type"); ct != "" {
 		seen += fmt.Sprintf(" (Content-Type %q)", ct)
 	}
-	return parser{}, fmt.Errorf("%w: %s matches no registry format regtrigger knows (%s); force one with /v1/notify/{source} or --source",
+	return parser{}, top{}, fmt.Errorf("%w: %s matches no registry format regtrigger knows (%s); force one with /v1/notify/{source} or --source",
 		ErrUnknownFormat, seen, strings.Join(Sources(), ", "))
 }
 
-// keyList names the keys of an object, sorted, for error messages.
+// keyList names the keys of an object, sorted and each once, for error
+// messages.
 func keyList(o object) string {
 	keys := make([]string, 0, len(o))
-	for k := range o {
-		keys = append(keys, k)
+	for _, m := range o {
+		keys = append(keys, string(m.key))
 	}
 	sort.Strings(keys)
+	keys = slices.Compact(keys)
 	if len(keys) > 12 {
 		keys = append(keys[:12], "...")
 	}
@@ -313,7 +266,7 @@ func keyList(o object) string {
 // the body is not a JSON object (nor an array of them), ErrUnknownFormat
 // when it matches no format.
 func Detect(n Notification) (string, error) {
-	p, err := detect(n)
+	p, _, err := detect(n)
 	if err != nil {
 		return "", err
 	}
@@ -328,11 +281,11 @@ func Parse(n Notification, source string) ([]event.Event, error) {
 		n.ReceivedAt = time.Now()
 	}
 	if source == "" {
-		p, err := detect(n)
+		p, t, err := detect(n)
 		if err != nil {
 			return nil, err
 		}
-		return finish(p.parse(n))
+		return finish(p.parse(n, t))
 	}
 	var candidates []parser
 	for _, p := range parsers {
@@ -367,7 +320,7 @@ func Parse(n Notification, source string) ([]event.Event, error) {
 	if p == nil {
 		return nil, fmt.Errorf("%w: found a JSON array at the top level; %s sends a JSON object", ErrNotJSON, source)
 	}
-	return finish(p.parse(n))
+	return finish(p.parse(n, t))
 }
 
 // finish drops events on error, so callers never see half a result.

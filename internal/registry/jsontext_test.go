@@ -1,0 +1,114 @@
+package registry
+
+import (
+	"bytes"
+	"encoding/json"
+	"maps"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// checkRead checks that b reads as encoding/json reads it: valid agrees
+// with json.Valid, and an object indexes as a map of raw values decoded by
+// encoding/json would.
+func checkRead(t *testing.T, b []byte) {
+	t.Helper()
+	if got, want := valid(b), json.Valid(b); got != want {
+		t.Fatalf("valid = %v, json.Valid = %v", got, want)
+	}
+	b = bytes.TrimSpace(b)
+	if !valid(b) || b[0] != '{' {
+		return
+	}
+	var want map[string]json.RawMessage
+	if err := json.Unmarshal(b, &want); err != nil {
+		t.Fatal(err)
+	}
+	o := objectOf(b)
+	got := map[string]json.RawMessage{}
+	for _, m := range o {
+		got[string(m.key)] = m.val
+	}
+	if !maps.EqualFunc(got, want, func(a, b json.RawMessage) bool { return bytes.Equal(a, b) }) {
+		t.Fatalf("objectOf = %q, encoding/json: %q", got, want)
+	}
+	for k, v := range want {
+		if !bytes.Equal(o.get(k), v) {
+			t.Fatalf("get(%q) = %q, want %q", k, o.get(k), v)
+		}
+	}
+}
+
+// corpusBodies returns every body of the fixture corpus (the same as
+// ../shared/fixtures/registry-payloads), by path.
+func corpusBodies(t testing.TB) map[string][]byte {
+	bodies := map[string][]byte{}
+	err := filepath.WalkDir(fixtures, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".json") || d.Name() == "MANIFEST.json" {
+			return err
+		}
+		bodies[path], err = os.ReadFile(path)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bodies
+}
+
+// variants returns b and bodies made from it that encoding/json reads
+// in its own ways: keys in another case, repeated, escaped, non-ASCII.
+func variants(b []byte) [][]byte {
+	return [][]byte{
+		b,
+		bytes.ToUpper(b),
+		bytes.ReplaceAll(b, []byte(`"tag"`), []byte(`"Tag"`)),
+		bytes.ReplaceAll(b, []byte(`"type"`), []byte(`"\u0074ype"`)),
+		bytes.Replace(b, []byte(`"repository": {`), []byte(`"repository": null, "repository": {`), 1),
+		bytes.ReplaceAll(b, []byte(`"digest"`), []byte(`"digeſt"`)),
+		bytes.ReplaceAll(b, []byte(`: "`), []byte(`: null, "x": "`)),
+		bytes.Replace(b, []byte(`"`), []byte(`\"`), 1), // not JSON
+		append([]byte("\f"), b...),                     // not JSON, but trimmed
+	}
+}
+
+// TestReadAgrees runs checkRead over the corpus and variants of it.
+func TestReadAgrees(t *testing.T) {
+	for path, b := range corpusBodies(t) {
+		for _, v := range variants(b) {
+			t.Run(path, func(t *testing.T) { checkRead(t, v) })
+		}
+	}
+}
+
+func TestValid(t *testing.T) {
+	for _, s := range []string{
+		``, ` `, `{`, `}`, `{}`, `[]`, ` [ ] `, `[1,]`, `[,1]`, `{"a":1,}`, `{"a" 1}`, `{1:1}`, `{"a":1}x`,
+		`0`, `-0`, `01`, `-`, `1.`, `1.5`, `1e`, `1e+`, `1E-7`, `.5`, `+1`, `1.5e3`,
+		`true`, `tru`, `truex`, `null`, `nul`, `false`,
+		`"a"`, `"a`, `"\u00e9"`, `"\u00g9"`, `"\x"`, `"\/"`, "\"\x01\"", "\"\xff\"", `"\""`, `"\\"`,
+		`[[[]]]`, `[{]}`, `{"a":[}`, "\f{}", "{}\v",
+		strings.Repeat("[", maxDepth) + strings.Repeat("]", maxDepth),
+		strings.Repeat("[", maxDepth+1) + strings.Repeat("]", maxDepth+1),
+		strings.Repeat(`{"a":`, maxDepth) + "1" + strings.Repeat("}", maxDepth),
+		strings.Repeat(`{"a":`, maxDepth+1) + "1" + strings.Repeat("}", maxDepth+1),
+	} {
+		if got, want := valid([]byte(s)), json.Valid([]byte(s)); got != want {
+			t.Errorf("valid(%.40q) = %v, json.Valid says %v", s, got, want)
+		}
+	}
+}
+
+// FuzzRead runs checkRead on anything.
+func FuzzRead(f *testing.F) {
+	for _, b := range corpusBodies(f) {
+		f.Add(b)
+	}
+	f.Add([]byte(`[1,-0.5e+7,"a\u00e9\n",true,false,null,{"a":{}}]`))
+	f.Add([]byte(`{"a":1,"A":2,"a":3,"\u0061":4,"b\"":{"c":[1,"]}"]}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		checkRead(t, b)
+	})
+}
