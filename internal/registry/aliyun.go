@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 	"time"
@@ -19,27 +20,73 @@ var aliyunZone = time.FixedZone("CST", 8*3600)
 const aliyunTimeLayout = "2006-01-02 15:04:05"
 
 type aliyunBody struct {
-	PushData *struct {
-		Digest   string `json:"digest"`
-		PushedAt string `json:"pushed_at"`
-		Tag      string `json:"tag"`
-	} `json:"push_data"`
-	Repository *struct {
-		Name         string `json:"name"`
-		Namespace    string `json:"namespace"`
-		Region       string `json:"region"`
-		RepoFullName string `json:"repo_full_name"`
-	} `json:"repository"`
+	PushData   *aliyunPushData   `json:"push_data"`
+	Repository *aliyunRepository `json:"repository"`
+}
+
+type aliyunPushData struct {
+	Digest   string `json:"digest"`
+	PushedAt string `json:"pushed_at"`
+	Tag      string `json:"tag"`
+}
+
+type aliyunRepository struct {
+	Name         string `json:"name"`
+	Namespace    string `json:"namespace"`
+	Region       string `json:"region"`
+	RepoFullName string `json:"repo_full_name"`
+}
+
+var (
+	aliyunBodyFields       = jsonNames[aliyunBody]()
+	aliyunPushDataFields   = jsonNames[aliyunPushData]()
+	aliyunRepositoryFields = jsonNames[aliyunRepository]()
+)
+
+func (*aliyunBody) fields() []string { return aliyunBodyFields }
+
+func (b *aliyunBody) decodeField(name string, val json.RawMessage) bool {
+	return decodePushEnvelope(name, val, &b.PushData, &b.Repository)
+}
+
+func (*aliyunPushData) fields() []string { return aliyunPushDataFields }
+
+func (d *aliyunPushData) decodeField(name string, val json.RawMessage) bool {
+	switch name {
+	case "digest":
+		return decodeString(val, &d.Digest)
+	case "pushed_at":
+		return decodeString(val, &d.PushedAt)
+	case "tag":
+		return decodeString(val, &d.Tag)
+	}
+	return false
+}
+
+func (*aliyunRepository) fields() []string { return aliyunRepositoryFields }
+
+func (r *aliyunRepository) decodeField(name string, val json.RawMessage) bool {
+	switch name {
+	case "name":
+		return decodeString(val, &r.Name)
+	case "namespace":
+		return decodeString(val, &r.Namespace)
+	case "region":
+		return decodeString(val, &r.Region)
+	case "repo_full_name":
+		return decodeString(val, &r.RepoFullName)
+	}
+	return false
 }
 
 func detectACR(o object, _ http.Header) bool {
 	return o.has("push_data", "repository") && objectHas(o.get("repository"), "region")
 }
 
-func parseACR(n Notification, _ top) ([]event.Event, error) {
+func parseACR(n Notification, t top) ([]event.Event, error) {
 	const source = "acr"
 	var b aliyunBody
-	if err := unmarshal(source, n.Body, &b); err != nil {
+	if err := decodeBody(source, n, t, &b); err != nil {
 		return nil, err
 	}
 	switch {

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -32,23 +33,105 @@ var manifestTypes = map[string]bool{
 	"application/vnd.oci.artifact.manifest.v1+json":             true,
 }
 
+type distributionEnvelope struct {
+	Events *[]distributionEvent `json:"events"`
+}
+
 type distributionEvent struct {
-	ID        string `json:"id"`
-	Timestamp string `json:"timestamp"`
-	Action    string `json:"action"`
-	Target    struct {
-		MediaType  string `json:"mediaType"`
-		Digest     string `json:"digest"`
-		Repository string `json:"repository"`
-		URL        string `json:"url"`
-		Tag        string `json:"tag"`
-	} `json:"target"`
-	Request struct {
-		Host string `json:"host"`
-	} `json:"request"`
-	Actor struct {
-		Name string `json:"name"`
-	} `json:"actor"`
+	ID        string              `json:"id"`
+	Timestamp string              `json:"timestamp"`
+	Action    string              `json:"action"`
+	Target    distributionTarget  `json:"target"`
+	Request   distributionRequest `json:"request"`
+	Actor     distributionActor   `json:"actor"`
+}
+
+type distributionTarget struct {
+	MediaType  string `json:"mediaType"`
+	Digest     string `json:"digest"`
+	Repository string `json:"repository"`
+	URL        string `json:"url"`
+	Tag        string `json:"tag"`
+}
+
+type distributionRequest struct {
+	Host string `json:"host"`
+}
+
+type distributionActor struct {
+	Name string `json:"name"`
+}
+
+var (
+	distributionEnvelopeFields = jsonNames[distributionEnvelope]()
+	distributionEventFields    = jsonNames[distributionEvent]()
+	distributionTargetFields   = jsonNames[distributionTarget]()
+	distributionRequestFields  = jsonNames[distributionRequest]()
+	distributionActorFields    = jsonNames[distributionActor]()
+)
+
+func (*distributionEnvelope) fields() []string { return distributionEnvelopeFields }
+
+func (e *distributionEnvelope) decodeField(name string, val json.RawMessage) bool {
+	if name != "events" {
+		return false
+	}
+	if val[0] == 'n' {
+		e.Events = nil
+		return true
+	}
+	e.Events = new([]distributionEvent)
+	return decodeSlice(val, e.Events)
+}
+
+func (*distributionEvent) fields() []string { return distributionEventFields }
+
+func (e *distributionEvent) decodeField(name string, val json.RawMessage) bool {
+	switch name {
+	case "id":
+		return decodeString(val, &e.ID)
+	case "timestamp":
+		return decodeString(val, &e.Timestamp)
+	case "action":
+		return decodeString(val, &e.Action)
+	case "target":
+		return decodeStruct(val, &e.Target)
+	case "request":
+		return decodeStruct(val, &e.Request)
+	case "actor":
+		return decodeStruct(val, &e.Actor)
+	}
+	return false
+}
+
+func (*distributionTarget) fields() []string { return distributionTargetFields }
+
+func (t *distributionTarget) decodeField(name string, val json.RawMessage) bool {
+	switch name {
+	case "mediaType":
+		return decodeString(val, &t.MediaType)
+	case "digest":
+		return decodeString(val, &t.Digest)
+	case "repository":
+		return decodeString(val, &t.Repository)
+	case "url":
+		return decodeString(val, &t.URL)
+	case "tag":
+		return decodeString(val, &t.Tag)
+	}
+	return false
+}
+
+func (*distributionRequest) fields() []string { return distributionRequestFields }
+
+func (r *distributionRequest) decodeField(name string, val json.RawMessage) bool {
+	return name == "host" && decodeString(val, &r.Host)
+}
+
+func (*distributionActor) fields() []string { return distributionActorFields }
+
+func (a *distributionActor) decodeField(name string, val json.RawMessage) bool {
+	return name == "name" && decodeString(val, &a.Name)
 }
 
 // detectDistribution: an envelope {"events": [...]}. A body without
@@ -100,12 +183,10 @@ func distributionAction(e distributionEvent) (action event.Action, ok bool) {
 	return "", false // mount, and actions added later
 }
 
-func parseDistribution(n Notification, _ top) ([]event.Event, error) {
+func parseDistribution(n Notification, t top) ([]event.Event, error) {
 	const source = "distribution"
-	var env struct {
-		Events *[]distributionEvent `json:"events"`
-	}
-	if err := unmarshal(source, n.Body, &env); err != nil {
+	var env distributionEnvelope
+	if err := decodeBody(source, n, t, &env); err != nil {
 		return nil, err
 	}
 	if env.Events == nil {

@@ -71,6 +71,71 @@ type harborRepo struct {
 	RepoFullName string `json:"repo_full_name"`
 }
 
+var (
+	harborEnvelopeFields   = jsonNames[harborEnvelope]()
+	harborDataFields       = jsonNames[harborData]()
+	harborResourceFields   = jsonNames[harborResource]()
+	harborRepoFields       = jsonNames[harborRepo]()
+	harborCloudEventFields = jsonNames[harborCloudEvent]()
+)
+
+func (*harborEnvelope) fields() []string { return harborEnvelopeFields }
+
+func (e *harborEnvelope) decodeField(name string, val json.RawMessage) bool {
+	switch name {
+	case "type":
+		return decodeString(val, &e.Type)
+	case "occur_at":
+		e.OccurAt = val
+		return true
+	case "operator":
+		return decodeString(val, &e.Operator)
+	case "event_data":
+		return decodePtr(val, &e.EventData)
+	}
+	return false
+}
+
+func (*harborData) fields() []string { return harborDataFields }
+
+func (d *harborData) decodeField(name string, val json.RawMessage) bool {
+	switch name {
+	case "resources":
+		return decodeSlice(val, &d.Resources)
+	case "repository":
+		return decodePtr(val, &d.Repository)
+	}
+	return false
+}
+
+func (*harborResource) fields() []string { return harborResourceFields }
+
+func (r *harborResource) decodeField(name string, val json.RawMessage) bool {
+	switch name {
+	case "digest":
+		return decodeString(val, &r.Digest)
+	case "tag":
+		return decodeString(val, &r.Tag)
+	case "resource_url":
+		return decodeString(val, &r.ResourceURL)
+	}
+	return false
+}
+
+func (*harborRepo) fields() []string { return harborRepoFields }
+
+func (r *harborRepo) decodeField(name string, val json.RawMessage) bool {
+	switch name {
+	case "name":
+		return decodeString(val, &r.Name)
+	case "namespace":
+		return decodeString(val, &r.Namespace)
+	case "repo_full_name":
+		return decodeString(val, &r.RepoFullName)
+	}
+	return false
+}
+
 func harborShape(o object) bool { return o.has("type", "occur_at", "event_data") }
 
 // detectTCR: the Harbor 1.x shape sent by a Tencent registry (its resource
@@ -80,7 +145,7 @@ func detectTCR(o object, _ http.Header) bool {
 		return false
 	}
 	var d harborData
-	if json.Unmarshal(o.get("event_data"), &d) != nil {
+	if unmarshalValue(o.get("event_data"), &d) != nil {
 		return false
 	}
 	for _, r := range d.Resources {
@@ -97,17 +162,17 @@ func detectTCR(o object, _ http.Header) bool {
 
 func detectHarbor(o object, _ http.Header) bool { return harborShape(o) }
 
-func parseTCR(n Notification, _ top) ([]event.Event, error) {
-	return parseHarborDefault("tcr", n)
+func parseTCR(n Notification, t top) ([]event.Event, error) {
+	return parseHarborDefault("tcr", n, t)
 }
 
-func parseHarbor(n Notification, _ top) ([]event.Event, error) {
-	return parseHarborDefault("harbor", n)
+func parseHarbor(n Notification, t top) ([]event.Event, error) {
+	return parseHarborDefault("harbor", n, t)
 }
 
-func parseHarborDefault(source string, n Notification) ([]event.Event, error) {
+func parseHarborDefault(source string, n Notification, t top) ([]event.Event, error) {
 	var env harborEnvelope
-	if err := unmarshal(source, n.Body, &env); err != nil {
+	if err := decodeBody(source, n, t, &env); err != nil {
 		return nil, err
 	}
 	if env.Type == "" {
@@ -195,10 +260,28 @@ func detectHarborCloudEvents(o object, _ http.Header) bool {
 	return o.has("specversion", "type") && strings.HasPrefix(o.str("type"), "harbor.")
 }
 
-func parseHarborCloudEvents(n Notification, _ top) ([]event.Event, error) {
+func (*harborCloudEvent) fields() []string { return harborCloudEventFields }
+
+func (ce *harborCloudEvent) decodeField(name string, val json.RawMessage) bool {
+	switch name {
+	case "specversion":
+		return decodeString(val, &ce.SpecVersion)
+	case "type":
+		return decodeString(val, &ce.Type)
+	case "time":
+		return decodeString(val, &ce.Time)
+	case "operator":
+		return decodeString(val, &ce.Operator)
+	case "data":
+		return decodePtr(val, &ce.Data)
+	}
+	return false
+}
+
+func parseHarborCloudEvents(n Notification, t top) ([]event.Event, error) {
 	const source = "harbor"
 	var ce harborCloudEvent
-	if err := unmarshal(source, n.Body, &ce); err != nil {
+	if err := decodeBody(source, n, t, &ce); err != nil {
 		return nil, err
 	}
 	if ce.SpecVersion == "" || ce.Type == "" {

@@ -3,14 +3,27 @@ package registry
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"reflect"
+	"strings"
 	"unicode/utf8"
 )
 
-// Every notification is read here, so its top level is read without
-// encoding/json, which checks the syntax of the whole body and copies every
-// value on each Unmarshal: decode checks the body once (valid) and indexes
-// its top level once (object), for detection and for the parsers.
-// Everything here agrees with encoding/json: the fuzz tests check it.
+// Every notification is read here, so the common path avoids what makes
+// encoding/json slow on it: a syntax check of the whole body on every
+// Unmarshal, a copy of every json.RawMessage, and reflection. decode checks
+// the body once (valid) and indexes its top level once (object), for
+// detection and for the parsers; the formats that matter most decode their
+// structs through small hand-written decodeField methods (structDecoder).
+//
+// Everything here agrees with encoding/json, and the struct decoders never
+// decide anything encoding/json might decide otherwise. Wherever that is
+// not obvious (a key that names a field only in another case, or in a
+// non-ASCII spelling encoding/json folds onto it; a field given twice, which
+// encoding/json merges; a value of a kind the field does not take, which is
+// an error to word), they give up, and the struct is decoded with
+// encoding/json from scratch, which also words every error. The fuzz tests
+// check both agree.
 
 // isSpace reports whether c is JSON whitespace.
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
@@ -22,6 +35,19 @@ func skipSpace(b []byte, i int) int {
 		i++
 	}
 	return i
+}
+
+// trimSpace trims JSON whitespace (only), which is what encoding/json
+// accepts around a value.
+func trimSpace(b []byte) []byte {
+	i, j := 0, len(b)
+	for i < j && isSpace(b[i]) {
+		i++
+	}
+	for j > i && isSpace(b[j-1]) {
+		j--
+	}
+	return b[i:j]
 }
 
 // maxDepth is how deeply encoding/json lets arrays and objects nest.
@@ -362,6 +388,16 @@ func unquoteKey(lit []byte) []byte {
 	return []byte(unquote(lit))
 }
 
+// isASCII reports whether s is ASCII only.
+func isASCII(s []byte) bool {
+	for _, c := range s {
+		if c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
 // member is one member of a JSON object.
 type member struct {
 	key []byte          // unescaped
@@ -445,4 +481,160 @@ func objectHas(raw json.RawMessage, keys ...string) bool {
 		}
 	}
 	return found == 1<<len(keys)-1
+}
+
+// structDecoder is a struct the fast path decodes without reflection. Its
+// fields all have json tags naming them, and nothing else (no options).
+type structDecoder interface {
+	// fields returns the JSON names of the struct's fields (jsonNames).
+	fields() []string
+	// decodeField decodes the value of the field called name into the
+	// struct, which has not seen that field yet. It reports false when
+	// encoding/json might decode the value differently, or refuse it.
+	decodeField(name string, val json.RawMessage) bool
+}
+
+// decoderPtr is *T, for a struct T with a fast decoder.
+type decoderPtr[T any] interface {
+	*T
+	structDecoder
+}
+
+// jsonNames returns the JSON names of the fields of struct type T, as
+// their tags give them; structDecoder.fields returns them.
+func jsonNames[T any]() []string {
+	t := reflect.TypeFor[T]()
+	names := make([]string, t.NumField())
+	for i := range names {
+		f := t.Field(i)
+		name := f.Tag.Get("json")
+		if !f.IsExported() || f.Anonymous || name == "" || strings.ContainsAny(name, ",") || name == "-" {
+			panic(fmt.Sprintf("registry: %s.%s needs a plain json tag to be decoded by the fast path", t, f.Name))
+		}
+		names[i] = name
+	}
+	if len(names) > 64 {
+		panic(fmt.Sprintf("registry: %s has more than 64 fields", t))
+	}
+	return names
+}
+
+// fieldSet matches the keys of one JSON object to a struct's fields.
+type fieldSet struct {
+	names []string
+	seen  uint64 // bit i: names[i] was given
+}
+
+// decode decodes one member into d. It reports false when encoding/json
+// might do otherwise: the key names a field that was given already (which
+// encoding/json merges into the first), or names one only case-insensitively
+// (which encoding/json accepts: "Tag" for "tag"), or is not ASCII (which
+// encoding/json may fold onto a field: "ſ" is an "s" to it).
+func (f *fieldSet) decode(d structDecoder, key []byte, val json.RawMessage) bool {
+	for i, name := range f.names {
+		if string(key) == name {
+			if f.seen&(1<<i) != 0 {
+				return false
+			}
+			f.seen |= 1 << i
+			return d.decodeField(name, val)
+		}
+	}
+	if !isASCII(key) {
+		return false
+	}
+	for _, name := range f.names {
+		if bytes.EqualFold(key, []byte(name)) {
+			return false
+		}
+	}
+	return true // a key of no field: skipped, as encoding/json does
+}
+
+// decodeStruct decodes a JSON value into the struct d, as encoding/json
+// does: null leaves it as it is. False when the fast path gives up.
+func decodeStruct(raw json.RawMessage, d structDecoder) bool {
+	switch raw[0] {
+	case 'n':
+		return true
+	case '{':
+		f := fieldSet{names: d.fields()}
+		for m := membersOf(raw); m.next(); {
+			if !f.decode(d, m.key, m.val) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// decodePtr decodes a JSON value into a pointer to a struct, as
+// encoding/json does: null makes it nil, an object a new struct.
+func decodePtr[T any, P decoderPtr[T]](raw json.RawMessage, p **T) bool {
+	if raw[0] == 'n' {
+		*p = nil
+		return true
+	}
+	v := P(new(T))
+	*p = v
+	return raw[0] == '{' && decodeStruct(raw, v)
+}
+
+// decodeSlice decodes a JSON value into a slice of structs, as
+// encoding/json does: null makes it nil, an array (even an empty one) a
+// new slice, and a null element a zero struct.
+func decodeSlice[T any, P decoderPtr[T]](raw json.RawMessage, s *[]T) bool {
+	switch raw[0] {
+	case 'n':
+		*s = nil
+		return true
+	case '[':
+	default:
+		return false
+	}
+	out := []T{}
+	for e := elementsOf(raw); e.next(); {
+		out = append(out, *new(T))
+		if !decodeStruct(e.val, P(&out[len(out)-1])) {
+			return false
+		}
+	}
+	*s = out
+	return true
+}
+
+// decodeString decodes a JSON value into a string, as encoding/json does:
+// null leaves it as it is.
+func decodeString(raw json.RawMessage, s *string) bool {
+	switch raw[0] {
+	case '"':
+		*s = unquote(raw)
+		return true
+	case 'n':
+		return true
+	}
+	return false
+}
+
+// unmarshalValue decodes a value of a body known to be valid JSON into v,
+// as json.Unmarshal does (and with its error, when there is one).
+func unmarshalValue[T any, P decoderPtr[T]](raw json.RawMessage, v P) error {
+	if decodeStruct(raw, v) {
+		return nil
+	}
+	var zero T
+	*v = zero
+	return json.Unmarshal(raw, v)
+}
+
+// decodeBody decodes a notification's body into v, as unmarshal does,
+// with the fast path when the body is an object encoding/json would read.
+func decodeBody[T any, P decoderPtr[T]](source string, n Notification, t top, v P) error {
+	if t.body != nil && decodeStruct(t.body, v) {
+		return nil
+	}
+	var zero T
+	*v = zero
+	return unmarshal(source, n.Body, v)
 }

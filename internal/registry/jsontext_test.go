@@ -6,13 +6,16 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
 
 // checkRead checks that b reads as encoding/json reads it: valid agrees
-// with json.Valid, and an object indexes as a map of raw values decoded by
-// encoding/json would.
+// with json.Valid; an object indexes as a map of raw values decoded by
+// encoding/json would; and every struct the fast path decodes from it, or
+// from an object nested in it, without giving up, is what json.Unmarshal
+// makes of the same text.
 func checkRead(t *testing.T, b []byte) {
 	t.Helper()
 	if got, want := valid(b), json.Valid(b); got != want {
@@ -37,6 +40,77 @@ func checkRead(t *testing.T, b []byte) {
 	for k, v := range want {
 		if !bytes.Equal(o.get(k), v) {
 			t.Fatalf("get(%q) = %q, want %q", k, o.get(k), v)
+		}
+	}
+	checkStructs(t, b)
+	for _, raw := range want {
+		checkStructs(t, raw)
+	}
+}
+
+// fastTypes makes one of each struct the fast path decodes.
+var fastTypes = []func() structDecoder{
+	func() structDecoder { return new(harborEnvelope) },
+	func() structDecoder { return new(harborData) },
+	func() structDecoder { return new(harborResource) },
+	func() structDecoder { return new(harborRepo) },
+	func() structDecoder { return new(harborCloudEvent) },
+	func() structDecoder { return new(aliyunBody) },
+	func() structDecoder { return new(aliyunPushData) },
+	func() structDecoder { return new(aliyunRepository) },
+	func() structDecoder { return new(dockerHubBody) },
+	func() structDecoder { return new(dockerHubPushData) },
+	func() structDecoder { return new(dockerHubRepository) },
+	func() structDecoder { return new(distributionEnvelope) },
+	func() structDecoder { return new(distributionEvent) },
+	func() structDecoder { return new(distributionTarget) },
+	func() structDecoder { return new(distributionRequest) },
+	func() structDecoder { return new(distributionActor) },
+}
+
+// checkStructs decodes raw (valid JSON) into each of fastTypes with the
+// fast path and, unless it gives up, with encoding/json, and compares.
+func checkStructs(t *testing.T, raw json.RawMessage) {
+	t.Helper()
+	for _, make := range fastTypes {
+		got, want := make(), make()
+		if !decodeStruct(raw, got) {
+			continue
+		}
+		if err := json.Unmarshal(raw, want); err != nil {
+			t.Fatalf("%T: the fast path decoded what encoding/json refuses (%v): %s", got, err, raw)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%T: fast path %+v, encoding/json %+v: %s", got, got, want, raw)
+		}
+	}
+}
+
+// TestFastPathTaken: the corpus bodies of the formats with struct
+// decoders decode without falling back to encoding/json.
+func TestFastPathTaken(t *testing.T) {
+	for _, e := range manifest(t) {
+		var d structDecoder
+		switch {
+		case e.Source == "harbor" && strings.Contains(e.File, "cloudevents"):
+			d = new(harborCloudEvent)
+		case e.Source == "tencent-tcr" || e.Source == "harbor":
+			d = new(harborEnvelope)
+		case e.Source == "aliyun-acr":
+			d = new(aliyunBody)
+		case e.Source == "docker-hub":
+			d = new(dockerHubBody)
+		case e.Source == "distribution" && e.Format != "distribution-event-fragment":
+			d = new(distributionEnvelope)
+		default:
+			continue
+		}
+		top, err := decode(notification(t, e).Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if top.body == nil || !decodeStruct(top.body, d) {
+			t.Errorf("%s: the fast path gave up", e.File)
 		}
 	}
 }

@@ -117,7 +117,7 @@ type parser struct {
 	// theirs; nil for every other format.
 	detectArray func(items []object, h http.Header) bool
 	// parse turns the body into events; t is its top level, as detection
-	// read it.
+	// read it, which the parser may decode from (decodeBody).
 	parse func(n Notification, t top) ([]event.Event, error)
 }
 
@@ -164,6 +164,11 @@ func Sources() []string {
 type top struct {
 	obj   object   // the body, when it is an object
 	items []object // the body's elements, when it is an array (never empty)
+	// body is an object body without the JSON whitespace around it, for
+	// decodeBody; nil when other whitespace, which decode trims, surrounds
+	// it (a form feed, say): encoding/json refuses such a body, and so must
+	// the parsers.
+	body json.RawMessage
 }
 
 // decode reads the top level of a body. An array is accepted only when it
@@ -180,7 +185,11 @@ func decode(body []byte) (top, error) {
 		// encoding/json says what is wrong, whatever it decodes into.
 		return top{}, fmt.Errorf("%w: %v", ErrNotJSON, json.Unmarshal(trimmed, new(json.RawMessage)))
 	case trimmed[0] == '{':
-		return top{obj: objectOf(trimmed)}, nil
+		t := top{obj: objectOf(trimmed)}
+		if len(trimSpace(body)) == len(trimmed) {
+			t.body = trimmed
+		}
+		return t, nil
 	case trimmed[0] == '[':
 		var items []object
 		for e := elementsOf(trimmed); e.next(); {
