@@ -79,11 +79,12 @@ func (r *aliyunRepository) decodeField(name string, val json.RawMessage) bool {
 	return false
 }
 
-func detectACR(o object, _ http.Header) bool {
+func detectACR(t *top, _ http.Header) bool {
+	o := t.obj
 	return o.has("push_data", "repository") && objectHas(o.get("repository"), "region")
 }
 
-func parseACR(n Notification, t top) ([]event.Event, error) {
+func parseACR(n Notification, t *top) ([]event.Event, error) {
 	const source = "acr"
 	var b aliyunBody
 	if err := decodeBody(source, n, t, &b); err != nil {

@@ -75,14 +75,15 @@ type azureData struct {
 
 // detectAzureWebhook: a top-level action and target (Distribution nests
 // them in "events"); a ping may carry nothing else.
-func detectAzureWebhook(o object, _ http.Header) bool {
+func detectAzureWebhook(t *top, _ http.Header) bool {
+	o := t.obj
 	if o.has("events") || !o.has("action") {
 		return false
 	}
 	return o.has("target") || (o.str("action") == "ping" && keysWithin(o, "id", "timestamp", "action", "request", "target"))
 }
 
-func parseAzureWebhook(n Notification, _ top) ([]event.Event, error) {
+func parseAzureWebhook(n Notification, _ *top) ([]event.Event, error) {
 	const source = "azure"
 	var d azureData
 	if err := unmarshal(source, n.Body, &d); err != nil {
@@ -197,22 +198,26 @@ func eventGridType(o object) string {
 }
 
 // detectEventGrid: an event of ACR's (or Event Grid's own) in either schema.
-func detectEventGrid(o object, _ http.Header) bool {
-	t := eventGridType(o)
-	return strings.HasPrefix(t, "Microsoft.ContainerRegistry.") || strings.HasPrefix(t, "Microsoft.EventGrid.")
-}
+func detectEventGrid(t *top, _ http.Header) bool { return isEventGridEvent(t.obj) }
 
 // detectEventGridArray: every element is such an event.
-func detectEventGridArray(items []object, h http.Header) bool {
+func detectEventGridArray(items []object, _ http.Header) bool {
 	for _, o := range items {
-		if !detectEventGrid(o, h) {
+		if !isEventGridEvent(o) {
 			return false
 		}
 	}
 	return len(items) > 0
 }
 
-func parseEventGrid(n Notification, _ top) ([]event.Event, error) {
+// isEventGridEvent reports whether o is an event of ACR's (or Event
+// Grid's own) in either schema.
+func isEventGridEvent(o object) bool {
+	t := eventGridType(o)
+	return strings.HasPrefix(t, "Microsoft.ContainerRegistry.") || strings.HasPrefix(t, "Microsoft.EventGrid.")
+}
+
+func parseEventGrid(n Notification, _ *top) ([]event.Event, error) {
 	const source = "azure"
 	body := bytes.TrimSpace(n.Body)
 	if len(body) > 0 && body[0] == '[' {

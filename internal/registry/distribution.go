@@ -140,7 +140,8 @@ func (a *distributionActor) decodeField(name string, val json.RawMessage) bool {
 // With a Distribution Content-Type the envelope is enough (its events may
 // be empty or broken: parsing says what is wrong); without one, every event
 // must be an object with "action" and "target", and there must be one.
-func detectDistribution(o object, h http.Header) bool {
+func detectDistribution(t *top, h http.Header) bool {
+	o := t.obj
 	raw := o.get("events")
 	if raw == nil {
 		return false
@@ -183,7 +184,7 @@ func distributionAction(e distributionEvent) (action event.Action, ok bool) {
 	return "", false // mount, and actions added later
 }
 
-func parseDistribution(n Notification, t top) ([]event.Event, error) {
+func parseDistribution(n Notification, t *top) ([]event.Event, error) {
 	const source = "distribution"
 	var env distributionEnvelope
 	if err := decodeBody(source, n, t, &env); err != nil {

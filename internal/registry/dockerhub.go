@@ -81,11 +81,12 @@ func (r *dockerHubRepository) decodeField(name string, val json.RawMessage) bool
 	return false
 }
 
-func detectDockerHub(o object, _ http.Header) bool {
+func detectDockerHub(t *top, _ http.Header) bool {
+	o := t.obj
 	return o.has("push_data") && (o.has("callback_url") || objectHas(o.get("repository"), "repo_name"))
 }
 
-func parseDockerHub(n Notification, t top) ([]event.Event, error) {
+func parseDockerHub(n Notification, t *top) ([]event.Event, error) {
 	const source = "dockerhub"
 	var b dockerHubBody
 	if err := decodeBody(source, n, t, &b); err != nil {

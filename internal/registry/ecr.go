@@ -51,7 +51,8 @@ type ecrImageDetail struct {
 	ManifestMediaType string `json:"manifest-media-type"`
 }
 
-func detectECR(o object, _ http.Header) bool {
+func detectECR(t *top, _ http.Header) bool {
+	o := t.obj
 	return o.str("source") == "aws.ecr" && o.has("detail-type")
 }
 
@@ -67,7 +68,7 @@ func IsEventBridge(body []byte) bool {
 	return err == nil && t.obj.has("detail-type", "source", "detail")
 }
 
-func parseECR(n Notification, t top) ([]event.Event, error) {
+func parseECR(n Notification, t *top) ([]event.Event, error) {
 	const source = "ecr"
 	var env ecrEnvelope
 	if err := unmarshal(source, n.Body, &env); err != nil {

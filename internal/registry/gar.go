@@ -39,18 +39,20 @@ type garMessage struct {
 }
 
 // detectPubSub: a Pub/Sub push envelope.
-func detectPubSub(o object, _ http.Header) bool {
+func detectPubSub(t *top, _ http.Header) bool {
+	o := t.obj
 	return o.has("message", "subscription") && objectHas(o.get("message"), "data")
 }
 
 // detectGARMessage: the message data posted as is (payload unwrapping): an
 // INSERT or DELETE with a reference, and no other key.
-func detectGARMessage(o object, _ http.Header) bool {
+func detectGARMessage(t *top, _ http.Header) bool {
+	o := t.obj
 	a := o.str("action")
 	return (a == "INSERT" || a == "DELETE") && (o.has("digest") || o.has("tag")) && keysWithin(o, "action", "digest", "tag")
 }
 
-func parsePubSub(n Notification, _ top) ([]event.Event, error) {
+func parsePubSub(n Notification, _ *top) ([]event.Event, error) {
 	const source = "gar"
 	var env pubsubEnvelope
 	if err := unmarshal(source, n.Body, &env); err != nil {
@@ -88,7 +90,7 @@ func parsePubSub(n Notification, _ top) ([]event.Event, error) {
 	return garEvents(n, msg, "message.data.", at)
 }
 
-func parseGARMessage(n Notification, _ top) ([]event.Event, error) {
+func parseGARMessage(n Notification, _ *top) ([]event.Event, error) {
 	const source = "gar"
 	var msg garMessage
 	if err := unmarshal(source, n.Body, &msg); err != nil {

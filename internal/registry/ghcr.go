@@ -72,7 +72,8 @@ type ghcrVersion struct {
 
 // detectGHCR: GitHub's event header, or a body with registry_package, or
 // with package and sender (every GitHub webhook body names its sender).
-func detectGHCR(o object, h http.Header) bool {
+func detectGHCR(t *top, h http.Header) bool {
+	o := t.obj
 	if h.Get(githubEventHeader) != "" {
 		return true
 	}
@@ -82,7 +83,7 @@ func detectGHCR(o object, h http.Header) bool {
 	return isObject(o.get("package")) && o.has("sender")
 }
 
-func parseGHCR(n Notification, _ top) ([]event.Event, error) {
+func parseGHCR(n Notification, _ *top) ([]event.Event, error) {
 	const source = "ghcr"
 	var b ghcrBody
 	if err := unmarshal(source, n.Body, &b); err != nil {

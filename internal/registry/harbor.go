@@ -140,12 +140,12 @@ func harborShape(o object) bool { return o.has("type", "occur_at", "event_data")
 
 // detectTCR: the Harbor 1.x shape sent by a Tencent registry (its resource
 // URLs are on *.tencentcloudcr.com).
-func detectTCR(o object, _ http.Header) bool {
-	if !harborShape(o) {
+func detectTCR(t *top, _ http.Header) bool {
+	if !harborShape(t.obj) {
 		return false
 	}
-	var d harborData
-	if unmarshalValue(o.get("event_data"), &d) != nil {
+	d, ok := harborEventData(t)
+	if !ok || d == nil {
 		return false
 	}
 	for _, r := range d.Resources {
@@ -160,20 +160,38 @@ func detectTCR(o object, _ http.Header) bool {
 	return false
 }
 
-func detectHarbor(o object, _ http.Header) bool { return harborShape(o) }
+func detectHarbor(t *top, _ http.Header) bool { return harborShape(t.obj) }
 
-func parseTCR(n Notification, t top) ([]event.Event, error) {
+// harborEventData returns the body's event_data decoded (nil when it is
+// null); ok is false when it does not decode. When the fast path decodes
+// the whole envelope, as parsing the body does, t keeps it for the parser.
+func harborEventData(t *top) (d *harborData, ok bool) {
+	if env := new(harborEnvelope); t.body != nil && decodeStruct(t.body, env) {
+		t.harbor = env
+		return env.EventData, true
+	}
+	d = new(harborData)
+	if unmarshalValue(t.obj.get("event_data"), d) != nil {
+		return nil, false
+	}
+	return d, true
+}
+
+func parseTCR(n Notification, t *top) ([]event.Event, error) {
 	return parseHarborDefault("tcr", n, t)
 }
 
-func parseHarbor(n Notification, t top) ([]event.Event, error) {
+func parseHarbor(n Notification, t *top) ([]event.Event, error) {
 	return parseHarborDefault("harbor", n, t)
 }
 
-func parseHarborDefault(source string, n Notification, t top) ([]event.Event, error) {
-	var env harborEnvelope
-	if err := decodeBody(source, n, t, &env); err != nil {
-		return nil, err
+func parseHarborDefault(source string, n Notification, t *top) ([]event.Event, error) {
+	env := t.harbor // decoded by detectTCR
+	if env == nil {
+		env = new(harborEnvelope)
+		if err := decodeBody(source, n, t, env); err != nil {
+			return nil, err
+		}
 	}
 	if env.Type == "" {
 		return nil, malformed(source, "type is missing")
@@ -256,7 +274,8 @@ type harborCloudEvent struct {
 	Data        *harborData `json:"data"`
 }
 
-func detectHarborCloudEvents(o object, _ http.Header) bool {
+func detectHarborCloudEvents(t *top, _ http.Header) bool {
+	o := t.obj
 	return o.has("specversion", "type") && strings.HasPrefix(o.str("type"), "harbor.")
 }
 
@@ -278,7 +297,7 @@ func (ce *harborCloudEvent) decodeField(name string, val json.RawMessage) bool {
 	return false
 }
 
-func parseHarborCloudEvents(n Notification, t top) ([]event.Event, error) {
+func parseHarborCloudEvents(n Notification, t *top) ([]event.Event, error) {
 	const source = "harbor"
 	var ce harborCloudEvent
 	if err := decodeBody(source, n, t, &ce); err != nil {

@@ -37,9 +37,9 @@ type jfrogBody struct {
 	Source    string `json:"source"`
 }
 
-func detectJFrog(o object, _ http.Header) bool { return o.has("domain", "event_type", "data") }
+func detectJFrog(t *top, _ http.Header) bool { return t.obj.has("domain", "event_type", "data") }
 
-func parseJFrog(n Notification, _ top) ([]event.Event, error) {
+func parseJFrog(n Notification, _ *top) ([]event.Event, error) {
 	const source = "jfrog"
 	var b jfrogBody
 	if err := unmarshal(source, n.Body, &b); err != nil {

@@ -630,7 +630,7 @@ func unmarshalValue[T any, P decoderPtr[T]](raw json.RawMessage, v P) error {
 
 // decodeBody decodes a notification's body into v, as unmarshal does,
 // with the fast path when the body is an object encoding/json would read.
-func decodeBody[T any, P decoderPtr[T]](source string, n Notification, t top, v P) error {
+func decodeBody[T any, P decoderPtr[T]](source string, n Notification, t *top, v P) error {
 	if t.body != nil && decodeStruct(t.body, v) {
 		return nil
 	}

@@ -49,14 +49,15 @@ type nexusBody struct {
 
 // detectNexus: Nexus's webhook header, or the body of a component or asset
 // webhook.
-func detectNexus(o object, h http.Header) bool {
+func detectNexus(t *top, h http.Header) bool {
+	o := t.obj
 	if h.Get(nexusIDHeader) != "" {
 		return true
 	}
 	return o.has("nodeId", "repositoryName") && (o.has("component") || o.has("asset"))
 }
 
-func parseNexus(n Notification, _ top) ([]event.Event, error) {
+func parseNexus(n Notification, _ *top) ([]event.Event, error) {
 	const source = "nexus"
 	var b nexusBody
 	if err := unmarshal(source, n.Body, &b); err != nil {

@@ -27,9 +27,9 @@ type quayBody struct {
 	UpdatedTags json.RawMessage `json:"updated_tags"`
 }
 
-func detectQuay(o object, _ http.Header) bool { return o.has("docker_url", "updated_tags") }
+func detectQuay(t *top, _ http.Header) bool { return t.obj.has("docker_url", "updated_tags") }
 
-func parseQuay(n Notification, _ top) ([]event.Event, error) {
+func parseQuay(n Notification, _ *top) ([]event.Event, error) {
 	const source = "quay"
 	var b quayBody
 	if err := unmarshal(source, n.Body, &b); err != nil {

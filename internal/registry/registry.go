@@ -109,16 +109,17 @@ func unsupported(source, typ string) error {
 // detect and parse functions, and one line in parsers.
 type parser struct {
 	name string
-	// detect reports whether a body that is a JSON object looks like this
-	// format. It must be cheap and must not claim bodies of other formats.
-	detect func(o object, h http.Header) bool
+	// detect reports whether a body that is a JSON object (t.obj) looks
+	// like this format. It must be cheap and must not claim bodies of other
+	// formats. It may keep what it decoded in t, for parse.
+	detect func(t *top, h http.Header) bool
 	// detectArray, for the formats that may send a JSON array of events at
 	// the top level (Azure Event Grid), reports whether such a body is
 	// theirs; nil for every other format.
 	detectArray func(items []object, h http.Header) bool
 	// parse turns the body into events; t is its top level, as detection
 	// read it, which the parser may decode from (decodeBody).
-	parse func(n Notification, t top) ([]event.Event, error)
+	parse func(n Notification, t *top) ([]event.Event, error)
 }
 
 // parsers in detection order: the most specific shapes first. Formats found
@@ -169,23 +170,31 @@ type top struct {
 	// it (a form feed, say): encoding/json refuses such a body, and so must
 	// the parsers.
 	body json.RawMessage
+	// harbor is the body decoded as a Harbor envelope, when detectTCR
+	// decoded it with decodeBody's fast path: what parsing it as tcr or
+	// harbor decodes.
+	harbor *harborEnvelope
+	// members holds obj's members, unless there are too many: one
+	// allocation for both.
+	members [16]member
 }
 
 // decode reads the top level of a body. An array is accepted only when it
 // holds objects, and only formats with a detectArray see it; every other
 // array is ErrNotJSON, as before arrays were accepted at all.
-func decode(body []byte) (top, error) {
+func decode(body []byte) (*top, error) {
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 {
-		return top{}, fmt.Errorf("%w: the body is empty", ErrNotJSON)
+		return nil, fmt.Errorf("%w: the body is empty", ErrNotJSON)
 	}
 	ok := valid(trimmed)
 	switch {
 	case !ok && (trimmed[0] == '{' || trimmed[0] == '['):
 		// encoding/json says what is wrong, whatever it decodes into.
-		return top{}, fmt.Errorf("%w: %v", ErrNotJSON, json.Unmarshal(trimmed, new(json.RawMessage)))
+		return nil, fmt.Errorf("%w: %v", ErrNotJSON, json.Unmarshal(trimmed, new(json.RawMessage)))
 	case trimmed[0] == '{':
-		t := top{obj: objectOf(trimmed)}
+		t := new(top)
+		t.obj = appendMembers(t.members[:0], trimmed)
 		if len(trimSpace(body)) == len(trimmed) {
 			t.body = trimmed
 		}
@@ -200,21 +209,21 @@ func decode(body []byte) (top, error) {
 			items = append(items, objectOf(e.val))
 		}
 		if len(items) == 0 {
-			return top{}, fmt.Errorf("%w: found a JSON array at the top level, and not one of JSON objects", ErrNotJSON)
+			return nil, fmt.Errorf("%w: found a JSON array at the top level, and not one of JSON objects", ErrNotJSON)
 		}
-		return top{items: items}, nil
+		return &top{items: items}, nil
 	case ok:
-		return top{}, fmt.Errorf("%w: found a JSON %s at the top level", ErrNotJSON, jsonKind(trimmed[0]))
+		return nil, fmt.Errorf("%w: found a JSON %s at the top level", ErrNotJSON, jsonKind(trimmed[0]))
 	}
-	return top{}, fmt.Errorf("%w: it does not start with '{'", ErrNotJSON)
+	return nil, fmt.Errorf("%w: it does not start with '{'", ErrNotJSON)
 }
 
 // claims reports whether p claims a decoded body.
-func (p parser) claims(t top, h http.Header) bool {
+func (p parser) claims(t *top, h http.Header) bool {
 	if t.items != nil {
 		return p.detectArray != nil && p.detectArray(t.items, h)
 	}
-	return p.detect(t.obj, h)
+	return p.detect(t, h)
 }
 
 func jsonKind(c byte) string {
@@ -235,10 +244,10 @@ func jsonKind(c byte) string {
 
 // detect returns the first parser that claims the body, and the body's
 // top level.
-func detect(n Notification) (parser, top, error) {
+func detect(n Notification) (parser, *top, error) {
 	t, err := decode(n.Body)
 	if err != nil {
-		return parser{}, top{}, err
+		return parser{}, nil, err
 	}
 	for _, p := range parsers {
 		if p.claims(t, n.Header) {
@@ -252,7 +261,7 @@ func detect(n Notification) (parser, top, error) {
 	if ct := n.Header.Get("Content-Type"); ct != "" {
 		seen += fmt.Sprintf(" (Content-Type %q)", ct)
 	}
-	return parser{}, top{}, fmt.Errorf("%w: %s matches no registry format regtrigger knows (%s); force one with /v1/notify/{source} or --source",
+	return parser{}, nil, fmt.Errorf("%w: %s matches no registry format regtrigger knows (%s); force one with /v1/notify/{source} or --source",
 		ErrUnknownFormat, seen, strings.Join(Sources(), ", "))
 }
 
