@@ -54,23 +54,66 @@ var eventGridIgnored = map[string]bool{
 }
 
 // azureData is one ACR event: a webhook body, or an Event Grid event's data.
+// Its request and actor are those of Distribution's events.
 type azureData struct {
-	Timestamp string `json:"timestamp"`
-	Action    string `json:"action"`
-	Target    *struct {
-		MediaType  string `json:"mediaType"`
-		Digest     string `json:"digest"`
-		Repository string `json:"repository"`
-		Tag        string `json:"tag"`
-		Name       string `json:"name"`    // charts
-		Version    string `json:"version"` // charts
-	} `json:"target"`
-	Request struct {
-		Host string `json:"host"`
-	} `json:"request"`
-	Actor struct {
-		Name string `json:"name"`
-	} `json:"actor"`
+	Timestamp string              `json:"timestamp"`
+	Action    string              `json:"action"`
+	Target    *azureTarget        `json:"target"`
+	Request   distributionRequest `json:"request"`
+	Actor     distributionActor   `json:"actor"`
+}
+
+type azureTarget struct {
+	MediaType  string `json:"mediaType"`
+	Digest     string `json:"digest"`
+	Repository string `json:"repository"`
+	Tag        string `json:"tag"`
+	Name       string `json:"name"`    // charts
+	Version    string `json:"version"` // charts
+}
+
+var (
+	azureDataFields      = jsonNames[azureData]()
+	azureTargetFields    = jsonNames[azureTarget]()
+	eventGridEventFields = jsonNames[eventGridEvent]()
+)
+
+func (*azureData) fields() []string { return azureDataFields }
+
+func (d *azureData) decodeField(name string, val json.RawMessage) bool {
+	switch name {
+	case "timestamp":
+		return decodeString(val, &d.Timestamp)
+	case "action":
+		return decodeString(val, &d.Action)
+	case "target":
+		return decodePtr(val, &d.Target)
+	case "request":
+		return decodeStruct(val, &d.Request)
+	case "actor":
+		return decodeStruct(val, &d.Actor)
+	}
+	return false
+}
+
+func (*azureTarget) fields() []string { return azureTargetFields }
+
+func (t *azureTarget) decodeField(name string, val json.RawMessage) bool {
+	switch name {
+	case "mediaType":
+		return decodeString(val, &t.MediaType)
+	case "digest":
+		return decodeString(val, &t.Digest)
+	case "repository":
+		return decodeString(val, &t.Repository)
+	case "tag":
+		return decodeString(val, &t.Tag)
+	case "name":
+		return decodeString(val, &t.Name)
+	case "version":
+		return decodeString(val, &t.Version)
+	}
+	return false
 }
 
 // detectAzureWebhook: a top-level action and target (Distribution nests
@@ -83,10 +126,10 @@ func detectAzureWebhook(t *top, _ http.Header) bool {
 	return o.has("target") || (o.str("action") == "ping" && keysWithin(o, "id", "timestamp", "action", "request", "target"))
 }
 
-func parseAzureWebhook(n Notification, _ *top) ([]event.Event, error) {
+func parseAzureWebhook(n Notification, t *top) ([]event.Event, error) {
 	const source = "azure"
 	var d azureData
-	if err := unmarshal(source, n.Body, &d); err != nil {
+	if err := decodeBody(source, n, t, &d); err != nil {
 		return nil, err
 	}
 	if d.Action == "" {
@@ -185,6 +228,27 @@ type eventGridEvent struct {
 	Data        json.RawMessage `json:"data"`
 }
 
+func (*eventGridEvent) fields() []string { return eventGridEventFields }
+
+func (ev *eventGridEvent) decodeField(name string, val json.RawMessage) bool {
+	switch name {
+	case "eventType":
+		return decodeString(val, &ev.EventType)
+	case "eventTime":
+		return decodeString(val, &ev.EventTime)
+	case "specversion":
+		return decodeString(val, &ev.SpecVersion)
+	case "type":
+		return decodeString(val, &ev.Type)
+	case "time":
+		return decodeString(val, &ev.Time)
+	case "data":
+		ev.Data = val
+		return true
+	}
+	return false
+}
+
 // eventGridType returns the event type of an Event Grid event in either
 // schema ("" when it has none).
 func eventGridType(o object) string {
@@ -217,24 +281,22 @@ func isEventGridEvent(o object) bool {
 	return strings.HasPrefix(t, "Microsoft.ContainerRegistry.") || strings.HasPrefix(t, "Microsoft.EventGrid.")
 }
 
+// parseEventGrid parses one Event Grid event or an array of them. The
+// body is valid JSON (decode read it), and so is every part of it.
 func parseEventGrid(n Notification, _ *top) ([]event.Event, error) {
-	const source = "azure"
 	body := bytes.TrimSpace(n.Body)
 	if len(body) > 0 && body[0] == '[' {
-		var raws []json.RawMessage
-		if err := unmarshal(source, body, &raws); err != nil {
-			return nil, err
-		}
-		if len(raws) == 0 {
-			return nil, malformed(source, "the array holds no event")
-		}
 		var out []event.Event
-		for i, raw := range raws {
-			evs, err := eventGridItem(n, raw, fmt.Sprintf("[%d]", i))
+		i := 0
+		for e := elementsOf(body); e.next(); i++ {
+			evs, err := eventGridItem(n, e.val, fmt.Sprintf("[%d]", i))
 			if err != nil {
 				return nil, err
 			}
 			out = append(out, evs...)
+		}
+		if i == 0 {
+			return nil, malformed("azure", "the array holds no event")
 		}
 		return out, nil
 	}
@@ -252,7 +314,7 @@ func eventGridItem(n Notification, raw []byte, where string) ([]event.Event, err
 		return where + "." + f
 	}
 	var ev eventGridEvent
-	if err := unmarshalAt(source, where, raw, &ev); err != nil {
+	if err := decodeAt(source, where, raw, &ev); err != nil {
 		return nil, err
 	}
 	typ, when, timeField := ev.EventType, ev.EventTime, "eventTime"
@@ -278,14 +340,15 @@ func eventGridItem(n Notification, raw []byte, where string) ([]event.Event, err
 		return nil, err
 	}
 	var d azureData
-	if err := unmarshalAt(source, field("data"), data, &d); err != nil {
+	if err := decodeAt(source, field("data"), data, &d); err != nil {
 		return nil, err
 	}
 	return azureEvent(n, d, actionName, field("data"), at)
 }
 
 // eventGridData returns the object an Event Grid event carries, which ACR
-// sends either as an object or as a JSON string holding one.
+// sends either as an object or as a JSON string holding one; raw is valid
+// JSON, and so is the object returned.
 func eventGridData(raw json.RawMessage, field string) ([]byte, error) {
 	const source = "azure"
 	raw = bytes.TrimSpace(raw)
@@ -296,12 +359,8 @@ func eventGridData(raw json.RawMessage, field string) ([]byte, error) {
 	case '{':
 		return raw, nil
 	case '"':
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return nil, malformed(source, "%s: %v", field, err)
-		}
-		inner := bytes.TrimSpace([]byte(s))
-		if len(inner) == 0 || inner[0] != '{' || !json.Valid(inner) {
+		inner := bytes.TrimSpace([]byte(unquote(raw)))
+		if len(inner) == 0 || inner[0] != '{' || !valid(inner) {
 			return nil, malformed(source, "%s: a JSON string that does not hold a JSON object", field)
 		}
 		return inner, nil

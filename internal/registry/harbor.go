@@ -170,8 +170,9 @@ func harborEventData(t *top) (d *harborData, ok bool) {
 		t.harbor = env
 		return env.EventData, true
 	}
+	// Only whether it decodes matters here, not what an error would say.
 	d = new(harborData)
-	if unmarshalValue(t.obj.get("event_data"), d) != nil {
+	if decodeAt("tcr", "event_data", t.obj.get("event_data"), d) != nil {
 		return nil, false
 	}
 	return d, true

@@ -617,24 +617,22 @@ func decodeString(raw json.RawMessage, s *string) bool {
 	return false
 }
 
-// unmarshalValue decodes a value of a body known to be valid JSON into v,
-// as json.Unmarshal does (and with its error, when there is one).
-func unmarshalValue[T any, P decoderPtr[T]](raw json.RawMessage, v P) error {
+// decodeAt decodes JSON known to be valid (a body decode read, or a value
+// in one) into v, as unmarshalAt does, with the fast path when it can.
+func decodeAt[T any, P decoderPtr[T]](source, where string, raw json.RawMessage, v P) error {
 	if decodeStruct(raw, v) {
 		return nil
 	}
 	var zero T
 	*v = zero
-	return json.Unmarshal(raw, v)
+	return unmarshalAt(source, where, raw, v)
 }
 
 // decodeBody decodes a notification's body into v, as unmarshal does,
 // with the fast path when the body is an object encoding/json would read.
 func decodeBody[T any, P decoderPtr[T]](source string, n Notification, t *top, v P) error {
-	if t.body != nil && decodeStruct(t.body, v) {
-		return nil
+	if t.body == nil {
+		return unmarshal(source, n.Body, v) // which refuses it, and says why
 	}
-	var zero T
-	*v = zero
-	return unmarshal(source, n.Body, v)
+	return decodeAt(source, "", t.body, v)
 }
