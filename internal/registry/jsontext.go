@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -364,18 +365,69 @@ func (e *elements) next() bool {
 	return true
 }
 
-// unquote returns the string a JSON string literal (quotes included)
-// holds, as encoding/json decodes it: a literal without escapes and with
-// valid UTF-8 is its own text; any other is left to encoding/json, which
-// also replaces invalid UTF-8 and lone surrogates with U+FFFD.
+// unquote returns the string a JSON string literal (quotes included, valid
+// JSON) holds, as encoding/json decodes it: escapes resolved, and invalid
+// UTF-8 and lone surrogates each made U+FFFD.
 func unquote(lit []byte) string {
 	s := lit[1 : len(lit)-1]
 	if bytes.IndexByte(s, '\\') < 0 && utf8.Valid(s) {
 		return string(s)
 	}
-	var out string
-	_ = json.Unmarshal(lit, &out) // lit is a valid JSON string
-	return out
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := 0; i < len(s); {
+		c := s[i]
+		switch {
+		case c == '\\' && s[i+1] == 'u':
+			r := hex4(s[i+2:])
+			i += 6
+			if utf16.IsSurrogate(r) {
+				// A pair makes one rune; a lone half, U+FFFD.
+				if i+6 <= len(s) && s[i] == '\\' && s[i+1] == 'u' {
+					if pair := utf16.DecodeRune(r, hex4(s[i+2:])); pair != utf8.RuneError {
+						r = pair
+						i += 6
+					}
+				}
+				if utf16.IsSurrogate(r) {
+					r = utf8.RuneError
+				}
+			}
+			b.WriteRune(r)
+		case c == '\\':
+			b.WriteByte(unescape[s[i+1]])
+			i += 2
+		case c < utf8.RuneSelf:
+			b.WriteByte(c)
+			i++
+		default:
+			r, size := utf8.DecodeRune(s[i:])
+			b.WriteRune(r) // U+FFFD for a byte that is not UTF-8
+			i += size
+		}
+	}
+	return b.String()
+}
+
+// unescape maps the letter of a one-letter escape (the n of \n) to what
+// it stands for.
+var unescape = [256]byte{'"': '"', '\\': '\\', '/': '/', 'b': '\b', 'f': '\f', 'n': '\n', 'r': '\r', 't': '\t'}
+
+// hex4 reads the four hex digits of a \u escape.
+func hex4(h []byte) rune {
+	var r rune
+	for _, c := range h[:4] {
+		switch {
+		case c <= '9':
+			c -= '0'
+		case c <= 'F':
+			c -= 'A' - 10
+		default:
+			c -= 'a' - 10
+		}
+		r = r<<4 | rune(c)
+	}
+	return r
 }
 
 // unquoteKey is unquote for an object key: without a copy when the key is

@@ -199,3 +199,33 @@ func FuzzRead(f *testing.F) {
 		checkRead(t, b)
 	})
 }
+
+// checkUnquote checks unquote against encoding/json on s as the text of a
+// JSON string.
+func checkUnquote(t *testing.T, s string) {
+	t.Helper()
+	lit := []byte(`"` + s + `"`)
+	var want string
+	if json.Unmarshal(lit, &want) != nil {
+		return
+	}
+	if got := unquote(lit); got != want {
+		t.Fatalf("unquote(%q) = %q, encoding/json says %q", lit, got, want)
+	}
+}
+
+func TestUnquote(t *testing.T) {
+	for _, s := range []string{
+		``, `a`, `é`, "\xff", "a\xffb\xc3", `\"\\\/\b\f\n\r\t`, `\u00e9\u00E9`, `\u0000`,
+		`\ud83d\ude00`, `\uD83D\uDE00x`, `\ud83d`, `\ud83dx`, `\ude00\ud83d`, `\ud83d\u0041`, `\ud83d\ud83d\ude00`,
+		`{\"a\":\"b\"}`, "\u2028", `\u2028`,
+	} {
+		checkUnquote(t, s)
+	}
+}
+
+// FuzzUnquote: unquote agrees with encoding/json.
+func FuzzUnquote(f *testing.F) {
+	f.Add(`\ud83d\ude00 \ud83d\u00e9 \/\n` + "\xffé")
+	f.Fuzz(checkUnquote)
+}
