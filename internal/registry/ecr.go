@@ -51,6 +51,52 @@ type ecrImageDetail struct {
 	ManifestMediaType string `json:"manifest-media-type"`
 }
 
+var (
+	ecrEnvelopeFields    = jsonNames[ecrEnvelope]()
+	ecrImageDetailFields = jsonNames[ecrImageDetail]()
+)
+
+func (*ecrEnvelope) fields() []string { return ecrEnvelopeFields }
+
+func (e *ecrEnvelope) decodeField(name string, val json.RawMessage) bool {
+	switch name {
+	case "detail-type":
+		return decodeString(val, &e.DetailType)
+	case "source":
+		return decodeString(val, &e.Source)
+	case "account":
+		return decodeString(val, &e.Account)
+	case "time":
+		return decodeString(val, &e.Time)
+	case "region":
+		return decodeString(val, &e.Region)
+	case "detail":
+		e.Detail = val
+		return true
+	}
+	return false
+}
+
+func (*ecrImageDetail) fields() []string { return ecrImageDetailFields }
+
+func (d *ecrImageDetail) decodeField(name string, val json.RawMessage) bool {
+	switch name {
+	case "result":
+		return decodeString(val, &d.Result)
+	case "action-type":
+		return decodeString(val, &d.ActionType)
+	case "repository-name":
+		return decodeString(val, &d.RepositoryName)
+	case "image-tag":
+		return decodeString(val, &d.ImageTag)
+	case "image-digest":
+		return decodeString(val, &d.ImageDigest)
+	case "manifest-media-type":
+		return decodeString(val, &d.ManifestMediaType)
+	}
+	return false
+}
+
 func detectECR(t *top, _ http.Header) bool {
 	o := t.obj
 	return o.str("source") == "aws.ecr" && o.has("detail-type")
@@ -71,7 +117,7 @@ func IsEventBridge(body []byte) bool {
 func parseECR(n Notification, t *top) ([]event.Event, error) {
 	const source = "ecr"
 	var env ecrEnvelope
-	if err := unmarshal(source, n.Body, &env); err != nil {
+	if err := decodeBody(source, n, t, &env); err != nil {
 		return nil, err
 	}
 	// encoding/json also fills a field from a key in another case
@@ -93,7 +139,7 @@ func parseECR(n Notification, t *top) ([]event.Event, error) {
 		return nil, malformed(source, "detail is missing")
 	}
 	var d ecrImageDetail
-	if err := unmarshalAt(source, "detail", env.Detail, &d); err != nil {
+	if err := decodeAt(source, "detail", env.Detail, &d); err != nil {
 		return nil, err
 	}
 	var action event.Action

@@ -3,6 +3,7 @@ package registry
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"time"
@@ -24,18 +25,66 @@ import (
 const pubsubPublishTimeHeader = "X-Goog-Pubsub-Publish-Time"
 
 type pubsubEnvelope struct {
-	Message *struct {
-		Data             string `json:"data"`
-		PublishTime      string `json:"publishTime"`
-		PublishTimeSnake string `json:"publish_time"`
-	} `json:"message"`
-	Subscription string `json:"subscription"`
+	Message      *pubsubMessage `json:"message"`
+	Subscription string         `json:"subscription"`
+}
+
+type pubsubMessage struct {
+	Data             string `json:"data"`
+	PublishTime      string `json:"publishTime"`
+	PublishTimeSnake string `json:"publish_time"`
 }
 
 type garMessage struct {
 	Action string `json:"action"`
 	Digest string `json:"digest"`
 	Tag    string `json:"tag"`
+}
+
+var (
+	pubsubEnvelopeFields = jsonNames[pubsubEnvelope]()
+	pubsubMessageFields  = jsonNames[pubsubMessage]()
+	garMessageFields     = jsonNames[garMessage]()
+)
+
+func (*pubsubEnvelope) fields() []string { return pubsubEnvelopeFields }
+
+func (e *pubsubEnvelope) decodeField(name string, val json.RawMessage) bool {
+	switch name {
+	case "message":
+		return decodePtr(val, &e.Message)
+	case "subscription":
+		return decodeString(val, &e.Subscription)
+	}
+	return false
+}
+
+func (*pubsubMessage) fields() []string { return pubsubMessageFields }
+
+func (m *pubsubMessage) decodeField(name string, val json.RawMessage) bool {
+	switch name {
+	case "data":
+		return decodeString(val, &m.Data)
+	case "publishTime":
+		return decodeString(val, &m.PublishTime)
+	case "publish_time":
+		return decodeString(val, &m.PublishTimeSnake)
+	}
+	return false
+}
+
+func (*garMessage) fields() []string { return garMessageFields }
+
+func (m *garMessage) decodeField(name string, val json.RawMessage) bool {
+	switch name {
+	case "action":
+		return decodeString(val, &m.Action)
+	case "digest":
+		return decodeString(val, &m.Digest)
+	case "tag":
+		return decodeString(val, &m.Tag)
+	}
+	return false
 }
 
 // detectPubSub: a Pub/Sub push envelope.
@@ -52,10 +101,10 @@ func detectGARMessage(t *top, _ http.Header) bool {
 	return (a == "INSERT" || a == "DELETE") && (o.has("digest") || o.has("tag")) && keysWithin(o, "action", "digest", "tag")
 }
 
-func parsePubSub(n Notification, _ *top) ([]event.Event, error) {
+func parsePubSub(n Notification, t *top) ([]event.Event, error) {
 	const source = "gar"
 	var env pubsubEnvelope
-	if err := unmarshal(source, n.Body, &env); err != nil {
+	if err := decodeBody(source, n, t, &env); err != nil {
 		return nil, err
 	}
 	m := env.Message
@@ -76,7 +125,12 @@ func parsePubSub(n Notification, _ *top) ([]event.Event, error) {
 		return nil, malformed(source, "message.data does not hold a JSON object")
 	}
 	var msg garMessage
-	if err := unmarshalAt(source, "message.data", data, &msg); err != nil {
+	if valid(data) {
+		err = decodeAt(source, "message.data", trimSpace(data), &msg)
+	} else {
+		err = unmarshalAt(source, "message.data", data, &msg) // which says what is wrong
+	}
+	if err != nil {
 		return nil, err
 	}
 	published := m.PublishTime
@@ -90,10 +144,10 @@ func parsePubSub(n Notification, _ *top) ([]event.Event, error) {
 	return garEvents(n, msg, "message.data.", at)
 }
 
-func parseGARMessage(n Notification, _ *top) ([]event.Event, error) {
+func parseGARMessage(n Notification, t *top) ([]event.Event, error) {
 	const source = "gar"
 	var msg garMessage
-	if err := unmarshal(source, n.Body, &msg); err != nil {
+	if err := decodeBody(source, n, t, &msg); err != nil {
 		return nil, err
 	}
 	at, err := rfc3339Time(n.Header.Get(pubsubPublishTimeHeader))

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -25,24 +26,65 @@ var jfrogDockerActions = map[string]event.Action{
 }
 
 type jfrogBody struct {
-	Domain    string `json:"domain"`
-	EventType string `json:"event_type"`
-	Data      *struct {
-		RepoKey   string `json:"repo_key"`
-		ImageName string `json:"image_name"`
-		Tag       string `json:"tag"`
-		SHA256    string `json:"sha256"`
-	} `json:"data"`
-	JPDOrigin string `json:"jpd_origin"`
-	Source    string `json:"source"`
+	Domain    string     `json:"domain"`
+	EventType string     `json:"event_type"`
+	Data      *jfrogData `json:"data"`
+	JPDOrigin string     `json:"jpd_origin"`
+	Source    string     `json:"source"`
+}
+
+type jfrogData struct {
+	RepoKey   string `json:"repo_key"`
+	ImageName string `json:"image_name"`
+	Tag       string `json:"tag"`
+	SHA256    string `json:"sha256"`
+}
+
+var (
+	jfrogBodyFields = jsonNames[jfrogBody]()
+	jfrogDataFields = jsonNames[jfrogData]()
+)
+
+func (*jfrogBody) fields() []string { return jfrogBodyFields }
+
+func (b *jfrogBody) decodeField(name string, val json.RawMessage) bool {
+	switch name {
+	case "domain":
+		return decodeString(val, &b.Domain)
+	case "event_type":
+		return decodeString(val, &b.EventType)
+	case "data":
+		return decodePtr(val, &b.Data)
+	case "jpd_origin":
+		return decodeString(val, &b.JPDOrigin)
+	case "source":
+		return decodeString(val, &b.Source)
+	}
+	return false
+}
+
+func (*jfrogData) fields() []string { return jfrogDataFields }
+
+func (d *jfrogData) decodeField(name string, val json.RawMessage) bool {
+	switch name {
+	case "repo_key":
+		return decodeString(val, &d.RepoKey)
+	case "image_name":
+		return decodeString(val, &d.ImageName)
+	case "tag":
+		return decodeString(val, &d.Tag)
+	case "sha256":
+		return decodeString(val, &d.SHA256)
+	}
+	return false
 }
 
 func detectJFrog(t *top, _ http.Header) bool { return t.obj.has("domain", "event_type", "data") }
 
-func parseJFrog(n Notification, _ *top) ([]event.Event, error) {
+func parseJFrog(n Notification, t *top) ([]event.Event, error) {
 	const source = "jfrog"
 	var b jfrogBody
-	if err := unmarshal(source, n.Body, &b); err != nil {
+	if err := decodeBody(source, n, t, &b); err != nil {
 		return nil, err
 	}
 	switch {

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"maps"
 	"os"
@@ -69,6 +70,17 @@ var fastTypes = []func() structDecoder{
 	func() structDecoder { return new(azureData) },
 	func() structDecoder { return new(azureTarget) },
 	func() structDecoder { return new(eventGridEvent) },
+	func() structDecoder { return new(ecrEnvelope) },
+	func() structDecoder { return new(ecrImageDetail) },
+	func() structDecoder { return new(jfrogBody) },
+	func() structDecoder { return new(jfrogData) },
+	func() structDecoder { return new(nexusBody) },
+	func() structDecoder { return new(nexusComponentData) },
+	func() structDecoder { return new(nexusAssetData) },
+	func() structDecoder { return new(pubsubEnvelope) },
+	func() structDecoder { return new(pubsubMessage) },
+	func() structDecoder { return new(garMessage) },
+	func() structDecoder { return new(quayBody) },
 }
 
 // checkStructs decodes raw (valid JSON) into each of fastTypes with the
@@ -101,10 +113,18 @@ var fastFormats = map[string]func() structDecoder{
 	"acr-webhook":               func() structDecoder { return new(azureData) },
 	"acr-eventgrid":             func() structDecoder { return new(eventGridEvent) },
 	"acr-eventgrid-cloudevents": func() structDecoder { return new(eventGridEvent) },
+	"ecr-eventbridge":           func() structDecoder { return new(ecrEnvelope) },
+	"jfrog":                     func() structDecoder { return new(jfrogBody) },
+	"nexus":                     func() structDecoder { return new(nexusBody) },
+	"pubsub-push-envelope":      func() structDecoder { return new(pubsubEnvelope) },
+	"gar-message":               func() structDecoder { return new(garMessage) },
+	"quay":                      func() structDecoder { return new(quayBody) },
+	"quay-legacy":               func() structDecoder { return new(quayBody) },
 }
 
 // TestFastPathTaken: the corpus bodies of the formats with struct
-// decoders decode without falling back to encoding/json.
+// decoders decode without falling back to encoding/json, and so does the
+// JSON they carry inside (Event Grid's data, ECR's detail, Pub/Sub's data).
 func TestFastPathTaken(t *testing.T) {
 	for _, e := range manifest(t) {
 		make, ok := fastFormats[e.Format]
@@ -119,10 +139,20 @@ func TestFastPathTaken(t *testing.T) {
 		if top.body == nil || !decodeStruct(top.body, d) {
 			t.Errorf("%s: the fast path gave up", e.File)
 		}
-		if ev, ok := d.(*eventGridEvent); ok {
-			data, err := eventGridData(ev.Data, "data")
+		switch d := d.(type) {
+		case *eventGridEvent:
+			data, err := eventGridData(d.Data, "data")
 			if err != nil || !decodeStruct(data, new(azureData)) {
 				t.Errorf("%s: the fast path gave up on the data (%v)", e.File, err)
+			}
+		case *ecrEnvelope:
+			if d.DetailType == ecrImageAction && !decodeStruct(d.Detail, new(ecrImageDetail)) {
+				t.Errorf("%s: the fast path gave up on the detail", e.File)
+			}
+		case *pubsubEnvelope:
+			data, err := base64.StdEncoding.DecodeString(d.Message.Data)
+			if err != nil || !valid(data) || !decodeStruct(trimSpace(data), new(garMessage)) {
+				t.Errorf("%s: the fast path gave up on the message data (%v)", e.File, err)
 			}
 		}
 	}

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 	"time"
@@ -32,19 +33,75 @@ var nexusIgnored = map[string]bool{
 }
 
 type nexusBody struct {
-	Timestamp      string `json:"timestamp"`
-	Initiator      string `json:"initiator"`
-	RepositoryName string `json:"repositoryName"`
-	Action         string `json:"action"`
-	Component      *struct {
-		Format  string `json:"format"`
-		Name    string `json:"name"`
-		Version string `json:"version"`
-	} `json:"component"`
-	Asset *struct {
-		Format string `json:"format"`
-		Name   string `json:"name"`
-	} `json:"asset"`
+	Timestamp      string              `json:"timestamp"`
+	Initiator      string              `json:"initiator"`
+	RepositoryName string              `json:"repositoryName"`
+	Action         string              `json:"action"`
+	Component      *nexusComponentData `json:"component"`
+	Asset          *nexusAssetData     `json:"asset"`
+}
+
+type nexusComponentData struct {
+	Format  string `json:"format"`
+	Name    string `json:"name"`
+	Version string `json:"version"`
+}
+
+type nexusAssetData struct {
+	Format string `json:"format"`
+	Name   string `json:"name"`
+}
+
+var (
+	nexusBodyFields      = jsonNames[nexusBody]()
+	nexusComponentFields = jsonNames[nexusComponentData]()
+	nexusAssetFields     = jsonNames[nexusAssetData]()
+)
+
+func (*nexusBody) fields() []string { return nexusBodyFields }
+
+func (b *nexusBody) decodeField(name string, val json.RawMessage) bool {
+	switch name {
+	case "timestamp":
+		return decodeString(val, &b.Timestamp)
+	case "initiator":
+		return decodeString(val, &b.Initiator)
+	case "repositoryName":
+		return decodeString(val, &b.RepositoryName)
+	case "action":
+		return decodeString(val, &b.Action)
+	case "component":
+		return decodePtr(val, &b.Component)
+	case "asset":
+		return decodePtr(val, &b.Asset)
+	}
+	return false
+}
+
+func (*nexusComponentData) fields() []string { return nexusComponentFields }
+
+func (c *nexusComponentData) decodeField(name string, val json.RawMessage) bool {
+	switch name {
+	case "format":
+		return decodeString(val, &c.Format)
+	case "name":
+		return decodeString(val, &c.Name)
+	case "version":
+		return decodeString(val, &c.Version)
+	}
+	return false
+}
+
+func (*nexusAssetData) fields() []string { return nexusAssetFields }
+
+func (a *nexusAssetData) decodeField(name string, val json.RawMessage) bool {
+	switch name {
+	case "format":
+		return decodeString(val, &a.Format)
+	case "name":
+		return decodeString(val, &a.Name)
+	}
+	return false
 }
 
 // detectNexus: Nexus's webhook header, or the body of a component or asset
@@ -57,10 +114,10 @@ func detectNexus(t *top, h http.Header) bool {
 	return o.has("nodeId", "repositoryName") && (o.has("component") || o.has("asset"))
 }
 
-func parseNexus(n Notification, _ *top) ([]event.Event, error) {
+func parseNexus(n Notification, t *top) ([]event.Event, error) {
 	const source = "nexus"
 	var b nexusBody
-	if err := unmarshal(source, n.Body, &b); err != nil {
+	if err := decodeBody(source, n, t, &b); err != nil {
 		return nil, err
 	}
 	kind := strings.TrimSpace(n.Header.Get(nexusIDHeader))

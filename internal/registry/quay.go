@@ -27,12 +27,33 @@ type quayBody struct {
 	UpdatedTags json.RawMessage `json:"updated_tags"`
 }
 
+var quayBodyFields = jsonNames[quayBody]()
+
+func (*quayBody) fields() []string { return quayBodyFields }
+
+func (b *quayBody) decodeField(name string, val json.RawMessage) bool {
+	switch name {
+	case "name":
+		return decodeString(val, &b.Name)
+	case "repository":
+		return decodeString(val, &b.Repository)
+	case "namespace":
+		return decodeString(val, &b.Namespace)
+	case "docker_url":
+		return decodeString(val, &b.DockerURL)
+	case "updated_tags":
+		b.UpdatedTags = val
+		return true
+	}
+	return false
+}
+
 func detectQuay(t *top, _ http.Header) bool { return t.obj.has("docker_url", "updated_tags") }
 
-func parseQuay(n Notification, _ *top) ([]event.Event, error) {
+func parseQuay(n Notification, t *top) ([]event.Event, error) {
 	const source = "quay"
 	var b quayBody
-	if err := unmarshal(source, n.Body, &b); err != nil {
+	if err := decodeBody(source, n, t, &b); err != nil {
 		return nil, err
 	}
 	tags, err := quayTags(b.UpdatedTags)
@@ -80,8 +101,9 @@ func parseQuay(n Notification, _ *top) ([]event.Event, error) {
 	return evs, nil
 }
 
-// quayTags reads updated_tags: an array of tags, or (the 2013 format) an
-// object whose keys are the tags, in body order.
+// quayTags reads updated_tags (valid JSON, from a body that decoded): an
+// array of tags, or (the 2013 format) an object whose keys are the tags, in
+// body order.
 func quayTags(raw json.RawMessage) ([]string, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || string(raw) == "null" {
@@ -90,23 +112,17 @@ func quayTags(raw json.RawMessage) ([]string, error) {
 	var tags []string
 	switch raw[0] {
 	case '[':
-		var items []json.RawMessage
-		if err := json.Unmarshal(raw, &items); err != nil {
-			return nil, fmt.Errorf("updated_tags: %v", err)
-		}
-		for i, it := range items {
-			var s string
-			if json.Unmarshal(it, &s) != nil {
-				return nil, fmt.Errorf("updated_tags[%d]: want a JSON string, found a JSON %s", i, jsonKind(it[0]))
+		for e := elementsOf(raw); e.next(); {
+			var s string // null leaves it empty, as encoding/json does
+			if !decodeString(e.val, &s) {
+				return nil, fmt.Errorf("updated_tags[%d]: want a JSON string, found a JSON %s", len(tags), jsonKind(e.val[0]))
 			}
 			tags = append(tags, s)
 		}
 	case '{':
-		keys, err := objectKeys(raw)
-		if err != nil {
-			return nil, fmt.Errorf("updated_tags: %v", err)
+		for m := membersOf(raw); m.next(); {
+			tags = append(tags, string(m.key))
 		}
-		tags = keys
 	default:
 		return nil, fmt.Errorf("updated_tags: want a JSON array of tags, found a JSON %s", jsonKind(raw[0]))
 	}
@@ -119,27 +135,4 @@ func quayTags(raw json.RawMessage) ([]string, error) {
 		}
 	}
 	return tags, nil
-}
-
-// objectKeys returns the keys of a JSON object in the order they appear
-// (a Go map would lose it).
-func objectKeys(raw json.RawMessage) ([]string, error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if _, err := dec.Token(); err != nil { // '{'
-		return nil, err
-	}
-	var keys []string
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, err
-		}
-		k, _ := tok.(string) // object keys are always strings
-		keys = append(keys, k)
-		var skip json.RawMessage
-		if err := dec.Decode(&skip); err != nil {
-			return nil, err
-		}
-	}
-	return keys, nil
 }
