@@ -24,14 +24,16 @@ import (
 const githubEventHeader = "X-GitHub-Event"
 
 type ghcrBody struct {
-	Action          string       `json:"action"`
-	Package         *ghcrPackage `json:"package"`
-	RegistryPackage *ghcrPackage `json:"registry_package"`
-	Repository      *struct {
-		Owner *githubUser `json:"owner"`
-	} `json:"repository"`
-	Organization *githubUser `json:"organization"`
-	Sender       *githubUser `json:"sender"`
+	Action          string            `json:"action"`
+	Package         *ghcrPackage      `json:"package"`
+	RegistryPackage *ghcrPackage      `json:"registry_package"`
+	Repository      *githubRepository `json:"repository"`
+	Organization    *githubUser       `json:"organization"`
+	Sender          *githubUser       `json:"sender"`
+}
+
+type githubRepository struct {
+	Owner *githubUser `json:"owner"`
 }
 
 type githubUser struct {
@@ -49,25 +51,162 @@ type ghcrPackage struct {
 }
 
 type ghcrVersion struct {
-	Name              string `json:"name"`
-	Version           string `json:"version"`
-	CreatedAt         string `json:"created_at"`
-	UpdatedAt         string `json:"updated_at"`
-	PackageURL        string `json:"package_url"`
-	ContainerMetadata *struct {
-		Tag *struct {
-			Name   string `json:"name"`
-			Digest string `json:"digest"`
-		} `json:"tag"`
-		// manifest is an object in every body seen; GitHub's schema leaves
-		// its type open, so it is read only when it is one.
-		Manifest json.RawMessage `json:"manifest"`
-	} `json:"container_metadata"`
+	Name              string                 `json:"name"`
+	Version           string                 `json:"version"`
+	CreatedAt         string                 `json:"created_at"`
+	UpdatedAt         string                 `json:"updated_at"`
+	PackageURL        string                 `json:"package_url"`
+	ContainerMetadata *ghcrContainerMetadata `json:"container_metadata"`
 	// Webhook bodies carry metadata as an array; GitHub's REST API uses an
 	// object {"container": {"tags": [...]}}. docker_metadata is a list of
 	// {"tags": [...]}. Each is read when it has the shape that holds tags.
 	Metadata       json.RawMessage `json:"metadata"`
 	DockerMetadata json.RawMessage `json:"docker_metadata"`
+}
+
+type ghcrContainerMetadata struct {
+	Tag *ghcrTag `json:"tag"`
+	// manifest is an object in every body seen; GitHub's schema leaves
+	// its type open, so it is read only when it is one.
+	Manifest json.RawMessage `json:"manifest"`
+}
+
+type ghcrTag struct {
+	Name   string `json:"name"`
+	Digest string `json:"digest"`
+}
+
+type ghcrManifest struct {
+	Digest    string `json:"digest"`
+	MediaType string `json:"media_type"`
+}
+
+var (
+	ghcrBodyFields              = jsonNames[ghcrBody]()
+	githubRepositoryFields      = jsonNames[githubRepository]()
+	githubUserFields            = jsonNames[githubUser]()
+	ghcrPackageFields           = jsonNames[ghcrPackage]()
+	ghcrVersionFields           = jsonNames[ghcrVersion]()
+	ghcrContainerMetadataFields = jsonNames[ghcrContainerMetadata]()
+	ghcrTagFields               = jsonNames[ghcrTag]()
+	ghcrManifestFields          = jsonNames[ghcrManifest]()
+)
+
+func (*ghcrBody) fields() []string { return ghcrBodyFields }
+
+func (b *ghcrBody) decodeField(name string, val json.RawMessage) bool {
+	switch name {
+	case "action":
+		return decodeString(val, &b.Action)
+	case "package":
+		return decodePtr(val, &b.Package)
+	case "registry_package":
+		return decodePtr(val, &b.RegistryPackage)
+	case "repository":
+		return decodePtr(val, &b.Repository)
+	case "organization":
+		return decodePtr(val, &b.Organization)
+	case "sender":
+		return decodePtr(val, &b.Sender)
+	}
+	return false
+}
+
+func (*githubRepository) fields() []string { return githubRepositoryFields }
+
+func (r *githubRepository) decodeField(name string, val json.RawMessage) bool {
+	return name == "owner" && decodePtr(val, &r.Owner)
+}
+
+func (*githubUser) fields() []string { return githubUserFields }
+
+func (u *githubUser) decodeField(name string, val json.RawMessage) bool {
+	return name == "login" && decodeString(val, &u.Login)
+}
+
+func (*ghcrPackage) fields() []string { return ghcrPackageFields }
+
+func (p *ghcrPackage) decodeField(name string, val json.RawMessage) bool {
+	switch name {
+	case "name":
+		return decodeString(val, &p.Name)
+	case "namespace":
+		return decodeString(val, &p.Namespace)
+	case "ecosystem":
+		return decodeString(val, &p.Ecosystem)
+	case "package_type":
+		return decodeString(val, &p.PackageType)
+	case "owner":
+		return decodePtr(val, &p.Owner)
+	case "updated_at":
+		return decodeString(val, &p.UpdatedAt)
+	case "package_version":
+		return decodePtr(val, &p.PackageVersion)
+	}
+	return false
+}
+
+func (*ghcrVersion) fields() []string { return ghcrVersionFields }
+
+func (v *ghcrVersion) decodeField(name string, val json.RawMessage) bool {
+	switch name {
+	case "name":
+		return decodeString(val, &v.Name)
+	case "version":
+		return decodeString(val, &v.Version)
+	case "created_at":
+		return decodeString(val, &v.CreatedAt)
+	case "updated_at":
+		return decodeString(val, &v.UpdatedAt)
+	case "package_url":
+		return decodeString(val, &v.PackageURL)
+	case "container_metadata":
+		return decodePtr(val, &v.ContainerMetadata)
+	case "metadata":
+		v.Metadata = val
+		return true
+	case "docker_metadata":
+		v.DockerMetadata = val
+		return true
+	}
+	return false
+}
+
+func (*ghcrContainerMetadata) fields() []string { return ghcrContainerMetadataFields }
+
+func (m *ghcrContainerMetadata) decodeField(name string, val json.RawMessage) bool {
+	switch name {
+	case "tag":
+		return decodePtr(val, &m.Tag)
+	case "manifest":
+		m.Manifest = val
+		return true
+	}
+	return false
+}
+
+func (*ghcrTag) fields() []string { return ghcrTagFields }
+
+func (t *ghcrTag) decodeField(name string, val json.RawMessage) bool {
+	switch name {
+	case "name":
+		return decodeString(val, &t.Name)
+	case "digest":
+		return decodeString(val, &t.Digest)
+	}
+	return false
+}
+
+func (*ghcrManifest) fields() []string { return ghcrManifestFields }
+
+func (m *ghcrManifest) decodeField(name string, val json.RawMessage) bool {
+	switch name {
+	case "digest":
+		return decodeString(val, &m.Digest)
+	case "media_type":
+		return decodeString(val, &m.MediaType)
+	}
+	return false
 }
 
 // detectGHCR: GitHub's event header, or a body with registry_package, or
@@ -83,10 +222,10 @@ func detectGHCR(t *top, h http.Header) bool {
 	return isObject(o.get("package")) && o.has("sender")
 }
 
-func parseGHCR(n Notification, _ *top) ([]event.Event, error) {
+func parseGHCR(n Notification, t *top) ([]event.Event, error) {
 	const source = "ghcr"
 	var b ghcrBody
-	if err := unmarshal(source, n.Body, &b); err != nil {
+	if err := decodeBody(source, n, t, &b); err != nil {
 		return nil, err
 	}
 	name := strings.ToLower(strings.TrimSpace(n.Header.Get(githubEventHeader)))
@@ -208,18 +347,17 @@ func ghcrVersionRefs(v *ghcrVersion) (tags []string, digest, mediaType string) {
 			tags = append(tags, t)
 		}
 	}
-	var manifest struct {
-		Digest    string `json:"digest"`
-		MediaType string `json:"media_type"`
-	}
+	var manifest ghcrManifest
 	tagDigest := ""
 	if m := v.ContainerMetadata; m != nil {
 		if m.Tag != nil {
 			add(m.Tag.Name)
 			tagDigest = m.Tag.Digest
 		}
-		if isObject(m.Manifest) {
-			_ = json.Unmarshal(m.Manifest, &manifest) // best effort: only digest and media type are read
+		if isObject(m.Manifest) && !decodeStruct(m.Manifest, &manifest) {
+			// Best effort: encoding/json fills what it can.
+			manifest = ghcrManifest{}
+			_ = json.Unmarshal(m.Manifest, &manifest)
 		}
 	}
 	if isObject(v.Metadata) {
@@ -237,7 +375,7 @@ func ghcrVersionRefs(v *ghcrVersion) (tags []string, digest, mediaType string) {
 	var dm []struct {
 		Tags []json.RawMessage `json:"tags"`
 	}
-	if json.Unmarshal(v.DockerMetadata, &dm) == nil {
+	if len(v.DockerMetadata) > 0 && json.Unmarshal(v.DockerMetadata, &dm) == nil {
 		for _, d := range dm {
 			for _, t := range d.Tags {
 				add(jsonString(t))
@@ -262,14 +400,14 @@ func ghcrVersionRefs(v *ghcrVersion) (tags []string, digest, mediaType string) {
 // package's update time; GHCR often sends Go's zero time, which counts as
 // none.
 func ghcrTime(name string, p *ghcrPackage, v *ghcrVersion) (time.Time, error) {
-	for _, c := range []struct{ field, value string }{
-		{name + ".package_version.updated_at", v.UpdatedAt},
-		{name + ".package_version.created_at", v.CreatedAt},
-		{name + ".updated_at", p.UpdatedAt},
+	for _, c := range [...]struct{ field, value string }{
+		{".package_version.updated_at", v.UpdatedAt},
+		{".package_version.created_at", v.CreatedAt},
+		{".updated_at", p.UpdatedAt},
 	} {
 		t, err := rfc3339Time(c.value)
 		if err != nil {
-			return time.Time{}, malformed("ghcr", "%s: %v", c.field, err)
+			return time.Time{}, malformed("ghcr", "%s%s: %v", name, c.field, err)
 		}
 		if !t.IsZero() {
 			return t, nil
@@ -284,9 +422,10 @@ func isObject(raw json.RawMessage) bool {
 	return len(raw) > 0 && raw[0] == '{'
 }
 
-// jsonString returns raw as a string, "" when it is not a JSON string.
+// jsonString returns raw (valid JSON) as a string, "" when it is not a
+// JSON string.
 func jsonString(raw json.RawMessage) string {
 	var s string
-	_ = json.Unmarshal(raw, &s)
+	decodeString(raw, &s)
 	return s
 }

@@ -81,6 +81,14 @@ var fastTypes = []func() structDecoder{
 	func() structDecoder { return new(pubsubMessage) },
 	func() structDecoder { return new(garMessage) },
 	func() structDecoder { return new(quayBody) },
+	func() structDecoder { return new(ghcrBody) },
+	func() structDecoder { return new(githubRepository) },
+	func() structDecoder { return new(githubUser) },
+	func() structDecoder { return new(ghcrPackage) },
+	func() structDecoder { return new(ghcrVersion) },
+	func() structDecoder { return new(ghcrContainerMetadata) },
+	func() structDecoder { return new(ghcrTag) },
+	func() structDecoder { return new(ghcrManifest) },
 }
 
 // checkStructs decodes raw (valid JSON) into each of fastTypes with the
@@ -120,6 +128,8 @@ var fastFormats = map[string]func() structDecoder{
 	"gar-message":               func() structDecoder { return new(garMessage) },
 	"quay":                      func() structDecoder { return new(quayBody) },
 	"quay-legacy":               func() structDecoder { return new(quayBody) },
+	"github-package":            func() structDecoder { return new(ghcrBody) },
+	"github-registry_package":   func() structDecoder { return new(ghcrBody) },
 }
 
 // TestFastPathTaken: the corpus bodies of the formats with struct
