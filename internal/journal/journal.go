@@ -532,11 +532,12 @@ func (j *Journal) rotate(lsn uint64) (*segment, error) {
 	var f *os.File
 	var err error
 	if spare != "" {
-		if err = os.Rename(spare, path); err != nil {
-			return nil, err
+		if err = os.Rename(spare, path); err == nil {
+			f, err = os.OpenFile(path, os.O_RDWR, 0o600)
 		}
-		f, err = os.OpenFile(path, os.O_RDWR, 0o600)
-	} else {
+	}
+	if f == nil {
+		// No spare, or it could not be used (removed by hand, say).
 		f, err = j.create(path)
 	}
 	if err != nil {
@@ -671,16 +672,20 @@ func (j *Journal) Release(upTo uint64) error {
 		}
 		j.mu.Lock()
 		keep := len(j.spares) < maxSpares
-		spare := filepath.Join(j.dir, fmt.Sprintf("spare-%016x", sg.index))
-		if keep {
-			j.spares = append(j.spares, spare)
-		}
 		j.mu.Unlock()
-		if keep {
-			errs = append(errs, os.Rename(sg.path, spare))
-		} else {
+		if !keep {
 			errs = append(errs, os.Remove(sg.path))
+			continue
 		}
+		// Listed only once renamed: the writer may take it at once.
+		spare := filepath.Join(j.dir, fmt.Sprintf("spare-%016x", sg.index))
+		if err := os.Rename(sg.path, spare); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		j.mu.Lock()
+		j.spares = append(j.spares, spare)
+		j.mu.Unlock()
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("journal: release: %w", err)

@@ -394,3 +394,64 @@ func FuzzScan(f *testing.F) {
 		}
 	})
 }
+
+func TestReleaseWhileWriting(t *testing.T) {
+	// The writer takes spares as Release makes them: a spare must be
+	// listed only once its file is in place.
+	j := open(t, filepath.Join(t.TempDir(), "j"), 0)
+	stop := make(chan struct{})
+	released := make(chan error, 1)
+	go func() {
+		var err error
+		for err == nil {
+			select {
+			case <-stop:
+				released <- nil
+				return
+			default:
+			}
+			err = j.Release(j.Durable())
+		}
+		released <- err
+	}()
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for i := range 300 {
+				if _, err := j.Append(rec(i)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	if err := <-released; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestMissingSpareIsReplaced(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "j")
+	j := open(t, dir, 0)
+	for i := 1; i <= 40; i++ {
+		if _, err := j.Append(rec(i)); err != nil {
+			t.Fatal(err)
+		}
+		if err := j.Release(uint64(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	spares, _ := filepath.Glob(filepath.Join(dir, "spare-*"))
+	for _, s := range spares {
+		if err := os.Remove(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 41; i <= 80; i++ {
+		if _, err := j.Append(rec(i)); err != nil {
+			t.Fatalf("append %d after the spares were removed: %v", i, err)
+		}
+	}
+}
