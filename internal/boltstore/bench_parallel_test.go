@@ -5,22 +5,11 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // The parallel benchmarks run 16 goroutines (8 per CPU) against one store,
 // the way serve's HTTP handlers and delivery workers share it, and report
 // the write transactions (commits, each with its fsyncs) per operation.
-
-func benchTxID(b *testing.B, s *Store) int {
-	b.Helper()
-	var id int
-	if err := s.db.View(func(tx *bolt.Tx) error { id = tx.ID(); return nil }); err != nil {
-		b.Fatal(err)
-	}
-	return id
-}
 
 // BenchmarkParallel is the store's share of one notification end to end,
 // as serve makes it: claim its duplicate key and enqueue its task (1 KiB)
@@ -30,7 +19,7 @@ func BenchmarkParallel(b *testing.B) {
 	s := open(b, "", c)
 	payload := make([]byte, 1024)
 	var n atomic.Int64
-	before := benchTxID(b, s)
+	before := txid(b, s)
 	b.ReportAllocs()
 	b.SetParallelism(8)
 	b.RunParallel(func(pb *testing.PB) {
@@ -54,7 +43,7 @@ func BenchmarkParallel(b *testing.B) {
 			}
 		}
 	})
-	b.ReportMetric(float64(benchTxID(b, s)-before)/float64(b.N), "commits/op")
+	b.ReportMetric(float64(txid(b, s)-before)/float64(b.N), "commits/op")
 }
 
 // BenchmarkParallelRecordPut is the delivery log under concurrent workers.
@@ -63,7 +52,7 @@ func BenchmarkParallelRecordPut(b *testing.B) {
 	s := open(b, "", c)
 	rs := s.Records()
 	var n atomic.Int64
-	before := benchTxID(b, s)
+	before := txid(b, s)
 	b.ReportAllocs()
 	b.SetParallelism(8)
 	b.RunParallel(func(pb *testing.PB) {
@@ -73,5 +62,5 @@ func BenchmarkParallelRecordPut(b *testing.B) {
 			}
 		}
 	})
-	b.ReportMetric(float64(benchTxID(b, s)-before)/float64(b.N), "commits/op")
+	b.ReportMetric(float64(txid(b, s)-before)/float64(b.N), "commits/op")
 }

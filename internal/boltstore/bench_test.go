@@ -113,7 +113,7 @@ func BenchmarkParallelClaimEnqueue(b *testing.B) {
 	s := open(b, "", newClock(time.Now()))
 	payload := make([]byte, 1024)
 	var n atomic.Int64
-	before := benchTxID(b, s)
+	before := txid(b, s)
 	b.ReportAllocs()
 	b.SetParallelism(8)
 	b.RunParallel(func(pb *testing.PB) {
@@ -125,5 +125,5 @@ func BenchmarkParallelClaimEnqueue(b *testing.B) {
 			}
 		}
 	})
-	b.ReportMetric(float64(benchTxID(b, s)-before)/float64(b.N), "commits/op")
+	b.ReportMetric(float64(txid(b, s)-before)/float64(b.N), "commits/op")
 }

@@ -24,7 +24,7 @@ import (
 
 // txid is the id of the last committed write transaction: it grows by one
 // at each commit.
-func txid(t *testing.T, s *Store) int {
+func txid(t testing.TB, s *Store) int {
 	t.Helper()
 	var id int
 	if err := s.db.View(func(tx *bolt.Tx) error { id = tx.ID(); return nil }); err != nil {

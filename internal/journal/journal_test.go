@@ -41,6 +41,16 @@ func replayed(t *testing.T, j *Journal, after uint64) []string {
 	return out
 }
 
+// appendRecs appends rec(from) to rec(to).
+func appendRecs(t *testing.T, j *Journal, from, to int) {
+	t.Helper()
+	for i := from; i <= to; i++ {
+		if _, err := j.Append(rec(i)); err != nil {
+			t.Fatalf("append %d: %v", i, err)
+		}
+	}
+}
+
 func rec(i int) []byte { return []byte(fmt.Sprintf("record-%03d-%s", i, strings.Repeat("x", i%40))) }
 
 func want(from, to int) []string {
@@ -168,11 +178,7 @@ func TestConcurrentAppendsShareSyncs(t *testing.T) {
 func TestReleaseRecyclesSegments(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "j")
 	j := open(t, dir, 0)
-	for i := 1; i <= 30; i++ {
-		if _, err := j.Append(rec(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	appendRecs(t, j, 1, 30)
 	before, _ := segments(t, dir)
 	if err := j.Release(30); err != nil {
 		t.Fatal(err)
@@ -221,11 +227,7 @@ func TestTornTailIsDropped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := 1; i <= 10; i++ {
-		if _, err := j.Append(rec(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	appendRecs(t, j, 1, 10)
 	j.Close()
 	// Damage record 8: a crash tore the write that held 8, 9 and 10.
 	path := lastSegment(t, dir)
@@ -264,11 +266,7 @@ func TestTornTailIsDropped(t *testing.T) {
 func TestRenamedSpareHoldsNothing(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "j")
 	j := open(t, dir, 0)
-	for i := 1; i <= 40; i++ {
-		if _, err := j.Append(rec(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	appendRecs(t, j, 1, 40)
 	if err := j.Release(20); err != nil {
 		t.Fatal(err)
 	}
@@ -294,11 +292,7 @@ func TestRenamedSpareHoldsNothing(t *testing.T) {
 func TestOpenErrors(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "j")
 	j := open(t, dir, 0)
-	for i := 1; i <= 40; i++ {
-		if _, err := j.Append(rec(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	appendRecs(t, j, 1, 40)
 	j.Close()
 	if _, err := Open(dir, ID{9}, Options{SegmentSize: small}); !errors.Is(err, ErrForeign) {
 		t.Errorf("another id: %v", err)
