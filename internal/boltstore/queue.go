@@ -56,7 +56,7 @@ type Claimed struct {
 }
 
 // ClaimEnqueue claims each entry's key as Claim does and enqueues the items
-// of the entries whose key was new as Enqueue does, in one transaction:
+// of the entries whose key was new as Enqueue does, in one write:
 // on error nothing was claimed or enqueued. fresh[i] reports whether entry
 // i's key was new (true for an entry without a key).
 //

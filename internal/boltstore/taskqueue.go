@@ -15,7 +15,7 @@ import (
 // TaskQueue is the durable delivery queue: the receiver enqueues tasks, the
 // dispatcher's workers lease, retry and acknowledge them. It is a
 // dispatcher.RecordQueue: a delivery's record is written with its
-// settlement, one commit for both.
+// settlement, one journal write for both.
 type TaskQueue struct {
 	s *Store
 	// OnEnqueue is called after tasks were stored (to wake idle workers).
@@ -47,7 +47,7 @@ func (q *TaskQueue) Enqueue(ctx context.Context, tasks []delivery.Task) error {
 }
 
 // ClaimEnqueue claims the duplicate keys in the store and enqueues the
-// tasks of the new ones, due now, in one transaction (Store.ClaimEnqueue).
+// tasks of the new ones, due now, in one write (Store.ClaimEnqueue).
 func (q *TaskQueue) ClaimEnqueue(ctx context.Context, claims []receiver.Claim) ([]bool, error) {
 	entries := make([]Claimed, len(claims))
 	for i, c := range claims {
@@ -124,11 +124,14 @@ func (q *TaskQueue) Lease(ctx context.Context, max int, leaseFor time.Duration) 
 	return out, nil
 }
 
-// Ack finishes a task, keeping it for `regtrigger redeliver`.
+// Ack finishes a task without a record. Redeliver finds a finished task
+// through the records of its attempts, so one finished here with none
+// stored (by AckRecord, or by Records().Put while it was queued) cannot be
+// redelivered.
 func (q *TaskQueue) Ack(ctx context.Context, id string) error { return q.s.Finish(ctx, id, nil) }
 
 // AckRecord finishes a task and stores the record of its last attempt, in
-// one transaction.
+// one write.
 func (q *TaskQueue) AckRecord(ctx context.Context, id string, rec record.Record) error {
 	return q.s.Finish(ctx, id, &rec)
 }
@@ -139,7 +142,7 @@ func (q *TaskQueue) Retry(ctx context.Context, t delivery.Task, delay time.Durat
 }
 
 // RetryRecord is Retry and stores the record of the attempt, in one
-// transaction.
+// write.
 func (q *TaskQueue) RetryRecord(ctx context.Context, t delivery.Task, delay time.Duration, rec record.Record) error {
 	return q.retry(ctx, t, delay, &rec)
 }
