@@ -77,14 +77,15 @@ func (d directWrite) Wait() error {
 	return d.s.db.Update(d.o.apply)
 }
 
-// settleLocked records the outcome of o's journal write: durable, it may be
-// applied; failed, it never will be.
+// settleLocked records the outcome of o's journal write: durable, the
+// checkpointer is told; failed, o is taken out of the queue (the
+// checkpointer applies only ops at or below the journal's durable LSN, and
+// after a failed write that never passes a failed op).
 func (s *Store) settleLocked(o *op, err error) {
 	if o.direct {
 		return
 	}
 	if err == nil {
-		o.durable = true
 		if len(s.unapplied) >= checkpointOps {
 			s.kick()
 		} else {
@@ -96,6 +97,11 @@ func (s *Store) settleLocked(o *op, err error) {
 		s.unapplied = slices.Delete(s.unapplied, i, i+1)
 	}
 }
+
+// inFileLocked reports whether the write of o is in the file already
+// (applied by the checkpointer, or written directly): memory need not keep
+// its payload.
+func (s *Store) inFileLocked(o *op) bool { return o.direct || o.lsn <= s.applied }
 
 // kick wakes the checkpointer to apply what is durable now; kickLater
 // asks it to do so within checkpointDelay.
@@ -170,15 +176,34 @@ func (s *Store) flush(ctx context.Context) error {
 	}
 }
 
-// applyDurable applies the longest run of durable ops at the head of the
-// queue, applyBatch per transaction, and releases the journal up to them.
-// Only the checkpointer calls it (and Open, before it starts). A failure
-// is kept for Ping and tried again at the next checkpoint.
+// applyDurable applies every queued op the journal holds durably and
+// releases the journal up to them. Only the checkpointer calls it. A
+// failure is kept for Ping and tried again at the next checkpoint.
 func (s *Store) applyDurable() error {
+	before := s.appliedLSN()
+	err := s.applyJournaled()
+	if last := s.appliedLSN(); last > before {
+		err = errors.Join(err, s.journal.Release(last))
+	}
+	return err
+}
+
+func (s *Store) appliedLSN() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.applied
+}
+
+// applyJournaled applies the ops at the head of the queue whose journal
+// records are durable — a caller may have returned for a later one, so the
+// journal's durable LSN decides, not the callers — applyBatch per
+// transaction.
+func (s *Store) applyJournaled() error {
 	for {
+		durable := s.journal.Durable()
 		s.mu.Lock()
 		n := 0
-		for n < len(s.unapplied) && n < applyBatch && s.unapplied[n].durable {
+		for n < len(s.unapplied) && n < applyBatch && s.unapplied[n].lsn <= durable {
 			n++
 		}
 		ops := slices.Clone(s.unapplied[:n])
@@ -197,11 +222,9 @@ func (s *Store) applyDurable() error {
 		}
 		s.checkpointErr = nil
 		s.unapplied = slices.Delete(s.unapplied, 0, n)
+		s.applied = last
 		s.forgetPayloadsLocked(ops, last)
 		s.mu.Unlock()
-		if err := s.journal.Release(last); err != nil {
-			return err
-		}
 	}
 }
 
@@ -263,23 +286,21 @@ func (s *Store) openJournal(segmentSize int64) error {
 		return err
 	}
 	s.journal = j
-	var ops []*op
+	s.applied = applied
 	err = j.Replay(applied, func(lsn uint64, data []byte) error {
 		o, err := decodeOp(data)
 		if err != nil {
 			return fmt.Errorf("journal record %d: %w", lsn, err)
 		}
-		o.lsn, o.durable = lsn, true
-		ops = append(ops, o)
-		if len(ops) == applyBatch {
-			s.unapplied, ops = ops, nil
-			return s.applyDurable()
+		o.lsn = lsn
+		s.unapplied = append(s.unapplied, o)
+		if len(s.unapplied) == applyBatch {
+			return s.applyJournaled()
 		}
 		return nil
 	})
 	if err == nil {
-		s.unapplied = ops
-		err = s.applyDurable()
+		err = s.applyJournaled()
 	}
 	if err == nil {
 		err = j.Release(max(applied, j.Last()))

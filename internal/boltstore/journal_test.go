@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -43,10 +44,11 @@ func fileSum(t *testing.T, s *Store) [32]byte {
 	return sha256.Sum256(b)
 }
 
-// failing is a journal write that fails.
+// failing is a journal write that fails: the journal's durable LSN never
+// reaches it.
 type failing struct{}
 
-func (failing) LSN() uint64 { return 0 }
+func (failing) LSN() uint64 { return math.MaxUint64 }
 func (failing) Wait() error { return errors.New("disk full") }
 
 func TestFailedJournalWriteUndoesMemory(t *testing.T) {
@@ -189,7 +191,7 @@ func TestCheckpointFailureShowsInPing(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.mu.Lock()
-	s.unapplied = append(s.unapplied, &op{kind: 99, durable: true})
+	s.unapplied = append(s.unapplied, &op{kind: 99, lsn: s.journal.Durable()})
 	s.mu.Unlock()
 	if err := s.flush(ctx); err == nil || !strings.Contains(err.Error(), "unknown journal operation") {
 		t.Fatalf("flush: %v", err)
@@ -216,11 +218,78 @@ func TestCheckpointFailureShowsInPing(t *testing.T) {
 const crashEnv = "REGTRIGGER_BOLTSTORE_CRASH_CHILD"
 
 func TestMain(m *testing.M) {
-	if path := os.Getenv(crashEnv); path != "" {
-		crashChild(path)
-		return
+	if v := os.Getenv(crashEnv); v != "" {
+		mode, path, _ := strings.Cut(v, ":")
+		switch mode {
+		case "queue":
+			crashChild(path)
+		case "backlog":
+			backlogChild(path)
+		}
+		os.Exit(2)
 	}
 	os.Exit(m.Run())
+}
+
+// runChild runs this test binary as a child in mode on path.
+func runChild(t *testing.T, mode, path string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), crashEnv+"="+mode+":"+path)
+	return cmd
+}
+
+// backlogChild: the bbolt file cannot be written for a while (every
+// checkpoint fails, as on a full disk) while the journal goes on
+// acknowledging; then the process dies without closing the store.
+func backlogChild(path string) {
+	s, err := Open(path, Options{JournalSegmentSize: 64 << 10})
+	if err != nil {
+		fmt.Println("open:", err)
+		os.Exit(1)
+	}
+	s.mu.Lock()
+	s.unapplied = append(s.unapplied, &op{kind: 99, lsn: 0}) // refused by apply
+	s.mu.Unlock()
+	var wg sync.WaitGroup
+	for g := range backlogWriters {
+		wg.Go(func() {
+			for i := range backlogRecords / backlogWriters {
+				if err := s.Records().Put(ctx, record.Record{TaskID: fmt.Sprint("t", g, "-", i), Trigger: "a", Status: record.Success}); err != nil {
+					fmt.Println("put:", err)
+					os.Exit(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	fmt.Println("acknowledged")
+	os.Exit(0)
+}
+
+// More records than one replay transaction holds, over many segments.
+const backlogWriters, backlogRecords = 32, applyBatch + 800
+
+func TestReplayOfABacklog(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a child process")
+	}
+	path := filepath.Join(t.TempDir(), "s.db")
+	out, err := runChild(t, "backlog", path).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "acknowledged") {
+		t.Fatalf("child: %v %s", err, out)
+	}
+	segs, _ := filepath.Glob(path + "-journal/seg-*")
+	if len(segs) < 3 {
+		t.Fatalf("%d journal segments after the crash: the test wants a backlog over several", len(segs))
+	}
+	s := open(t, path, newClock(time.Now()))
+	if n := keys(t, s, bRecords); n != backlogRecords {
+		t.Errorf("%d records after the replay, want %d", n, backlogRecords)
+	}
+	if segs, _ := filepath.Glob(path + "-journal/seg-*"); len(segs) != 0 {
+		t.Errorf("segments left after the replay: %v", segs)
+	}
 }
 
 // crashChild queues tasks one at a time, finishing every other one with a
@@ -253,8 +322,7 @@ func TestCrashLosesNothing(t *testing.T) {
 		t.Skip("starts a child process")
 	}
 	path := filepath.Join(t.TempDir(), "crash.db")
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), crashEnv+"="+path)
+	cmd := runChild(t, "queue", path)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -419,5 +487,134 @@ func TestLargeWritesBypassTheJournal(t *testing.T) {
 	items, err := s.Lease(ctx, 10, time.Minute)
 	if err != nil || len(items) != 2 || items[1].ID != "big" || len(items[1].Payload) != len(big)+1 {
 		t.Fatalf("after reopen: %d items, %v", len(items), err)
+	}
+}
+
+// gated is a journal write that is durable, but whose caller is slow to
+// learn it (a GC pause, a busy CPU).
+type gated struct {
+	waiter
+	gate chan struct{}
+}
+
+func (g gated) Wait() error { err := g.waiter.Wait(); <-g.gate; return err }
+
+// slowCaller runs write, whose journal write's caller is held until the
+// returned function is called (which then waits for write to end; calls
+// after the first do nothing).
+func slowCaller(t *testing.T, s *Store, write func()) (release func()) {
+	t.Helper()
+	gate, submitted := make(chan struct{}), make(chan struct{})
+	real := s.submit
+	s.mu.Lock()
+	s.submit = func(b []byte) waiter {
+		s.submit = real // called under s.mu
+		close(submitted)
+		return gated{real(b), gate}
+	}
+	s.mu.Unlock()
+	var wg sync.WaitGroup
+	wg.Go(write)
+	<-submitted
+	var once sync.Once
+	return func() { once.Do(func() { close(gate); wg.Wait() }) }
+}
+
+func TestFlushAppliesWhatIsDurableNotWhatCallersKnow(t *testing.T) {
+	// An earlier write's caller has not returned yet; a later one has: a
+	// read that flushes must see the later one.
+	s := open(t, "", newClock(t0))
+	release := slowCaller(t, s, func() {
+		if err := s.Records().Put(ctx, record.Record{TaskID: "slow", Status: record.Success}); err != nil {
+			t.Error(err)
+		}
+	})
+	defer release()
+	if err := s.Records().Put(ctx, record.Record{TaskID: "mine", Status: record.Success}); err != nil {
+		t.Fatal(err)
+	}
+	if got := recs(t, s.Records(), record.Query{TaskID: "mine"}); got != "mine:success" {
+		t.Errorf("List after Put = %q", got)
+	}
+	// And a Release after the claim returned deletes it for good.
+	if fresh, err := s.Claim(ctx, "k", time.Hour); err != nil || !fresh {
+		t.Fatal(fresh, err)
+	}
+	if err := s.Release(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
+	release()
+	path := s.Path()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, path, newClock(t0))
+	if fresh, err := s.Claim(ctx, "k", time.Hour); err != nil || !fresh {
+		t.Errorf("a released key after a restart: fresh=%v, %v", fresh, err)
+	}
+}
+
+func TestOneSettlementAtATime(t *testing.T) {
+	// A task's lease ended while its worker delivered; a second worker
+	// leased and delivered it too. Both settle: one wins, the other is
+	// told, and the file keeps one pending entry.
+	path := filepath.Join(t.TempDir(), "s.db")
+	c := newClock(t0)
+	s := open(t, path, c)
+	if err := s.Enqueue(ctx, []Item{{ID: "x", Payload: []byte("p")}}); err != nil {
+		t.Fatal(err)
+	}
+	if its, _ := s.Lease(ctx, 1, time.Minute); len(its) != 1 {
+		t.Fatal("no lease")
+	}
+	c.add(2 * time.Minute)
+	if its, _ := s.Lease(ctx, 1, time.Minute); len(its) != 1 {
+		t.Fatal("no second lease")
+	}
+	release := slowCaller(t, s, func() {
+		if err := s.Reschedule(ctx, Item{ID: "x", Payload: []byte("p1"), Due: t0.Add(time.Hour)}, nil); err != nil {
+			t.Error(err)
+		}
+	})
+	for _, settle := range []func() error{
+		func() error {
+			return s.Reschedule(ctx, Item{ID: "x", Payload: []byte("p2"), Due: t0.Add(2 * time.Hour)}, nil)
+		},
+		func() error { return s.Finish(ctx, "x", nil) },
+		func() error { return s.DeadLetter(ctx, "x", errors.New("r")) },
+	} {
+		if err := settle(); !errors.Is(err, ErrSettling) {
+			t.Errorf("a second settlement: %v, want ErrSettling", err)
+		}
+	}
+	release()
+	if n := keys(t, s, bPending); n != 1 {
+		t.Errorf("%d pending entries for one task", n)
+	}
+	s.Close()
+	c.add(time.Hour)
+	s = open(t, path, c)
+	if got := lease(t, s); got != "x:p1" {
+		t.Errorf("after a restart: %q", got)
+	}
+}
+
+func TestKeysBboltRefusesAreRefusedFirst(t *testing.T) {
+	s := open(t, "", newClock(t0))
+	long := strings.Repeat("x", maxKeyPart+1)
+	if err := s.Records().Put(ctx, record.Record{TaskID: long}); err == nil {
+		t.Error("a record with a 1 KiB task id was taken")
+	}
+	if err := s.Records().Put(ctx, record.Record{TaskID: "t", Trigger: long}); err == nil {
+		t.Error("a record with a 1 KiB trigger name was taken")
+	}
+	if err := s.Enqueue(ctx, []Item{{ID: long}}); err == nil {
+		t.Error("a task with a 1 KiB id was taken")
+	}
+	if err := s.Records().Put(ctx, record.Record{TaskID: "ok"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Ping(ctx); err != nil {
+		t.Error(err)
 	}
 }

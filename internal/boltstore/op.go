@@ -36,9 +36,8 @@ type op struct {
 	payload []byte      // reschedule
 	rec     *storedRecord
 
-	lsn     uint64 // in the journal
-	durable bool   // its journal write is durable: it may be applied
-	direct  bool   // too large for the journal: written to the file at once
+	lsn    uint64 // in the journal
+	direct bool   // too large for the journal: written to the file at once
 }
 
 // taskWrite is a new task.

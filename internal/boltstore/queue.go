@@ -14,7 +14,9 @@ import (
 	"github.com/regtrigger/regtrigger/internal/record"
 )
 
-// Item is one queued message with an opaque payload.
+// Item is one queued message with an opaque payload. The store keeps the
+// Payload slice it is given (in memory until the file has it): do not
+// change it afterwards.
 type Item struct {
 	ID      string
 	Payload []byte
@@ -38,6 +40,9 @@ var (
 	ErrNoItem = errors.New("no such queue item")
 	// ErrQueued: the item is still in the queue.
 	ErrQueued = errors.New("item is still queued")
+	// ErrSettling: another holder of the item's lease (a worker whose
+	// lease ended while it delivered) is finishing or rescheduling it.
+	ErrSettling = errors.New("item is being settled by another lease")
 )
 
 // Enqueue stores items atomically (all or none). An item whose ID is
@@ -74,8 +79,8 @@ func (s *Store) claimEnqueue(ctx context.Context, what string, entries []Claimed
 	}
 	for _, c := range entries {
 		for _, it := range c.Items {
-			if it.ID == "" {
-				return nil, fmt.Errorf("%s: queue item without an id", what)
+			if err := checkKeyPart("queue item id", it.ID); err != nil {
+				return nil, fmt.Errorf("%s: %w", what, err)
 			}
 		}
 	}
@@ -121,7 +126,7 @@ func (s *Store) claimEnqueue(ctx context.Context, what string, entries []Claimed
 		delete(s.queue.reserved, t.id)
 		if err == nil {
 			e := &entry{id: t.id, key: t.key, stored: t.due, due: t.due, lsn: o.lsn}
-			if !o.direct {
+			if !s.inFileLocked(o) {
 				e.payload = t.payload // until the checkpointer writes it
 			}
 			s.queue.add(e)
@@ -187,18 +192,6 @@ func (s *Store) Lease(ctx context.Context, max int, leaseFor time.Duration) ([]I
 	return out, nil
 }
 
-// queuedEntry returns a copy of the entry of id; ErrNoItem if id is not
-// queued.
-func (s *Store) queuedEntry(id string) (entry, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e := s.queue.byID[id]
-	if e == nil {
-		return entry{}, fmt.Errorf("%w: %s", ErrNoItem, id)
-	}
-	return *e, nil
-}
-
 // Finish takes a task off the queue for good (delivered, or failed for
 // good) and stores rec, the record of its last attempt, in the same write
 // when it is not nil. The payload stays for Requeue (`regtrigger
@@ -233,10 +226,17 @@ func (s *Store) settle(ctx context.Context, what, id string, rec *record.Record,
 	}
 	s.mu.Lock()
 	e := s.queue.byID[id]
-	if e == nil {
+	switch {
+	case e == nil:
 		s.mu.Unlock()
 		return fmt.Errorf("%s: %w: %s", what, ErrNoItem, id)
+	case e.settling:
+		// Two settlements built from one stored due time would leave
+		// two pending entries in the file.
+		s.mu.Unlock()
+		return fmt.Errorf("%s: %w", what, ErrSettling)
 	}
+	e.settling = true
 	o := &op{task: e.key, stored: e.stored, rec: enc}
 	build(o)
 	w := s.submitLocked(o)
@@ -245,6 +245,7 @@ func (s *Store) settle(ctx context.Context, what, id string, rec *record.Record,
 	err = w.Wait()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	e.settling = false
 	s.settleLocked(o, err)
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
@@ -252,8 +253,8 @@ func (s *Store) settle(ctx context.Context, what, id string, rec *record.Record,
 	if s.queue.byID[id] == e {
 		e.lsn = o.lsn
 		done(e)
-		if o.direct {
-			e.payload = nil // in the file already
+		if s.inFileLocked(o) {
+			e.payload = nil
 		}
 	}
 	return nil
@@ -266,14 +267,28 @@ func (s *Store) DeadLetter(ctx context.Context, id string, reason error) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	e, err := s.queuedEntry(id)
-	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
+	s.mu.Lock()
+	cur := s.queue.byID[id]
+	switch {
+	case cur == nil:
+		s.mu.Unlock()
+		return fmt.Errorf("%s: %w: %s", what, ErrNoItem, id)
+	case cur.settling:
+		s.mu.Unlock()
+		return fmt.Errorf("%s: %w", what, ErrSettling)
 	}
+	cur.settling = true
+	e := *cur
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		cur.settling = false
+		s.mu.Unlock()
+	}()
 	if err := s.flush(ctx); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	err = s.update(ctx, what, func(tx *bolt.Tx) error {
+	err := s.update(ctx, what, func(tx *bolt.Tx) error {
 		tasks := tx.Bucket(bTasks)
 		payload := e.payload
 		if payload == nil {

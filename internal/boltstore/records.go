@@ -70,6 +70,13 @@ func encodeRecord(r *record.Record, now time.Time) (*storedRecord, error) {
 		return nil, nil
 	}
 	rec := *r
+	for _, part := range []struct{ what, v string }{{"record's task id", rec.TaskID}, {"record's trigger", rec.Trigger}} {
+		if part.v != "" {
+			if err := checkKeyPart(part.what, part.v); err != nil {
+				return nil, err
+			}
+		}
+	}
 	if rec.Time.IsZero() {
 		rec.Time = now.UTC()
 	}

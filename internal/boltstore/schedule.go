@@ -45,6 +45,8 @@ type entry struct {
 	lsn     uint64
 	// value is Item.Value until a lease takes it.
 	value any
+	// settling: a Finish, Reschedule or DeadLetter of it is under way.
+	settling bool
 }
 
 // schedule is the queue in memory: every queued task by id, by task key

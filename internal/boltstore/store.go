@@ -20,9 +20,11 @@
 // journal; Open replays what the file did not get before a crash. What a
 // write decides (is a duplicate key new, is an id queued) is decided in
 // memory when it starts, and undone if its journal write fails. The rare
-// writes (Release, DeadLetter, Requeue, Purge, triggers) and the reads that
-// need the file to be complete (Records.List, Archived) first wait for the
-// checkpointer to apply everything journaled, then use the file directly.
+// writes (Release, DeadLetter, Requeue, Purge) and the reads that need the
+// file to be complete (Records.List, Archived) first wait for the
+// checkpointer to apply everything the journal holds, then use the file
+// directly; so does a write too large for the journal. Trigger writes,
+// which nothing journaled touches, go to the file directly.
 //
 // Durability: every method returns only once its write is durable, in the
 // journal or in the file. bbolt's NoSync is never set; the freelist is not
@@ -150,7 +152,8 @@ type Options struct {
 
 // DefaultJournalSegmentSize is the size of a journal segment: with a
 // notification's task and its delivery's record about 1.5 KiB, some five
-// thousand notifications. At most three segments exist at a time.
+// thousand notifications. Normally four exist at a time: the one written,
+// the one before it until the checkpointer has applied it, and two spares.
 const DefaultJournalSegmentSize = 8 << 20
 
 // Store is the embedded store. It is safe for concurrent use.
@@ -172,6 +175,7 @@ type Store struct {
 	claims        claims
 	seq           uint64 // the last task sequence taken
 	unapplied     []*op  // in journal order
+	applied       uint64 // the last journal record in the file
 	checkpointErr error  // the last checkpoint's failure, until one succeeds
 
 	// The checkpointer's signals.
@@ -368,6 +372,24 @@ func appending(tx *bolt.Tx, name []byte) *bolt.Bucket {
 	b := tx.Bucket(name)
 	b.FillPercent = 1.0
 	return b
+}
+
+// maxKeyPart bounds the ids and names that become part of a bbolt key
+// (task ids, trigger names): far above what regtrigger makes (tsk_ and 32
+// hex digits; names of at most 64 characters), far below bbolt's 32 KiB
+// key limit. Writes check it before they are acknowledged, so that the
+// checkpointer never meets a key bbolt refuses.
+const maxKeyPart = 1024
+
+// checkKeyPart refuses an empty or oversized id or name.
+func checkKeyPart(what, v string) error {
+	switch {
+	case v == "":
+		return fmt.Errorf("%s is empty", what)
+	case len(v) > maxKeyPart:
+		return fmt.Errorf("%s is %d bytes long, more than %d", what, len(v), maxKeyPart)
+	}
+	return nil
 }
 
 // errUnchanged rolls back a write transaction that changed nothing, so

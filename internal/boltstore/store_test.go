@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -247,4 +248,16 @@ func TestCanceledContext(t *testing.T) {
 	if n := keys(t, s, bTasks) + keys(t, s, bPending) + keys(t, s, bTriggers) + keys(t, s, bRecords) + keys(t, s, bDedupe); n != 0 {
 		t.Errorf("a canceled call wrote %d keys", n)
 	}
+}
+
+// queuedEntry returns a copy of the entry of id; ErrNoItem if id is not
+// queued.
+func (s *Store) queuedEntry(id string) (entry, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.queue.byID[id]
+	if e == nil {
+		return entry{}, fmt.Errorf("%w: %s", ErrNoItem, id)
+	}
+	return *e, nil
 }

@@ -9,8 +9,9 @@
 // then releases them; Replay gives back, after a crash or a restart, the
 // records written after a given LSN.
 //
-// Files. The journal is a directory of segments named seg-<index> (16 hex
-// digits, in write order) and spares named spare-<n>. Each segment starts
+// Files. The journal is a directory of segments named seg-<index> and
+// spares named spare-<index> (16 hex digits; an index is never used twice,
+// segments' follow the write order). Each segment starts
 // with a 32-byte header (magic, the journal's id, zeros) and holds frames:
 //
 //	length uint32 | crc32c uint32 (of lsn and data) | lsn uint64 | data
@@ -21,12 +22,17 @@
 // frame never spans segments.
 //
 // Crash safety. A write is acknowledged only after its sync, so a crash can
-// tear only writes nobody was told about. Reading stops at the first frame
-// that is short, fails its checksum or does not continue the LSNs: what
-// follows it was never acknowledged, or belongs to a segment's earlier life
-// as a spare. Every Open starts writing in a new segment, so a torn tail is
-// never written after. A spare becomes a segment by a rename that is synced
-// (with its directory) before anything is written to it.
+// tear only writes nobody was told about. Reading a segment stops at the
+// first frame that is short, fails its checksum or does not continue the
+// LSNs: what follows it was never acknowledged, or belongs to the segment's
+// earlier life as a spare. Every Open starts writing in a new segment, so a
+// torn tail is never written after. A file becomes a segment complete: a
+// new one is made under a .tmp name (removed at Open), a spare gets its
+// header and an empty first frame, synced, before its rename; the
+// directory is synced before the first frame is written. At Open, a
+// segment whose records come before its predecessor's holds nothing, and
+// one that skips records the owner has not applied is an error (ErrGap),
+// never a silent loss; so is a read error.
 //
 // One process owns a journal: the owner's file lock (the bbolt file's) keeps
 // others out.
@@ -74,6 +80,8 @@ var (
 	ErrTooLarge = errors.New("journal record too large")
 	// ErrClosed: the journal is closed.
 	ErrClosed = errors.New("journal closed")
+	// ErrEmpty: a record has no bytes.
+	ErrEmpty = errors.New("empty journal record")
 	// ErrGap: records after the applied ones are missing (a segment was
 	// deleted by hand, say): replaying would skip them.
 	ErrGap = errors.New("journal records are missing")
@@ -104,13 +112,12 @@ type Journal struct {
 	durable   uint64     // every record up to this LSN is durable
 	err       error      // sticky: after a failed write or sync nothing more is written
 	closed    bool
-	idle      *sync.Cond // signalled when the writer stops
+	idle      *sync.Cond // signalled when the writer or the spare maker stops
 	segs      []*segment // oldest first; the last one is written to
 	off       int64      // where the next frame goes in the last segment
 	spares    []string
 	nextSeg   uint64     // index of the next segment
 	replay    []*segment // found at Open, not released yet
-	applied   uint64     // Options.Applied
 	buf       []byte
 	// fsync is fdatasync; tests replace it to fail or to count.
 	fsync func(*os.File) error
@@ -149,63 +156,54 @@ func Open(dir string, id ID, opts Options) (*Journal, error) {
 	var segs []*segment
 	for _, de := range names {
 		name := de.Name()
+		kind, hex, _ := strings.Cut(name, "-")
+		index, perr := strconv.ParseUint(hex, 16, 64)
 		switch {
 		case strings.HasSuffix(name, ".tmp"):
-			// A spare being made when the process stopped.
+			// A file being made when the process stopped.
 			if err := os.Remove(filepath.Join(dir, name)); err != nil {
 				return nil, fmt.Errorf("journal: %w", err)
 			}
-		case strings.HasPrefix(name, "spare-"):
+			continue
+		case kind == "spare" && perr == nil:
 			j.spares = append(j.spares, filepath.Join(dir, name))
-		case strings.HasPrefix(name, "seg-"):
-			index, err := strconv.ParseUint(strings.TrimPrefix(name, "seg-"), 16, 64)
-			if err != nil {
-				return nil, fmt.Errorf("journal: unexpected file %s in %s", name, dir)
-			}
+		case kind == "seg" && perr == nil:
 			segs = append(segs, &segment{index: index, path: filepath.Join(dir, name)})
+		default:
+			return nil, fmt.Errorf("journal: unexpected file %s in %s", name, dir)
 		}
+		j.nextSeg = max(j.nextSeg, index+1) // names are never used twice
 	}
 	slices.SortFunc(segs, func(a, b *segment) int { return cmpUint(a.index, b.index) })
-	// Read every segment in order: the LSNs continue from one frame to
-	// the next across segments; a segment that does not continue them
-	// holds nothing (a spare renamed just before a crash).
+	// Each segment holds consecutive records; from one segment to the
+	// next they continue. A segment whose records come before its
+	// predecessor's holds a spare's old records (a crash before its first
+	// frame was cleared): nothing. One that skips records the owner has
+	// not applied means records are missing.
 	var last uint64
 	for _, sg := range segs {
-		if err := j.scan(sg, last); err != nil {
+		if err := j.scan(sg); err != nil {
 			return nil, err
 		}
-		if sg.first <= sg.last {
+		switch {
+		case sg.first > sg.last: // empty
+		case last > 0 && sg.first <= last:
+			sg.first, sg.last = 1, 0
+		case sg.first > max(last, opts.Applied)+1:
+			return nil, fmt.Errorf("journal %s: %w: %s starts at record %d, but records up to %d only were found or applied", dir, ErrGap, sg.path, sg.first, max(last, opts.Applied))
+		default:
 			last = sg.last
 		}
-		j.nextSeg = sg.index + 1
 	}
 	j.replay = segs
-	j.applied = opts.Applied
 	j.next = max(last, opts.Applied) + 1
 	j.durable = j.next - 1
-	if err := j.checkGap(); err != nil {
-		return nil, err
-	}
 	return j, nil
 }
 
-// checkGap makes sure that the records found continue the applied ones.
-func (j *Journal) checkGap() error {
-	for _, sg := range j.replay {
-		if sg.first > sg.last || sg.last <= j.applied {
-			continue
-		}
-		if sg.first > j.applied+1 {
-			return fmt.Errorf("journal %s: %w: records up to %d were applied, and the first one found after them is %d", j.dir, ErrGap, j.applied, sg.first)
-		}
-		return nil
-	}
-	return nil
-}
-
-// scan reads sg's header and frames, setting first and last. after is the
-// LSN before the segment's first frame (0: any).
-func (j *Journal) scan(sg *segment, after uint64) error {
+// scan reads sg's header and frames, setting first and last (first >
+// last when it holds none).
+func (j *Journal) scan(sg *segment) error {
 	f, err := os.Open(sg.path)
 	if err != nil {
 		return fmt.Errorf("journal: %w", err)
@@ -214,18 +212,28 @@ func (j *Journal) scan(sg *segment, after uint64) error {
 	sg.first, sg.last = 1, 0
 	var hdr [headerSize]byte
 	if _, err := io.ReadFull(f, hdr[:]); err != nil {
-		return nil // too short to hold a record: empty
+		if readErr(err) == nil {
+			return nil // too short to hold a record: empty
+		}
+		return fmt.Errorf("journal: %s: %w", sg.path, err)
+	}
+	if hdr == [headerSize]byte{} {
+		return nil // a file of zeros whose header was never written: empty
 	}
 	if err := j.checkHeader(hdr[:], sg.path); err != nil {
 		return err
 	}
-	return Scan(f, after, func(lsn uint64, _ []byte) error {
+	err = Scan(f, 0, func(lsn uint64, _ []byte) error {
 		if sg.first > sg.last {
 			sg.first = lsn
 		}
 		sg.last = lsn
 		return nil
 	})
+	if err != nil {
+		return fmt.Errorf("journal: %s: %w", sg.path, err)
+	}
+	return nil
 }
 
 func (j *Journal) checkHeader(hdr []byte, path string) error {
@@ -241,14 +249,15 @@ func (j *Journal) checkHeader(hdr []byte, path string) error {
 // Scan reads frames from r (positioned after a segment's header) and calls
 // fn for each valid one, in order, until a frame is short, fails its
 // checksum or does not continue the LSNs: after+1 first when after > 0,
-// then one more each. The data passed to fn is only valid during the call.
+// then one more each. It returns fn's error, or r's other than the end of
+// the data. The data passed to fn is only valid during the call.
 func Scan(r io.Reader, after uint64, fn func(lsn uint64, data []byte) error) error {
 	var head [frameHead]byte
 	var data []byte
 	want := after + 1
 	for {
 		if _, err := io.ReadFull(r, head[:]); err != nil {
-			return nil
+			return readErr(err)
 		}
 		n := binary.BigEndian.Uint32(head[0:4])
 		sum := binary.BigEndian.Uint32(head[4:8])
@@ -264,7 +273,7 @@ func Scan(r io.Reader, after uint64, fn func(lsn uint64, data []byte) error) err
 		}
 		data = data[:n]
 		if _, err := io.ReadFull(r, data); err != nil {
-			return nil
+			return readErr(err)
 		}
 		if crc32.Update(crc32.Checksum(head[8:16], castagnoli), castagnoli, data) != sum {
 			return nil
@@ -274,6 +283,15 @@ func Scan(r io.Reader, after uint64, fn func(lsn uint64, data []byte) error) err
 		}
 		after, want = lsn, lsn+1
 	}
+}
+
+// readErr is nil for the end of the data (a short or torn tail), else err:
+// a read error is not the end of the log.
+func readErr(err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return nil
+	}
+	return err
 }
 
 // maxRecord bounds what Scan believes a length field (a damaged one could
@@ -291,7 +309,7 @@ func (j *Journal) Last() uint64 {
 // in order. Call it before the first Submit.
 func (j *Journal) Replay(after uint64, fn func(lsn uint64, data []byte) error) error {
 	j.mu.Lock()
-	segs := j.replay
+	segs := slices.Clone(j.replay) // Release may change the list meanwhile
 	j.mu.Unlock()
 	prev := uint64(0)
 	for _, sg := range segs {
@@ -363,6 +381,10 @@ func (j *Journal) Submit(recs ...[]byte) *Pending {
 		return p
 	}
 	for _, r := range recs {
+		if len(r) == 0 {
+			p.fail(ErrEmpty) // a frame of length 0 marks the end of a segment
+			return p
+		}
 		if int64(len(r)) > j.segSize-headerSize-frameHead {
 			p.fail(fmt.Errorf("%w: %d bytes, a segment holds %d", ErrTooLarge, len(r), j.segSize-headerSize-frameHead))
 			return p
@@ -514,9 +536,12 @@ func appendFrame(buf []byte, lsn uint64, data []byte) []byte {
 	return append(append(buf, head[:]...), data...)
 }
 
-// rotate starts the next segment, whose first record will be lsn: a spare
-// renamed, or a new file filled with zeros; either way synced, with the
-// directory, before it is written to.
+// rotate starts the next segment, whose first record will be lsn. A spare
+// (a released segment, or a file made for it) gets the header and an empty
+// first frame, synced, before it is renamed to the segment's name; a new
+// file is made in full under a temporary name. Either way the directory is
+// synced before anything is written to the segment, so a crash leaves a
+// spare, a .tmp file (removed at Open) or a valid empty segment.
 func (j *Journal) rotate(lsn uint64) (*segment, error) {
 	j.mu.Lock()
 	index := j.nextSeg
@@ -530,36 +555,15 @@ func (j *Journal) rotate(lsn uint64) (*segment, error) {
 
 	path := filepath.Join(j.dir, fmt.Sprintf("seg-%016x", index))
 	var f *os.File
-	var err error
 	if spare != "" {
-		if err = os.Rename(spare, path); err == nil {
-			f, err = os.OpenFile(path, os.O_RDWR, 0o600)
-		}
+		f = j.reuse(spare, path)
 	}
 	if f == nil {
 		// No spare, or it could not be used (removed by hand, say).
-		f, err = j.create(path)
-	}
-	if err != nil {
-		return nil, err
-	}
-	var hdr [headerSize]byte
-	copy(hdr[:8], magic)
-	copy(hdr[8:24], j.id[:])
-	if _, err := f.WriteAt(hdr[:], 0); err != nil {
-		f.Close()
-		return nil, err
-	}
-	// The first frame's spot says "nothing here" until it is written, so
-	// a spare's old frames can never be read as this segment's.
-	var zero [frameHead]byte
-	if _, err := f.WriteAt(zero[:], headerSize); err != nil {
-		f.Close()
-		return nil, err
-	}
-	if err := j.fsync(f); err != nil {
-		f.Close()
-		return nil, err
+		var err error
+		if f, err = j.create(path); err != nil {
+			return nil, err
+		}
 	}
 	if err := syncDir(j.dir); err != nil {
 		f.Close()
@@ -573,6 +577,38 @@ func (j *Journal) rotate(lsn uint64) (*segment, error) {
 	return sg, nil
 }
 
+// reuse makes the spare at spare the empty segment at path; nil if it
+// cannot (the caller makes a new file then).
+func (j *Journal) reuse(spare, path string) *os.File {
+	f, err := os.OpenFile(spare, os.O_RDWR, 0o600)
+	if err != nil {
+		return nil
+	}
+	if err := j.begin(f); err != nil {
+		f.Close()
+		return nil
+	}
+	if err := j.fsync(f); err != nil {
+		f.Close()
+		return nil
+	}
+	if err := os.Rename(spare, path); err != nil {
+		f.Close()
+		return nil
+	}
+	return f
+}
+
+// begin writes a segment's header and an empty first frame, so that a
+// spare's old frames can never be read as this segment's; the caller syncs.
+func (j *Journal) begin(f *os.File) error {
+	var b [headerSize + frameHead]byte
+	copy(b[:8], magic)
+	copy(b[8:24], j.id[:])
+	_, err := f.WriteAt(b[:], 0)
+	return err
+}
+
 // prepareLocked makes a spare in the background when none is ready, so
 // that the writer does not stop to fill a new file with zeros when the
 // segment it writes is full. The caller holds j.mu. Each rotation asks for
@@ -582,8 +618,13 @@ func (j *Journal) prepareLocked() {
 		return
 	}
 	j.preparing = true
+	path := filepath.Join(j.dir, fmt.Sprintf("spare-%016x", j.nextSeg))
+	j.nextSeg++
 	go func() {
-		path, err := j.createSpare()
+		f, err := j.create(path)
+		if err == nil {
+			err = f.Close()
+		}
 		j.mu.Lock()
 		defer j.mu.Unlock()
 		j.preparing = false
@@ -599,43 +640,33 @@ func (j *Journal) prepareLocked() {
 	}()
 }
 
-// createSpare makes a spare: a new file written with zeros under a
-// temporary name, renamed when complete.
-func (j *Journal) createSpare() (string, error) {
-	f, err := os.CreateTemp(j.dir, "spare-*.tmp")
+// create makes a new segment file at path: filled with zeros to the
+// segment size, with its header, synced, under path+".tmp" until complete.
+func (j *Journal) create(path string) (*os.File, error) {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	tmp := f.Name()
 	err = j.fill(f)
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	if err == nil {
+		err = j.begin(f)
 	}
-	path := strings.TrimSuffix(tmp, ".tmp")
+	if err == nil {
+		err = f.Sync() // made once: the file's size and blocks too
+	}
 	if err == nil {
 		err = os.Rename(tmp, path)
 	}
 	if err != nil {
-		os.Remove(tmp)
-		return "", err
-	}
-	return path, nil
-}
-
-// create makes a new segment file of the full size, written with zeros.
-func (j *Journal) create(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	if err := j.fill(f); err != nil {
 		f.Close()
+		os.Remove(tmp)
 		return nil, err
 	}
 	return f, nil
 }
 
-// fill writes zeros over the segment size of f and syncs it.
+// fill writes zeros over the segment size of f.
 func (j *Journal) fill(f *os.File) error {
 	zeros := make([]byte, 1<<20)
 	for off := int64(0); off < j.segSize; off += int64(len(zeros)) {
@@ -644,7 +675,7 @@ func (j *Journal) fill(f *os.File) error {
 			return err
 		}
 	}
-	return f.Sync()
+	return nil
 }
 
 // Release tells the journal that every record up to upTo has been applied
@@ -686,6 +717,11 @@ func (j *Journal) Release(upTo uint64) error {
 		j.mu.Lock()
 		j.spares = append(j.spares, spare)
 		j.mu.Unlock()
+	}
+	if len(gone) > 0 {
+		// So that a released segment does not come back next to the
+		// records after it (harmless, but untidy).
+		errs = append(errs, syncDir(j.dir))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("journal: release: %w", err)
