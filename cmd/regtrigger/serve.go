@@ -127,7 +127,13 @@ func serve(ctx context.Context, c *cobra.Command, f serveFlags) error {
 	if err != nil {
 		return fail("%v", err)
 	}
-	defer store.Close()
+	defer func() {
+		// Nothing is lost if the last checkpoint fails: the next start
+		// replays the journal.
+		if err := store.Close(); err != nil {
+			logger.Error("close the store", "error", err.Error())
+		}
+	}()
 	if f.triggers != "" {
 		ts, err := trigger.ReadFile(f.triggers, trigger.LoadOptions{Rules: rules})
 		if err != nil {

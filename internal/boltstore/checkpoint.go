@@ -128,7 +128,8 @@ func (s *Store) checkpoints() {
 	for {
 		select {
 		case <-s.closing:
-			s.applyDurable()
+			// What cannot be applied now is replayed at the next Open.
+			s.closeErr = s.applyDurable()
 			return
 		case now := <-s.wake:
 			if now {

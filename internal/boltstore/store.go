@@ -344,8 +344,8 @@ func (s *Store) Ping(ctx context.Context) error {
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.closing)
-		<-s.stopped
-		s.closeErr = errors.Join(s.journal.Close(), s.db.Close())
+		<-s.stopped // the checkpointer's last apply sets closeErr
+		s.closeErr = errors.Join(s.closeErr, s.journal.Close(), s.db.Close())
 	})
 	return s.closeErr
 }
