@@ -225,18 +225,11 @@ func (s *Store) settle(ctx context.Context, what, id string, rec *record.Record,
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	s.mu.Lock()
-	e := s.queue.byID[id]
-	switch {
-	case e == nil:
+	e, err := s.startSettlingLocked(what, id)
+	if err != nil {
 		s.mu.Unlock()
-		return fmt.Errorf("%s: %w: %s", what, ErrNoItem, id)
-	case e.settling:
-		// Two settlements built from one stored due time would leave
-		// two pending entries in the file.
-		s.mu.Unlock()
-		return fmt.Errorf("%s: %w", what, ErrSettling)
+		return err
 	}
-	e.settling = true
 	o := &op{task: e.key, stored: e.stored, rec: enc}
 	build(o)
 	w := s.submitLocked(o)
@@ -260,6 +253,23 @@ func (s *Store) settle(ctx context.Context, what, id string, rec *record.Record,
 	return nil
 }
 
+// startSettlingLocked marks the queued task id as being settled (finished,
+// rescheduled or dead-lettered) and returns its entry: ErrNoItem if it is
+// not queued, ErrSettling if another settlement of it is under way (two
+// built from one stored due time would leave two pending entries in the
+// file). The caller holds s.mu and clears entry.settling when done.
+func (s *Store) startSettlingLocked(what, id string) (*entry, error) {
+	e := s.queue.byID[id]
+	switch {
+	case e == nil:
+		return nil, fmt.Errorf("%s: %w: %s", what, ErrNoItem, id)
+	case e.settling:
+		return nil, fmt.Errorf("%s: %w", what, ErrSettling)
+	}
+	e.settling = true
+	return e, nil
+}
+
 // DeadLetter moves a queued task aside with the reason, for people to look
 // at; ErrNoItem if it is not queued.
 func (s *Store) DeadLetter(ctx context.Context, id string, reason error) error {
@@ -268,16 +278,11 @@ func (s *Store) DeadLetter(ctx context.Context, id string, reason error) error {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	s.mu.Lock()
-	cur := s.queue.byID[id]
-	switch {
-	case cur == nil:
+	cur, err := s.startSettlingLocked(what, id)
+	if err != nil {
 		s.mu.Unlock()
-		return fmt.Errorf("%s: %w: %s", what, ErrNoItem, id)
-	case cur.settling:
-		s.mu.Unlock()
-		return fmt.Errorf("%s: %w", what, ErrSettling)
+		return err
 	}
-	cur.settling = true
 	e := *cur
 	s.mu.Unlock()
 	defer func() {
@@ -288,7 +293,7 @@ func (s *Store) DeadLetter(ctx context.Context, id string, reason error) error {
 	if err := s.flush(ctx); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	err := s.update(ctx, what, func(tx *bolt.Tx) error {
+	err = s.update(ctx, what, func(tx *bolt.Tx) error {
 		tasks := tx.Bucket(bTasks)
 		payload := e.payload
 		if payload == nil {

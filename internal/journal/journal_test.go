@@ -445,11 +445,7 @@ func TestMissingSpareIsReplaced(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for i := 41; i <= 80; i++ {
-		if _, err := j.Append(rec(i)); err != nil {
-			t.Fatalf("append %d after the spares were removed: %v", i, err)
-		}
-	}
+	appendRecs(t, j, 41, 80) // after the spares were removed
 }
 
 func TestZeroFilledSegmentIsEmpty(t *testing.T) {
