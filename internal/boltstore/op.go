@@ -209,7 +209,7 @@ func decodeOp(data []byte) (*op, error) {
 	case opEnqueue:
 		n := d.count(24)
 		for i := 0; i < n && d.err == nil; i++ {
-			c := claimed{expiry: int64(d.u64())}
+			c := claimed{expiry: d.time().UnixNano()}
 			copy(c.h[:], d.fixed(16))
 			o.claims = append(o.claims, c)
 		}
@@ -234,7 +234,7 @@ func decodeOp(data []byte) (*op, error) {
 		o.payload = d.bytes()
 		o.rec = d.record()
 	case opRecord:
-		if o.hasTask = d.byte() == 1; o.hasTask {
+		if o.hasTask = d.flag(); o.hasTask {
 			copy(o.task[:], d.fixed(16))
 		}
 		o.rec = d.record()
@@ -276,17 +276,37 @@ func (d *decoder) fixed(n int) []byte {
 
 func (d *decoder) byte() byte { return d.fixed(1)[0] }
 
-func (d *decoder) u64() uint64 { return binary.BigEndian.Uint64(d.fixed(8)) }
+// time reads what nanos wrote: never more than math.MaxInt64.
+func (d *decoder) time() time.Time {
+	b := d.fixed(8)
+	if d.err == nil && b[0]&0x80 != 0 {
+		d.err = errors.New("a time out of range")
+	}
+	return fromNanos(b)
+}
 
-func (d *decoder) time() time.Time { return fromNanos(d.fixed(8)) }
+// flag reads a byte that is 0 or 1.
+func (d *decoder) flag() bool {
+	switch b := d.byte(); {
+	case b <= 1:
+		return b == 1
+	case d.err == nil:
+		d.err = fmt.Errorf("a flag of %d", b)
+	}
+	return false
+}
 
 func (d *decoder) uvarint() uint64 {
 	if d.err != nil {
 		return 0
 	}
 	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
+	switch {
+	case n <= 0:
 		d.err = errShort
+		return 0
+	case n != len(binary.AppendUvarint(nil, v)):
+		d.err = errors.New("a length in more bytes than needed") // encode never writes one
 		return 0
 	}
 	d.b = d.b[n:]
@@ -314,7 +334,7 @@ func (d *decoder) bytes() []byte {
 }
 
 func (d *decoder) record() *storedRecord {
-	if d.byte() != 1 {
+	if !d.flag() {
 		return nil
 	}
 	return &storedRecord{at: d.time(), trigger: string(d.bytes()), taskID: string(d.bytes()), json: d.bytes()}
