@@ -86,10 +86,9 @@ func (s *Store) settleLocked(o *op, err error) {
 		return
 	}
 	if err == nil {
-		if len(s.unapplied) >= checkpointOps {
-			s.kick()
-		} else {
-			s.kickLater()
+		select {
+		case s.wake <- struct{}{}:
+		default: // it has a wake-up to come already
 		}
 		return
 	}
@@ -103,22 +102,6 @@ func (s *Store) settleLocked(o *op, err error) {
 // its payload.
 func (s *Store) inFileLocked(o *op) bool { return o.direct || o.lsn <= s.applied }
 
-// kick wakes the checkpointer to apply what is durable now; kickLater
-// asks it to do so within checkpointDelay.
-func (s *Store) kick() {
-	select {
-	case s.wake <- true:
-	default:
-	}
-}
-
-func (s *Store) kickLater() {
-	select {
-	case s.wake <- false:
-	default:
-	}
-}
-
 // checkpoints is the checkpointer: it applies the durable journaled writes
 // to the file when woken, and stops after a last apply when the store
 // closes.
@@ -131,8 +114,8 @@ func (s *Store) checkpoints() {
 			// What cannot be applied now is replayed at the next Open.
 			s.closeErr = s.applyDurable()
 			return
-		case now := <-s.wake:
-			if now {
+		case <-s.wake:
+			if s.waiting() >= checkpointOps {
 				s.applyDurable()
 				timer = nil
 			}
@@ -144,17 +127,17 @@ func (s *Store) checkpoints() {
 			timer = nil
 		}
 		// What is left (not durable yet, or the file failed) goes later.
-		if timer == nil && s.waiting() {
+		if timer == nil && s.waiting() > 0 {
 			timer = time.After(checkpointDelay)
 		}
 	}
 }
 
-// waiting reports whether journaled writes wait to be applied.
-func (s *Store) waiting() bool {
+// waiting is how many journaled writes wait to be applied.
+func (s *Store) waiting() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.unapplied) > 0
+	return len(s.unapplied)
 }
 
 // flush applies every durable journaled write to the file before
@@ -275,7 +258,7 @@ func (s *Store) openJournal(segmentSize int64) error {
 			}
 		}
 		if v := meta.Get(keyJournalLSN); len(v) == 8 {
-			applied = uint64FromBytes(v)
+			applied = binary.BigEndian.Uint64(v)
 		}
 		return nil
 	})
@@ -319,5 +302,3 @@ func newJournalID() journal.ID {
 	_, _ = rand.Read(id[:]) // crypto/rand.Read never fails
 	return id
 }
-
-func uint64FromBytes(b []byte) uint64 { return binary.BigEndian.Uint64(b) }

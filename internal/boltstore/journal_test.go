@@ -166,10 +166,10 @@ func TestCheckpointAppliesInBatches(t *testing.T) {
 	wg.Wait()
 	// Applied within checkpointDelay, in few transactions.
 	deadline := time.Now().Add(5 * time.Second)
-	for s.waiting() && time.Now().Before(deadline) {
+	for s.waiting() > 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if s.waiting() {
+	if s.waiting() > 0 {
 		t.Fatal("the writes were not applied within 5 s")
 	}
 	if commits := txid(t, s) - before; commits > 5 {

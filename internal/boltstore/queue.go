@@ -151,7 +151,9 @@ func (s *Store) nextKeyLocked(now time.Time) taskKey {
 
 // Lease returns up to max items whose Due is not after now, in due order,
 // and hides them until now+leaseFor (like an SQS visibility timeout),
-// counting the receive. Leases live in memory only: it writes nothing.
+// counting the receive. Leases live in memory only: it writes nothing. A
+// payload still in memory is handed out as it is (never changed in place,
+// only replaced): do not change it.
 func (s *Store) Lease(ctx context.Context, max int, leaseFor time.Duration) ([]Item, error) {
 	const what = "lease queue items"
 	if err := ctx.Err(); err != nil {
@@ -169,7 +171,7 @@ func (s *Store) Lease(ctx context.Context, max int, leaseFor time.Duration) ([]I
 	out := make([]Item, len(leased))
 	inFile := false
 	for i, e := range leased {
-		out[i] = Item{ID: e.id, Payload: bytes.Clone(e.payload), Value: e.value, Due: e.due, Receives: e.receives}
+		out[i] = Item{ID: e.id, Payload: e.payload, Value: e.value, Due: e.due, Receives: e.receives}
 		inFile = inFile || e.payload == nil
 	}
 	if !inFile {

@@ -179,7 +179,7 @@ type Store struct {
 	checkpointErr error  // the last checkpoint's failure, until one succeeds
 
 	// The checkpointer's signals.
-	wake    chan bool // true: apply now; false: within checkpointDelay
+	wake    chan struct{} // journaled writes became durable
 	flushes chan chan error
 	closing chan struct{}
 	stopped chan struct{}
@@ -236,7 +236,7 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	s := &Store{
 		db: db, path: path, retention: opts.Retention, now: opts.Now, queue: newSchedule(), claims: claims{}, nsCache: map[string][]trigger.Trigger{},
-		wake: make(chan bool, 1), flushes: make(chan chan error), closing: make(chan struct{}), stopped: make(chan struct{}),
+		wake: make(chan struct{}, 1), flushes: make(chan chan error), closing: make(chan struct{}), stopped: make(chan struct{}),
 	}
 	s.submit = func(b []byte) waiter { return s.journal.Submit(b) }
 	if opts.JournalSegmentSize <= 0 {

@@ -39,6 +39,7 @@
 package journal
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -174,7 +175,7 @@ func Open(dir string, id ID, opts Options) (*Journal, error) {
 		}
 		j.nextSeg = max(j.nextSeg, index+1) // names are never used twice
 	}
-	slices.SortFunc(segs, func(a, b *segment) int { return cmpUint(a.index, b.index) })
+	slices.SortFunc(segs, func(a, b *segment) int { return cmp.Compare(a.index, b.index) })
 	// Each segment holds consecutive records; from one segment to the
 	// next they continue. A segment whose records come before its
 	// predecessor's holds a spare's old records (a crash before its first
@@ -311,7 +312,6 @@ func (j *Journal) Replay(after uint64, fn func(lsn uint64, data []byte) error) e
 	j.mu.Lock()
 	segs := slices.Clone(j.replay) // Release may change the list meanwhile
 	j.mu.Unlock()
-	prev := uint64(0)
 	for _, sg := range segs {
 		if sg.first > sg.last || sg.last <= after {
 			continue
@@ -324,29 +324,20 @@ func (j *Journal) Replay(after uint64, fn func(lsn uint64, data []byte) error) e
 			f.Close()
 			return fmt.Errorf("journal: %w", err)
 		}
-		start := prev
-		if start == 0 {
-			start = sg.first - 1
-		}
-		err = Scan(f, start, func(lsn uint64, data []byte) error {
-			if lsn > sg.last {
-				return errStop
-			}
+		// Open read these frames already: Scan stops after sg.last.
+		err = Scan(f, sg.first-1, func(lsn uint64, data []byte) error {
 			if lsn <= after {
 				return nil
 			}
 			return fn(lsn, data)
 		})
 		f.Close()
-		if err != nil && !errors.Is(err, errStop) {
+		if err != nil {
 			return err
 		}
-		prev = sg.last
 	}
 	return nil
 }
-
-var errStop = errors.New("stop")
 
 // Pending is a submission on its way to the disk.
 type Pending struct {
@@ -406,6 +397,7 @@ func (j *Journal) Append(recs ...[]byte) (uint64, error) {
 	return p.last, p.Wait()
 }
 
+// fail ends the submission with err (nil: durable).
 func (p *Pending) fail(err error) {
 	p.err = err
 	close(p.done)
@@ -462,8 +454,7 @@ func (j *Journal) write() {
 		}
 		j.mu.Unlock()
 		for _, p := range batch {
-			p.err = err
-			close(p.done)
+			p.fail(err)
 		}
 	}
 }
@@ -759,14 +750,4 @@ func syncDir(dir string) error {
 		return err
 	}
 	return nil
-}
-
-func cmpUint(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
