@@ -128,8 +128,8 @@ func sendTest(c *cobra.Command, cfg outbound.Config, url, format, secret string,
 		Tag: "test", Digest: "sha256:" + strings.Repeat("0", 64), ResourceURL: "registry.example.com/regtrigger/check-url:test",
 		OccurredAt: now, Operator: "regtrigger check-url", Raw: []byte(`{"test":true}`),
 	}
-	engine := &delivery.Engine{Sender: client, Policy: delivery.Policy{MaxAttempts: 1}, UserAgent: userAgent(), Logger: discardLogger()}
-	out := engine.Deliver(c.Context(), delivery.NewTask(fmt.Sprintf("tsk_check_%d", now.UnixNano()), t, ev, now))
+	engine := &delivery.Engine{Sender: client, Triggers: delivery.FixedTriggers(t), Policy: delivery.Policy{MaxAttempts: 1}, UserAgent: userAgent(), Logger: discardLogger()}
+	out := engine.Deliver(c.Context(), delivery.NewTask(fmt.Sprintf("tsk_check_%d", now.UnixNano()), &t, ev, now))
 	r := out.Record
 	w := c.OutOrStdout()
 	fmt.Fprintf(w, "sent     %s format, %s\n", t.Format, r.Latency.Round(time.Millisecond))

@@ -434,7 +434,7 @@ func (s *cloudStack) archivedTask(t *testing.T, id string, attempts int) deliver
 		Secrets: []string{e2eSecret}, Format: "tcr",
 	}
 	ev := event.Event{Source: "tcr", Action: event.PushImage, Namespace: "public", Repository: "nginx", Tag: "v1.2"}
-	task := delivery.NewTask(id, tr, ev, time.Now().Add(-time.Hour))
+	task := delivery.NewTask(id, &tr, ev, time.Now().Add(-time.Hour))
 	task.Attempt = attempts
 	if err := s.store.Records().Archive(context.Background(), task); err != nil {
 		t.Fatal(err)

@@ -150,8 +150,10 @@ func serve(ctx context.Context, c *cobra.Command, f serveFlags) error {
 
 	queue := boltstore.NewTaskQueue(store)
 	// No Sink: the queue stores each delivery's record with its settlement.
-	engine := &delivery.Engine{Sender: client, Policy: policy, Logger: logger, UserAgent: userAgent()}
-	pool := &dispatcher.Pool{Queue: queue, Engine: engine, Workers: f.workers, Drain: f.drain, Logger: logger}
+	// Each task's trigger is read from the file when it is sent (a bbolt
+	// read, no cache): only this process writes the file.
+	engine := &delivery.Engine{Sender: client, Triggers: store.Triggers(), Policy: policy, Logger: logger, UserAgent: userAgent()}
+	pool := &dispatcher.Pool{Queue: queue, Engine: engine, Workers: f.workers, Drain: f.drain, Records: store.Records(), Logger: logger}
 	queue.OnEnqueue = pool.Wake
 	svc := &receiver.Service{Triggers: store.Triggers(), Queue: queue, Dedupe: store, Records: store.Records(), Logger: logger, DedupeWindow: f.dedupeWindow}
 	endpoint := &receiver.Endpoint{Service: svc, Auth: authn, Health: store.Ping}

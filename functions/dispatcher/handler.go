@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/regtrigger/regtrigger/internal/delivery"
 	"github.com/regtrigger/regtrigger/internal/dispatcher"
 	"github.com/regtrigger/regtrigger/internal/emf"
+	"github.com/regtrigger/regtrigger/internal/record"
 )
 
 // handler delivers one SQS batch. Messages that could not be settled are
@@ -28,7 +30,9 @@ type handler struct {
 	// requeue sends the task back to the queue to be due after delay.
 	requeue func(ctx context.Context, t delivery.Task, delay time.Duration) error
 	// archive keeps a finished task for `regtrigger redeliver`; nil keeps none.
-	archive     func(ctx context.Context, t delivery.Task) error
+	archive func(ctx context.Context, t delivery.Task) error
+	// records keeps the record of an undecodable message; nil keeps none.
+	records     record.Sink
 	concurrency int
 	logger      *slog.Logger
 	metrics     *emf.Writer
@@ -63,9 +67,17 @@ func (h *handler) one(ctx context.Context, m events.SQSMessage) bool {
 	log := h.logger.With(slog.String("message_id", m.MessageId))
 	task, err := h.decode(m.Body)
 	if err != nil {
-		// Left to SQS: after maxReceiveCount it reaches the dead-letter queue.
+		// Left to SQS: after maxReceiveCount it reaches the dead-letter
+		// queue, and the rest of the batch goes on. Its record is written
+		// at the first receive only.
 		log.LogAttrs(ctx, slog.LevelError, "undecodable task message", slog.String("error", err.Error()))
 		h.count("Undecodable", "")
+		if h.records != nil && m.Attributes["ApproximateReceiveCount"] == "1" {
+			err = fmt.Errorf("message %s: %w; SQS moves it to the dead-letter queue after the redrive policy's receives", m.MessageId, err)
+			if err := h.records.Put(ctx, record.UndecodableRecord(m.MessageId, err, h.now())); err != nil {
+				log.LogAttrs(ctx, slog.LevelError, "store dead-letter record", slog.String("error", err.Error()))
+			}
+		}
 		return false
 	}
 	log = log.With(slog.String("task_id", task.ID))

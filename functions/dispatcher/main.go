@@ -55,6 +55,7 @@ func newHandler(ctx context.Context, getenv func(string) string, logger *slog.Lo
 		notBefore:   notBefore,
 		requeue:     stack.Queue.Reschedule,
 		archive:     stack.Store.Records().Archive,
+		records:     stack.Store.Records(),
 		concurrency: stack.Config.Concurrency,
 		logger:      logger,
 		metrics:     emf.New(os.Stdout),

@@ -59,5 +59,5 @@ func newDrainer(ctx context.Context) (*scf.Drainer, *slog.Logger, error) {
 		// An empty long poll must end before the idle time does.
 		poller.Wait = max(time.Second, min(cfg.DrainIdle/2, 20*time.Second))
 	}
-	return &scf.Drainer{Queue: poller, Engine: engine, Workers: cfg.Concurrency, Idle: cfg.DrainIdle, Logger: logger}, logger, nil
+	return &scf.Drainer{Queue: poller, Engine: engine, Records: stack.Store.Records(), Workers: cfg.Concurrency, Idle: cfg.DrainIdle, Logger: logger}, logger, nil
 }

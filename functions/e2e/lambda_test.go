@@ -430,7 +430,7 @@ func TestLambdaUnknownInvocation(t *testing.T) {
 func taskFor(tr trigger.Trigger) delivery.Task {
 	ev := event.Event{Source: "tcr", Action: event.PushImage, Namespace: "public", Repository: "nginx", Tag: "v1.0",
 		ResourceURL: "demo.tencentcloudcr.com/public/nginx:v1.0", OccurredAt: time.Now().UTC()}
-	return delivery.NewTask("tsk_e2e_"+strconv.FormatInt(time.Now().UnixNano(), 36), tr, ev, time.Now())
+	return delivery.NewTask("tsk_e2e_"+strconv.FormatInt(time.Now().UnixNano(), 36), &tr, ev, time.Now())
 }
 
 // receive0 counts the visible and in-flight messages of the queue.

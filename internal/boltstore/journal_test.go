@@ -20,7 +20,6 @@ import (
 	"github.com/regtrigger/regtrigger/internal/delivery"
 	"github.com/regtrigger/regtrigger/internal/receiver"
 	"github.com/regtrigger/regtrigger/internal/record"
-	"github.com/regtrigger/regtrigger/internal/trigger"
 )
 
 // txid is the id of the last committed write transaction: it grows by one
@@ -432,7 +431,7 @@ func TestTaskQueueClaimEnqueue(t *testing.T) {
 	q := NewTaskQueue(s)
 	wakes := 0
 	q.OnEnqueue = func() { wakes++ }
-	task := delivery.Task{ID: "tsk_1", Trigger: trigger.Trigger{Name: "t"}}
+	task := delivery.Task{ID: "tsk_1", Trigger: delivery.TriggerRef{Name: "t"}}
 	fresh, err := q.ClaimEnqueue(ctx, []receiver.Claim{{Key: "k", TTL: time.Hour, Tasks: []delivery.Task{task}}})
 	if err != nil || len(fresh) != 1 || !fresh[0] || wakes != 1 {
 		t.Fatalf("fresh %v, %v, %d wakes", fresh, err, wakes)

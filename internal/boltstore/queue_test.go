@@ -230,7 +230,8 @@ func TestTaskQueueRoundTripAndRedeliver(t *testing.T) {
 	q := NewTaskQueue(s)
 	woken := 0
 	q.OnEnqueue = func() { woken++ }
-	task := delivery.NewTask("tsk_1", tr("a", "ns"), event.Event{Action: event.PushImage, Namespace: "ns", Repository: "r"}, c.now())
+	trg := tr("a", "ns")
+	task := delivery.NewTask("tsk_1", &trg, event.Event{Action: event.PushImage, Namespace: "ns", Repository: "r"}, c.now())
 	if err := q.Enqueue(ctx, []delivery.Task{task}); err != nil || woken != 1 {
 		t.Fatal(err, woken)
 	}

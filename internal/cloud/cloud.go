@@ -120,7 +120,8 @@ func (s *Stack) health(ctx context.Context) error {
 }
 
 // Engine is the delivery engine: the guarded outbound client with the
-// configured private allowances, the retry policy with the configured
+// configured private allowances, each task's trigger read from the
+// triggers table when it is sent, the retry policy with the configured
 // attempt limit, log records into DynamoDB.
 func (s *Stack) Engine(logger *slog.Logger) (*delivery.Engine, error) {
 	ua := "regtrigger/" + s.Version
@@ -133,5 +134,8 @@ func (s *Stack) Engine(logger *slog.Logger) (*delivery.Engine, error) {
 	if err := policy.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", config.EnvMaxAttempts, err)
 	}
-	return &delivery.Engine{Sender: client, Policy: policy, Sink: s.Store.Records(), Logger: logger, UserAgent: ua}, nil
+	// Each task's trigger is read when it is sent (a GetItem), cached for
+	// TRIGGER_CACHE_TTL so that a batch for one trigger reads it once.
+	triggers := &delivery.TriggerCache{Triggers: s.Store.Triggers(), TTL: s.Config.TriggerCacheTTL}
+	return &delivery.Engine{Sender: client, Triggers: triggers, Policy: policy, Sink: s.Store.Records(), Logger: logger, UserAgent: ua}, nil
 }

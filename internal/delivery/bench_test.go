@@ -43,9 +43,10 @@ func BenchmarkDeliver(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer client.CloseIdleConnections()
-			e := &Engine{Sender: client, UserAgent: "regtrigger/bench", Logger: slog.New(bc.h), Sink: bc.sink}
+			tr := testTrigger()
+			tr.URL = sink.URL + "/hook"
+			e := &Engine{Sender: client, Triggers: &TriggerCache{Triggers: FixedTriggers(tr)}, UserAgent: "regtrigger/bench", Logger: slog.New(bc.h), Sink: bc.sink}
 			task := testTask()
-			task.Trigger.URL = sink.URL + "/hook"
 			b.ReportAllocs()
 			b.SetParallelism(4)
 			b.ResetTimer()

@@ -28,26 +28,83 @@ import (
 // Task is one delivery of one event to one trigger's webhook. Its ID is
 // unique and stays the same across retries: it goes out as webhook-id, so
 // receivers can drop duplicates.
+//
+// A task refers to its trigger; it never copies it. No URL, header value or
+// signing secret is in a task, so none is in a queue message, a journal, a
+// dead letter or an archive: the Engine reads the trigger as it is when it
+// sends (Engine.Triggers). See docs/delivery.md, "The task contract".
 type Task struct {
-	ID      string          `json:"id"`
-	Trigger trigger.Trigger `json:"trigger"`
-	Event   event.Event     `json:"event"`
-	// Raw is the registry's original body, kept only for the raw format.
+	ID string `json:"id"`
+	// Trigger names the trigger the event matched. Tasks written before the
+	// reference contract embedded the whole trigger under this key;
+	// decoding one keeps only the reference's fields (namespace, name,
+	// version), so the URL, headers and secrets it carried are dropped on
+	// read and never written again.
+	Trigger TriggerRef  `json:"trigger"`
+	Event   event.Event `json:"event"`
+	// Raw is the registry's original body, kept only when the trigger's
+	// format was raw at match time.
 	Raw []byte `json:"raw,omitempty"`
 	// Attempt counts the attempts already made.
 	Attempt int `json:"attempt"`
 	// CreatedAt is when the receiver accepted the notification.
 	CreatedAt time.Time `json:"created_at"`
+	// QueuedAt is when the task was last put on the queue: by the receiver
+	// or by redeliver (zero in older tasks: CreatedAt). A trigger's
+	// CancelBefore cancels the tasks queued before it.
+	QueuedAt time.Time `json:"queued_at,omitzero"`
 }
 
-// NewTask builds a task, keeping the raw body only when the trigger needs it.
-func NewTask(id string, t trigger.Trigger, ev event.Event, now time.Time) Task {
-	task := Task{ID: id, Trigger: t, Event: ev, CreatedAt: now.UTC()}
+// TriggerRef is the key of a trigger (its namespace and name) and the
+// revision a task was matched against.
+type TriggerRef struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	// Version is the trigger's stored revision (trigger.Trigger.Version)
+	// when the event matched it; 0 only in a task no receiver made.
+	Version int64 `json:"version,omitempty"`
+}
+
+// RefOf is the reference to t.
+func RefOf(t *trigger.Trigger) TriggerRef {
+	return TriggerRef{Namespace: t.Namespace, Name: t.Name, Version: t.Version}
+}
+
+// NewTask builds a task for trigger t, keeping the raw body only when the
+// trigger needs it.
+func NewTask(id string, t *trigger.Trigger, ev event.Event, now time.Time) Task {
+	now = now.UTC()
+	task := Task{ID: id, Trigger: RefOf(t), Event: ev, CreatedAt: now, QueuedAt: now}
+	task.Event.Raw = nil // not encoded; kept below only where it is used
 	if t.Format == payload.Raw {
 		task.Raw = ev.Raw
 	}
 	return task
 }
+
+// Requeued is t put on the queue again by hand (redeliver): a fresh
+// attempt count, queued now.
+func (t Task) Requeued(now time.Time) Task {
+	t.Attempt = 0
+	t.QueuedAt = now.UTC()
+	return t
+}
+
+// queuedAt is when the task was last queued.
+func (t *Task) queuedAt() time.Time {
+	if t.QueuedAt.IsZero() {
+		return t.CreatedAt
+	}
+	return t.QueuedAt
+}
+
+// Triggers reads a task's trigger as it is now. trigger.Store satisfies
+// it; TriggerCache wraps one where a read costs a request.
+type Triggers interface {
+	Get(ctx context.Context, name string) (trigger.Trigger, error)
+}
+
+var _ Triggers = (trigger.Store)(nil)
 
 // Sender makes one HTTP POST to a user-supplied URL. *outbound.Client is the
 // production Sender.
@@ -68,10 +125,13 @@ type Outcome struct {
 	Task Task
 }
 
-// Engine delivers tasks. The zero value is not usable; fill Sender at least.
+// Engine delivers tasks. The zero value is not usable; fill Sender and
+// Triggers at least.
 type Engine struct {
 	Sender Sender
-	Policy Policy
+	// Triggers reads each task's trigger when it is sent.
+	Triggers Triggers
+	Policy   Policy
 	// Sink receives every record; nil keeps them only in the log.
 	Sink record.Sink
 	// Logger receives one line per attempt; nil means slog.Default().
@@ -86,42 +146,108 @@ type Engine struct {
 // Deliver makes the next attempt of t and reports the outcome. It never
 // returns an error: every failure is an outcome with a record. A sink that
 // cannot store the record is logged, not fatal — the delivery happened.
+//
+// The trigger is read first, as it is now: a deleted one (or one now of
+// another namespace) cancels the task, a disabled one skips it, one whose
+// CancelBefore is after the task was queued cancels it; none of these makes
+// a request or counts an attempt. A store that cannot be read retries the
+// task later without counting an attempt either.
 func (e *Engine) Deliver(ctx context.Context, t Task) Outcome {
 	now := e.now()
-	t.Attempt++
 	rec := record.FromEvent(t.ID, t.Trigger.Name, t.Event)
-	rec.Attempt = t.Attempt
-	rec.Target = targetHost(t.Trigger.URL)
-
-	out := e.attempt(ctx, t, &rec, now)
+	var out Outcome
+	if tr, ok := e.resolve(ctx, t, &rec, &out); ok {
+		t.Attempt++
+		rec.Attempt = t.Attempt
+		rec.Target = targetHost(tr.URL)
+		rec.TriggerVersion = tr.Version
+		out = e.attempt(ctx, t, &tr, &rec, now)
+		if rec.ErrorClass == record.ClassCanceled {
+			t.Attempt-- // the dispatcher stopped: not the target's failure
+		}
+	}
 	out.Task = t
 	out.Record = rec
 	e.finish(ctx, &out)
 	return out
 }
 
-// attempt sends the request and classifies the answer into rec.
-func (e *Engine) attempt(ctx context.Context, t Task, rec *record.Record, now time.Time) Outcome {
+// resolve reads the task's trigger. When the task must not be sent it
+// fills rec (and out, for a retry) and reports false.
+func (e *Engine) resolve(ctx context.Context, t Task, rec *record.Record, out *Outcome) (trigger.Trigger, bool) {
+	ref := t.Trigger
+	if e.Triggers == nil {
+		rec.Status, rec.ErrorClass, rec.Error = record.Failed, record.ClassStore, "no trigger store to read the task's trigger from"
+		return trigger.Trigger{}, false
+	}
+	tr, err := e.Triggers.Get(ctx, ref.Name)
+	switch {
+	case errors.Is(err, trigger.ErrNotFound) && ref.Version > 0:
+		rec.Status, rec.ErrorClass, rec.Error = record.Cancelled, record.ClassTriggerDeleted, "trigger deleted"
+		return tr, false
+	case errors.Is(err, trigger.ErrNotFound):
+		rec.Status, rec.ErrorClass, rec.Error = record.Cancelled, record.ClassTriggerDeleted, fmt.Sprintf("no trigger named %q exists", ref.Name)
+		return tr, false
+	case err != nil && ctx.Err() != nil:
+		rec.Status, rec.ErrorClass, rec.Error = record.Retrying, record.ClassCanceled, "dispatcher stopped while reading the trigger"
+		*out = Outcome{Retry: true}
+		return tr, false
+	case err != nil:
+		// The store is down or slow: the task is still wanted. Try again
+		// later without counting an attempt against the target.
+		d := e.policy().Delay(max(t.Attempt, 1), 0, e.rand())
+		rec.Status, rec.ErrorClass = record.Retrying, record.ClassStore
+		rec.Error = "read the trigger: " + err.Error()
+		rec.NextAttemptAt = e.now().Add(d).UTC()
+		*out = Outcome{Retry: true, Delay: d}
+		return tr, false
+	case tr.Namespace != ref.Namespace:
+		// A trigger is keyed by namespace and name: this is not the trigger
+		// the event matched, and an event of one namespace never goes to
+		// another's webhook.
+		rec.Status, rec.ErrorClass = record.Cancelled, record.ClassTriggerDeleted
+		rec.Error = fmt.Sprintf("trigger deleted: %q now belongs to namespace %q, the event to %q", ref.Name, tr.Namespace, ref.Namespace)
+		return tr, false
+	case !tr.Enabled:
+		rec.Status, rec.ErrorClass, rec.Error = record.Skipped, record.ClassTriggerDisabled, "trigger disabled"
+		rec.TriggerVersion = tr.Version
+		return tr, false
+	case !tr.CancelBefore.IsZero() && t.queuedAt().Before(tr.CancelBefore):
+		rec.Status, rec.ErrorClass = record.Cancelled, record.ClassCancelled
+		rec.Error = "queued work of the trigger cancelled at " + tr.CancelBefore.UTC().Format(time.RFC3339)
+		rec.TriggerVersion = tr.Version
+		return tr, false
+	}
+	return tr, true
+}
+
+// attempt sends the request for trigger tr and classifies the answer into rec.
+func (e *Engine) attempt(ctx context.Context, t Task, tr *trigger.Trigger, rec *record.Record, now time.Time) Outcome {
 	ev := t.Event
 	ev.Raw = t.Raw
-	body, ctype, err := payload.Render(t.Trigger.Format, ev, payload.Meta{TaskID: t.ID, Trigger: t.Trigger.Name, Time: now})
+	if tr.Format == payload.Raw && t.Raw == nil {
+		rec.Status, rec.ErrorClass = record.Failed, record.ClassPayload
+		rec.Error = "the trigger's format is now raw, but the registry body was not kept: the format was another when the event matched"
+		return Outcome{}
+	}
+	body, ctype, err := payload.Render(tr.Format, ev, payload.Meta{TaskID: t.ID, Trigger: tr.Name, Time: now})
 	if err != nil {
 		rec.Status, rec.ErrorClass, rec.Error = record.Failed, record.ClassPayload, err.Error()
 		return Outcome{}
 	}
-	header, err := e.header(t, ctype, now, body)
+	header, err := e.header(t.ID, tr, ctype, now, body)
 	if err != nil {
 		rec.Status, rec.ErrorClass, rec.Error = record.Failed, record.ClassPayload, err.Error()
 		return Outcome{}
 	}
 
-	actx, cancel := context.WithTimeout(ctx, t.Trigger.Deadline())
+	actx, cancel := context.WithTimeout(ctx, tr.Deadline())
 	defer cancel()
 	start := time.Now()
-	resp, err := e.Sender.Post(actx, t.Trigger.URL, header, body)
+	resp, err := e.Sender.Post(actx, tr.URL, header, body)
 	rec.Latency = time.Since(start)
 	if err != nil {
-		return e.classifyError(ctx, t, rec, err)
+		return e.classifyError(ctx, t, tr, rec, err)
 	}
 	rec.HTTPStatus = resp.Status
 	switch s := resp.Status; {
@@ -146,7 +272,7 @@ func (e *Engine) attempt(ctx context.Context, t Task, rec *record.Record, now ti
 	}
 }
 
-func (e *Engine) classifyError(ctx context.Context, t Task, rec *record.Record, err error) Outcome {
+func (e *Engine) classifyError(ctx context.Context, t Task, tr *trigger.Trigger, rec *record.Record, err error) Outcome {
 	var ne net.Error
 	switch {
 	case errors.Is(err, outbound.ErrBlocked):
@@ -158,7 +284,7 @@ func (e *Engine) classifyError(ctx context.Context, t Task, rec *record.Record, 
 		rec.Status, rec.ErrorClass, rec.Error = record.Retrying, record.ClassCanceled, "dispatcher stopped during the attempt"
 		return Outcome{Retry: true, Delay: 0}
 	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
-		return e.retry(t, rec, record.ClassTimeout, fmt.Sprintf("no answer within %v", t.Trigger.Deadline()), 0)
+		return e.retry(t, rec, record.ClassTimeout, fmt.Sprintf("no answer within %v", tr.Deadline()), 0)
 	default:
 		return e.retry(t, rec, record.ClassNetwork, err.Error(), 0)
 	}
@@ -173,11 +299,7 @@ func (e *Engine) retry(t Task, rec *record.Record, class, msg string, retryAfter
 		rec.Error = fmt.Sprintf("%s; gave up after %d attempts", msg, t.Attempt)
 		return Outcome{}
 	}
-	rnd := e.Rand
-	if rnd == nil {
-		rnd = defaultRand
-	}
-	d := p.Delay(t.Attempt, retryAfter, rnd)
+	d := p.Delay(t.Attempt, retryAfter, e.rand())
 	rec.Status = record.Retrying
 	rec.NextAttemptAt = e.now().Add(d).UTC()
 	return Outcome{Retry: true, Delay: d}
@@ -185,9 +307,6 @@ func (e *Engine) retry(t Task, rec *record.Record, class, msg string, retryAfter
 
 // finish stamps, logs and stores the record.
 func (e *Engine) finish(ctx context.Context, out *Outcome) {
-	if out.Record.Status == record.Retrying && out.Record.ErrorClass == record.ClassCanceled {
-		out.Task.Attempt--
-	}
 	out.Record.Time = e.now().UTC()
 	l := e.Logger
 	if l == nil {
@@ -215,8 +334,8 @@ var (
 // header builds the request headers: the trigger's own, then the ones
 // regtrigger owns (which validation forbids triggers to set). It gives
 // what Header.Set of each would, with all values in one backing array.
-func (e *Engine) header(t Task, ctype string, now time.Time, body []byte) (http.Header, error) {
-	n := len(t.Trigger.Headers) + 5
+func (e *Engine) header(id string, tr *trigger.Trigger, ctype string, now time.Time, body []byte) (http.Header, error) {
+	n := len(tr.Headers) + 5
 	h := make(http.Header, n)
 	vals := make([]string, 0, n)
 	set := func(key, v string) { // key is canonical
@@ -225,26 +344,26 @@ func (e *Engine) header(t Task, ctype string, now time.Time, body []byte) (http.
 		// overwriting the next header's value.
 		h[key] = vals[len(vals)-1 : len(vals) : len(vals)]
 	}
-	for k, v := range t.Trigger.Headers {
+	for k, v := range tr.Headers {
 		set(http.CanonicalHeaderKey(k), v)
 	}
 	set("Content-Type", ctype)
 	if e.UserAgent != "" {
 		set("User-Agent", e.UserAgent)
 	}
-	set(keyID, t.ID)
+	set(keyID, id)
 	set(keyTimestamp, strconv.FormatInt(now.Unix(), 10))
-	if len(t.Trigger.Secrets) > 0 {
+	if len(tr.Secrets) > 0 {
 		var buf [2]signature.Secret // a rotation's two, on the stack
 		secrets := buf[:0]
-		for _, s := range t.Trigger.Secrets {
+		for _, s := range tr.Secrets {
 			sec, err := signature.ParseSecret(s)
 			if err != nil {
 				return nil, fmt.Errorf("trigger secret: %w", err)
 			}
 			secrets = append(secrets, sec)
 		}
-		set(keySignature, signature.Sign(secrets, t.ID, now, body))
+		set(keySignature, signature.Sign(secrets, id, now, body))
 	}
 	return h, nil
 }
@@ -254,6 +373,13 @@ func (e *Engine) policy() Policy {
 		return DefaultPolicy()
 	}
 	return e.Policy
+}
+
+func (e *Engine) rand() func() float64 {
+	if e.Rand != nil {
+		return e.Rand
+	}
+	return defaultRand
 }
 
 func (e *Engine) now() time.Time {

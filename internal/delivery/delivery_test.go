@@ -64,26 +64,38 @@ func (m *memSink) Put(_ context.Context, r record.Record) error {
 
 const testSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
-func testTask() Task {
-	tr := trigger.Trigger{
+// testTrigger is the trigger of testTask, as the store holds it.
+func testTrigger() trigger.Trigger {
+	return trigger.Trigger{
 		Name: "deploy", Enabled: true, Actions: []event.Action{event.PushImage}, Namespace: "public",
 		URL:     "https://hooks.example.com/deploy?token=supersecret",
 		Headers: map[string]string{"Authorization": "Bearer topsecret", "X-Team": "web"},
-		Format:  payload.TCR, Secrets: []string{testSecret},
+		Format:  payload.TCR, Secrets: []string{testSecret}, Version: 1,
 	}
-	ev := event.Event{
+}
+
+func testEvent() event.Event {
+	return event.Event{
 		Source: "tcr", Action: event.PushImage, Namespace: "public", Repository: "nginx", Tag: "v1",
 		Digest: "sha256:abc", ResourceURL: "r.example.com/public/nginx:v1",
 		OccurredAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Operator: "me",
 	}
-	return NewTask("task-1", tr, ev, time.Date(2026, 1, 2, 3, 4, 6, 0, time.UTC))
+}
+
+var createdAt = time.Date(2026, 1, 2, 3, 4, 6, 0, time.UTC)
+
+func testTask() Task {
+	tr := testTrigger()
+	return NewTask("task-1", &tr, testEvent(), createdAt)
 }
 
 var fixedNow = time.Date(2026, 1, 2, 3, 5, 0, 0, time.UTC)
 
+// newEngine delivers to testTrigger; tests of another trigger set
+// Triggers.
 func newEngine(s Sender, sink record.Sink, logs *bytes.Buffer) *Engine {
 	return &Engine{
-		Sender: s, Sink: sink, UserAgent: "regtrigger/test",
+		Sender: s, Sink: sink, UserAgent: "regtrigger/test", Triggers: FixedTriggers(testTrigger()),
 		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Now:    func() time.Time { return fixedNow },
 		Rand:   func() float64 { return 0.5 }, // no jitter
@@ -142,7 +154,7 @@ func TestOutcomes(t *testing.T) {
 			if len(sink.recs) != 1 || sink.recs[0].Status != tt.status {
 				t.Errorf("sink got %v", sink.recs)
 			}
-			if r.Target != "hooks.example.com" || r.TaskID != "task-1" || r.Trigger != "deploy" || r.Repository != "nginx" || r.Time.IsZero() {
+			if r.Target != "hooks.example.com" || r.TaskID != "task-1" || r.Trigger != "deploy" || r.Repository != "nginx" || r.TriggerVersion != 1 || r.Time.IsZero() {
 				t.Errorf("record fields: %+v", r)
 			}
 			assertNoSecrets(t, logs.String())
@@ -170,9 +182,12 @@ func (timeoutError) Temporary() bool { return true }
 func TestRequestHeadersAndSignature(t *testing.T) {
 	s := &fakeSender{resp: &outbound.Response{Status: 200}}
 	task := testTask()
-	task.Trigger.Secrets = append(task.Trigger.Secrets, "whsec_dGhpcyBpcyBhIHRlc3Qgc2VjcmV0IGtleSEh")
+	tr := testTrigger()
+	tr.Secrets = append(tr.Secrets, "whsec_dGhpcyBpcyBhIHRlc3Qgc2VjcmV0IGtleSEh")
 	var logs bytes.Buffer
-	newEngine(s, nil, &logs).Deliver(context.Background(), task)
+	e := newEngine(s, nil, &logs)
+	e.Triggers = FixedTriggers(tr)
+	e.Deliver(context.Background(), task)
 	h := s.header
 	if h.Get("Authorization") != "Bearer topsecret" || h.Get("X-Team") != "web" {
 		t.Errorf("trigger headers not sent: %v", h)
@@ -187,7 +202,7 @@ func TestRequestHeadersAndSignature(t *testing.T) {
 	if len(sigs) != 2 {
 		t.Fatalf("want two signatures during rotation, got %q", h.Get("webhook-signature"))
 	}
-	for _, sec := range task.Trigger.Secrets {
+	for _, sec := range tr.Secrets {
 		key, err := signature.ParseSecret(sec)
 		if err != nil {
 			t.Fatal(err)
@@ -196,17 +211,19 @@ func TestRequestHeadersAndSignature(t *testing.T) {
 			t.Errorf("signature does not verify with one of the secrets: %v", err)
 		}
 	}
-	if s.url != task.Trigger.URL {
+	if s.url != tr.URL {
 		t.Errorf("posted to %q", s.url)
 	}
 }
 
 func TestNoSecretNoSignature(t *testing.T) {
 	s := &fakeSender{resp: &outbound.Response{Status: 200}}
-	task := testTask()
-	task.Trigger.Secrets = nil
+	tr := testTrigger()
+	tr.Secrets = nil
 	var logs bytes.Buffer
-	newEngine(s, nil, &logs).Deliver(context.Background(), task)
+	e := newEngine(s, nil, &logs)
+	e.Triggers = FixedTriggers(tr)
+	e.Deliver(context.Background(), testTask())
 	if s.header.Get("webhook-signature") != "" || s.header.Get("webhook-id") == "" {
 		t.Errorf("headers: %v", s.header)
 	}
@@ -214,10 +231,11 @@ func TestNoSecretNoSignature(t *testing.T) {
 
 func TestRawFormatSendsOriginalBody(t *testing.T) {
 	s := &fakeSender{resp: &outbound.Response{Status: 200}}
-	task := testTask()
-	task.Trigger.Format = payload.Raw
-	task.Event.Raw = []byte(`{"original": true}`)
-	task = NewTask(task.ID, task.Trigger, task.Event, fixedNow)
+	tr := testTrigger()
+	tr.Format = payload.Raw
+	ev := testEvent()
+	ev.Raw = []byte(`{"original": true}`)
+	task := NewTask("task-1", &tr, ev, fixedNow)
 	// The task survives a JSON round trip (a queue), raw body included.
 	b, err := json.Marshal(task)
 	if err != nil {
@@ -228,27 +246,31 @@ func TestRawFormatSendsOriginalBody(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs bytes.Buffer
-	newEngine(s, nil, &logs).Deliver(context.Background(), back)
+	e := newEngine(s, nil, &logs)
+	e.Triggers = FixedTriggers(tr)
+	e.Deliver(context.Background(), back)
 	if string(s.body) != `{"original": true}` {
 		t.Errorf("raw body = %q", s.body)
 	}
 }
 
 func TestRawKeptOnlyForRawFormat(t *testing.T) {
-	task := testTask()
-	task.Event.Raw = []byte("{}")
-	if NewTask("x", task.Trigger, task.Event, fixedNow).Raw != nil {
+	tr, ev := testTrigger(), testEvent()
+	ev.Raw = []byte("{}")
+	if NewTask("x", &tr, ev, fixedNow).Raw != nil {
 		t.Error("a tcr task should not carry the raw body")
 	}
 }
 
 func TestPayloadErrorIsFinal(t *testing.T) {
 	s := &fakeSender{resp: &outbound.Response{Status: 200}}
-	task := testTask()
-	task.Trigger.Format = payload.Raw // raw without a body cannot render
+	tr := testTrigger()
+	tr.Format = payload.Raw // changed to raw after the event matched: no body kept
 	var logs bytes.Buffer
-	out := newEngine(s, nil, &logs).Deliver(context.Background(), task)
-	if out.Record.Status != record.Failed || out.Record.ErrorClass != record.ClassPayload || out.Retry {
+	e := newEngine(s, nil, &logs)
+	e.Triggers = FixedTriggers(tr)
+	out := e.Deliver(context.Background(), testTask())
+	if out.Record.Status != record.Failed || out.Record.ErrorClass != record.ClassPayload || out.Retry || !strings.Contains(out.Record.Error, "not kept") {
 		t.Errorf("got %+v", out)
 	}
 	if s.url != "" {
@@ -258,10 +280,12 @@ func TestPayloadErrorIsFinal(t *testing.T) {
 
 func TestDeadlineFromTrigger(t *testing.T) {
 	s := &fakeSender{wait: true}
-	task := testTask()
-	task.Trigger.Timeout = trigger.Duration(50 * time.Millisecond)
+	tr := testTrigger()
+	tr.Timeout = trigger.Duration(50 * time.Millisecond)
 	var logs bytes.Buffer
-	out := newEngine(s, nil, &logs).Deliver(context.Background(), task)
+	e := newEngine(s, nil, &logs)
+	e.Triggers = FixedTriggers(tr)
+	out := e.Deliver(context.Background(), testTask())
 	if out.Record.ErrorClass != record.ClassTimeout || !out.Retry {
 		t.Errorf("got %+v", out.Record)
 	}
@@ -360,24 +384,24 @@ func TestRetryAfter(t *testing.T) {
 
 // headerBySet is how the engine first built the request headers, one
 // Header.Set at a time: the reference header must match.
-func headerBySet(e *Engine, t Task, ctype string, now time.Time, body []byte) http.Header {
+func headerBySet(e *Engine, id string, t *trigger.Trigger, ctype string, now time.Time, body []byte) http.Header {
 	h := http.Header{}
-	for k, v := range t.Trigger.Headers {
+	for k, v := range t.Headers {
 		h.Set(k, v)
 	}
 	h.Set("Content-Type", ctype)
 	if e.UserAgent != "" {
 		h.Set("User-Agent", e.UserAgent)
 	}
-	h.Set(signature.HeaderID, t.ID)
+	h.Set(signature.HeaderID, id)
 	h.Set(signature.HeaderTimestamp, strconv.FormatInt(now.Unix(), 10))
-	if len(t.Trigger.Secrets) > 0 {
+	if len(t.Secrets) > 0 {
 		var secrets []signature.Secret
-		for _, s := range t.Trigger.Secrets {
+		for _, s := range t.Secrets {
 			sec, _ := signature.ParseSecret(s)
 			secrets = append(secrets, sec)
 		}
-		h.Set(signature.HeaderSignature, signature.Sign(secrets, t.ID, now, body))
+		h.Set(signature.HeaderSignature, signature.Sign(secrets, id, now, body))
 	}
 	return h
 }
@@ -402,13 +426,13 @@ func TestHeaderAsSet(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := &Engine{UserAgent: tt.userAgent}
-			task := testTask()
-			task.Trigger.Headers, task.Trigger.Secrets = tt.headers, tt.secrets
-			got, err := e.header(task, payload.ContentTypeJSON, fixedNow, body)
+			tr := testTrigger()
+			tr.Headers, tr.Secrets = tt.headers, tt.secrets
+			got, err := e.header("task-1", &tr, payload.ContentTypeJSON, fixedNow, body)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if want := headerBySet(e, task, payload.ContentTypeJSON, fixedNow, body); !reflect.DeepEqual(got, want) {
+			if want := headerBySet(e, "task-1", &tr, payload.ContentTypeJSON, fixedNow, body); !reflect.DeepEqual(got, want) {
 				t.Errorf("header\n got %v\nwant %v", got, want)
 			}
 			// Adding to one header leaves the others as they were.
@@ -426,9 +450,9 @@ func TestHeaderAsSet(t *testing.T) {
 }
 
 func TestHeaderBadSecret(t *testing.T) {
-	task := testTask()
-	task.Trigger.Secrets = []string{testSecret, "not-a-secret"}
-	if _, err := (&Engine{}).header(task, payload.ContentTypeJSON, fixedNow, nil); !errors.Is(err, signature.ErrSecret) {
+	tr := testTrigger()
+	tr.Secrets = []string{testSecret, "not-a-secret"}
+	if _, err := (&Engine{}).header("task-1", &tr, payload.ContentTypeJSON, fixedNow, nil); !errors.Is(err, signature.ErrSecret) {
 		t.Errorf("error %v, want a secret error", err)
 	}
 }

@@ -154,8 +154,10 @@ func concat(ps ...[]Permission) []Permission {
 // IAM authorises as sqs:SendMessage). With ECR events on, Lambda sends the
 // events it gave up on to their dead-letter queue with the receiver's role.
 //
-// The dispatcher writes a record per attempt and an archive copy of each
-// finished task into the records table (PutItem), sends retries back
+// The dispatcher reads each task's trigger when it sends it (GetItem on the
+// triggers table, cached for TRIGGER_CACHE_TTL), writes a record per
+// attempt and an archive copy of each finished task into the records table
+// (PutItem), sends retries back
 // to the queue (SendMessageBatch) and needs what the SQS event source mapping
 // polls with: ReceiveMessage, DeleteMessage, GetQueueAttributes and
 // ChangeMessageVisibility.
@@ -187,20 +189,22 @@ var Functions = []Function{
 		Role: DispatcherRole, LogGroup: DispatcherLogGroup, Timeout: 60, MemorySize: 256,
 		Env: map[string]any{
 			// The store opens with all three table names (internal/cloud
-			// DispatcherRequires); the role grants nothing on two of them.
-			config.EnvTriggersTable: Ref(TriggersTable),
-			config.EnvDedupeTable:   Ref(DedupeTable),
-			config.EnvRecordsTable:  Ref(RecordsTable),
-			config.EnvQueueURL:      Ref(TaskQueue),
-			config.EnvRetentionDays: Ref("RetentionDays"),
-			config.EnvAllowPrivate:  Ref("AllowPrivateCidrs"),
-			config.EnvMaxAttempts:   Ref("MaxAttempts"),
+			// DispatcherRequires); the role grants nothing on the dedupe table.
+			config.EnvTriggersTable:   Ref(TriggersTable),
+			config.EnvDedupeTable:     Ref(DedupeTable),
+			config.EnvRecordsTable:    Ref(RecordsTable),
+			config.EnvQueueURL:        Ref(TaskQueue),
+			config.EnvTriggerCacheTTL: Ref("TriggerCacheTTL"),
+			config.EnvRetentionDays:   Ref("RetentionDays"),
+			config.EnvAllowPrivate:    Ref("AllowPrivateCidrs"),
+			config.EnvMaxAttempts:     Ref("MaxAttempts"),
 			// Every message of a batch (BatchSize at most 10) at once, so a
 			// batch ends within one delivery deadline.
 			config.EnvConcurrency: "10",
 		},
 		Permissions: concat(
 			allow(DispatcherLogGroup, "logs:CreateLogStream", "logs:PutLogEvents"),
+			allow(TriggersTable, "dynamodb:GetItem"),
 			allow(RecordsTable, "dynamodb:PutItem"),
 			allow(TaskQueue, "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility", "sqs:SendMessage"),
 		),

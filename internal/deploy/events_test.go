@@ -171,7 +171,7 @@ func sampleTask(t *testing.T) delivery.Task {
 		Format: payload.TCR, Version: 1, UpdatedAt: sampleTime.Add(-24 * time.Hour),
 	}
 	id := receiver.TaskID(receiver.Fingerprint(evs[0]), tr.Name)
-	return delivery.NewTask(id, tr, evs[0], sampleTime.Add(time.Second))
+	return delivery.NewTask(id, &tr, evs[0], sampleTime.Add(time.Second))
 }
 
 // md5OfAttributes is SQS's MD5 of message attributes: over the attributes
@@ -427,8 +427,8 @@ func TestSampleSQSEvent(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%s: the body is not a task message: %v", file, err)
 	}
-	if !regexp.MustCompile(`^tsk_[0-9a-f]{32}$`).MatchString(task.ID) || task.Trigger.URL == "" || task.Event.Namespace != "public" {
-		t.Errorf("%s: an unlikely task: id %q, trigger URL %q, namespace %q", file, task.ID, task.Trigger.URL, task.Event.Namespace)
+	if !regexp.MustCompile(`^tsk_[0-9a-f]{32}$`).MatchString(task.ID) || task.Trigger.Name == "" || task.Event.Namespace != "public" {
+		t.Errorf("%s: an unlikely task: id %q, trigger %q, namespace %q", file, task.ID, task.Trigger.Name, task.Event.Namespace)
 	}
 	if id := m.MessageAttributes[sqsqueue.AttrTaskID].StringValue; id == nil || *id != task.ID {
 		t.Errorf("%s: the %s attribute does not match the task", file, sqsqueue.AttrTaskID)

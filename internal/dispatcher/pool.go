@@ -70,8 +70,12 @@ type Pool struct {
 	Idle time.Duration
 	// Drain bounds how long Run waits for in-flight deliveries after ctx
 	// ends; past it they are canceled and re-queued. Default 15s.
-	Drain  time.Duration
-	Logger *slog.Logger
+	Drain time.Duration
+	// Records receives the record of each undecodable task set aside for
+	// the dead-letter path (the Engine records every other outcome); nil
+	// leaves it to the log line.
+	Records record.Sink
+	Logger  *slog.Logger
 
 	wake chan struct{}
 	once sync.Once
@@ -163,6 +167,11 @@ func (p *Pool) handle(dctx context.Context, it Leased) {
 		log.LogAttrs(qctx, slog.LevelError, "undecodable task moved to the dead-letter queue", slog.String("error", it.Err.Error()))
 		if err := p.Queue.DeadLetter(qctx, it.ID, it.Err); err != nil {
 			log.LogAttrs(qctx, slog.LevelError, "dead-letter task", slog.String("error", err.Error()))
+		}
+		if p.Records != nil {
+			if err := p.Records.Put(qctx, record.UndecodableRecord(it.ID, it.Err, time.Now())); err != nil {
+				log.LogAttrs(qctx, slog.LevelError, "store dead-letter record", slog.String("error", err.Error()))
+			}
 		}
 		return
 	}

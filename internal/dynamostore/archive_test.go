@@ -19,7 +19,7 @@ func archivedTask(id string, raw []byte) delivery.Task {
 		URL: "https://example.com/hook", Format: payload.Raw, Secrets: []string{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}}
 	ev := event.Event{Source: "tcr", Action: event.PushImage, Namespace: "public", Repository: "nginx", Tag: "v1",
 		OccurredAt: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Raw: raw}
-	t := delivery.NewTask(id, tr, ev, time.Date(2026, 1, 1, 0, 0, 1, 0, time.UTC))
+	t := delivery.NewTask(id, &tr, ev, time.Date(2026, 1, 1, 0, 0, 1, 0, time.UTC))
 	t.Attempt = 3
 	return t
 }
@@ -42,7 +42,7 @@ func TestArchive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.ID != want.ID || got.Attempt != 3 || got.Trigger.Secrets[0] != want.Trigger.Secrets[0] || string(got.Raw) != string(want.Raw) {
+	if got.ID != want.ID || got.Attempt != 3 || got.Trigger != want.Trigger || string(got.Raw) != string(want.Raw) {
 		t.Errorf("archived task %+v", got)
 	}
 

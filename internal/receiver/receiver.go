@@ -223,7 +223,7 @@ func (s *Service) Receive(ctx context.Context, req Request) Response {
 				p.missed = append(p.missed, r)
 				continue
 			}
-			t := delivery.NewTask(TaskID(p.fp, r.Trigger.Name), *r.Trigger, ev, now)
+			t := delivery.NewTask(TaskID(p.fp, r.Trigger.Name), r.Trigger, ev, now)
 			p.claim.Tasks = append(p.claim.Tasks, t)
 			p.ae.Tasks = append(p.ae.Tasks, TaskRef{ID: t.ID, Trigger: r.Trigger.Name})
 		}

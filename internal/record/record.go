@@ -24,10 +24,12 @@ const (
 	Failed      Status = "failed"      // failed for good (final 4xx, redirect, attempts exhausted)
 	Blocked     Status = "blocked"     // the outbound guard refused the target
 	Untriggered Status = "untriggered" // the trigger did not fire for the event
+	Skipped     Status = "skipped"     // the trigger was disabled when the task came due: nothing sent
+	Cancelled   Status = "cancelled"   // the trigger was deleted, or its queued work cancelled: nothing sent
 )
 
 // Statuses lists every status.
-var Statuses = []Status{Success, Retrying, Failed, Blocked, Untriggered}
+var Statuses = []Status{Success, Retrying, Failed, Blocked, Untriggered, Skipped, Cancelled}
 
 // Valid reports whether s is a known status.
 func (s Status) Valid() bool {
@@ -51,6 +53,12 @@ const (
 	ClassHTTP5xx  = "http_5xx" // server error: retried
 	ClassPayload  = "payload"  // the payload could not be rendered (permanent)
 	ClassCanceled = "canceled" // the dispatcher was stopping: retried
+
+	ClassStore           = "store"            // the trigger could not be read: retried
+	ClassTriggerDeleted  = "trigger_deleted"  // the task's trigger no longer exists: cancelled
+	ClassTriggerDisabled = "trigger_disabled" // the task's trigger is disabled: skipped
+	ClassCancelled       = "cancelled"        // the trigger's queued work was cancelled
+	ClassUndecodable     = "undecodable"      // the queued task could not be read: dead-lettered
 )
 
 // Record is one line of the trigger log.
@@ -64,12 +72,15 @@ type Record struct {
 	Tag        string       `json:"tag,omitempty"`
 	Digest     string       `json:"digest,omitempty"`
 	// Target is the webhook's host[:port] — never its path query or userinfo.
-	Target     string        `json:"target,omitempty"`
-	Status     Status        `json:"status"`
-	HTTPStatus int           `json:"http_status,omitempty"`
-	Latency    time.Duration `json:"latency_ns,omitempty"`
-	Attempt    int           `json:"attempt,omitempty"`
-	ErrorClass string        `json:"error_class,omitempty"`
+	Target string `json:"target,omitempty"`
+	// TriggerVersion is the revision of the trigger the attempt used (the
+	// trigger as it was when the attempt ran, not when the event matched).
+	TriggerVersion int64         `json:"trigger_version,omitempty"`
+	Status         Status        `json:"status"`
+	HTTPStatus     int           `json:"http_status,omitempty"`
+	Latency        time.Duration `json:"latency_ns,omitempty"`
+	Attempt        int           `json:"attempt,omitempty"`
+	ErrorClass     string        `json:"error_class,omitempty"`
 	// Error is a short, redacted description of the failure.
 	Error string `json:"error,omitempty"`
 	// Location is the redirect target of a 3xx, redacted like Target.
@@ -101,10 +112,17 @@ func UntriggeredRecord(id, trigger string, ev event.Event, reason string, at tim
 	return r
 }
 
+// UndecodableRecord is the record of a queued task that could not be read
+// and was set aside for the dead-letter path: it names no trigger, since
+// the task could not say which.
+func UndecodableRecord(taskID string, err error, at time.Time) Record {
+	return Record{TaskID: taskID, Status: Failed, ErrorClass: ClassUndecodable, Error: err.Error(), Time: at.UTC()}
+}
+
 // Level is the log level a record deserves.
 func (r Record) Level() slog.Level {
 	switch r.Status {
-	case Failed, Blocked:
+	case Failed, Blocked, Cancelled:
 		return slog.LevelWarn
 	case Untriggered:
 		return slog.LevelDebug
@@ -118,7 +136,7 @@ func (r Record) Attrs() []slog.Attr {
 }
 
 // maxAttrs is the most attributes AppendAttrs appends.
-const maxAttrs = 18
+const maxAttrs = 19
 
 // AppendAttrs appends the record's fields as log attributes to dst, empty
 // ones left out, so a caller can build them in a buffer of its own.
@@ -137,6 +155,9 @@ func (r Record) AppendAttrs(dst []slog.Attr) []slog.Attr {
 	add("tag", r.Tag)
 	add("digest", r.Digest)
 	add("target", r.Target)
+	if r.TriggerVersion != 0 {
+		dst = append(dst, slog.Int64("trigger_version", r.TriggerVersion))
+	}
 	add("status", string(r.Status))
 	if r.HTTPStatus != 0 {
 		dst = append(dst, slog.Int("http_status", r.HTTPStatus))

@@ -12,6 +12,7 @@ import (
 
 	"github.com/regtrigger/regtrigger/internal/delivery"
 	"github.com/regtrigger/regtrigger/internal/dispatcher"
+	"github.com/regtrigger/regtrigger/internal/record"
 	"github.com/regtrigger/regtrigger/internal/trigger"
 )
 
@@ -36,6 +37,8 @@ var ErrBudget = errors.New("the function timeout is too short for the dispatcher
 type Drainer struct {
 	Queue  dispatcher.Queue // an *sqsqueue.Poller
 	Engine dispatcher.Deliverer
+	// Records receives the record of an undecodable task; nil: the log only.
+	Records record.Sink
 	// Workers is how many deliveries run at once (the CONCURRENCY setting).
 	Workers int
 	// Idle ends the invocation early once no task was leased or in flight
@@ -81,7 +84,7 @@ func (d *Drainer) Invoke(ctx context.Context, ev events.TimerEvent) (Summary, er
 	}
 	counter := &countingDeliverer{next: d.Engine, counts: map[string]int{}}
 	pool := &dispatcher.Pool{
-		Queue: queue, Engine: counter, Workers: d.Workers, Logger: d.Logger,
+		Queue: queue, Engine: counter, Workers: d.Workers, Records: d.Records, Logger: d.Logger,
 		// Hidden for longer than a delivery and its settling take, yet short
 		// enough that a message of a crashed instance comes back soon.
 		Lease: Reserve + time.Minute,

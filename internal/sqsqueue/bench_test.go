@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/regtrigger/regtrigger/internal/delivery"
-	"github.com/regtrigger/regtrigger/internal/payload"
 	"github.com/regtrigger/regtrigger/internal/sqsqueue"
 )
 
@@ -24,7 +23,6 @@ func benchTasks(b *testing.B) []struct {
 		b.Fatal(err)
 	}
 	raw := sampleTask(2)
-	raw.Trigger.Format = payload.Raw
 	raw.Raw = bytes.Repeat(unit, 100<<10/len(unit)+1)[:100<<10]
 	return []struct {
 		name string

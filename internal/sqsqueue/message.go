@@ -8,9 +8,11 @@
 // 15 minutes, with a not_before attribute for longer waits). Platforms
 // without an SQS trigger (a timer function) use Receive and Delete.
 //
-// The message body is the versioned task contract, Message. It holds the
-// trigger's headers and signing secrets: bodies are never logged, and no
-// error returned here quotes one. See docs/sqs.md.
+// The message body is the versioned task contract, Message: the task, which
+// refers to its trigger by namespace, name and revision and holds no URL,
+// header value or secret (the dispatcher reads the trigger when it sends).
+// Bodies are still never logged (they hold the event), and no error
+// returned here quotes one. See docs/sqs.md.
 package sqsqueue
 
 import (
@@ -23,9 +25,16 @@ import (
 	"github.com/regtrigger/regtrigger/internal/dispatcher"
 )
 
-// Version is the version of the task contract that Encode writes and the
-// only one Decode accepts.
-const Version = 1
+// Version is the version of the task contract that Encode writes: 2, the
+// task as a reference to its trigger.
+const Version = 2
+
+// legacyVersion is the contract before it: the task embedded the whole
+// trigger. Decode still reads it, so messages queued before an upgrade are
+// delivered (to the trigger as it is now); the decoded task keeps only the
+// trigger's namespace, name and version, so the URL, headers and secrets
+// of such a message are never sent to the queue again.
+const legacyVersion = 1
 
 // MaxMessageBytes is the largest message this package sends: SQS's classic
 // 256 KiB limit, which counts the body and the message attributes. (AWS
@@ -73,21 +82,22 @@ func Encode(t delivery.Task) (string, error) {
 	return string(b), nil
 }
 
-// Decode reads a message body written by Encode. A body that is not JSON,
-// has another version, or holds no task id fails with ErrUndecodable; the
-// error never quotes the body.
+// Decode reads a message body written by Encode (or, for messages queued
+// before an upgrade, by the legacy contract). A body that is not JSON, has
+// an unknown version, or holds no task id or trigger name fails with
+// ErrUndecodable; the error never quotes the body.
 func Decode(body string) (delivery.Task, error) {
 	var m Message
 	if err := json.Unmarshal([]byte(body), &m); err != nil {
 		return delivery.Task{}, fmt.Errorf("%w: %d-byte body: %w", ErrUndecodable, len(body), err)
 	}
 	switch {
-	case m.Version != Version:
-		return delivery.Task{}, fmt.Errorf("%w: contract version %d (this build reads %d)", ErrUndecodable, m.Version, Version)
+	case m.Version != Version && m.Version != legacyVersion:
+		return delivery.Task{}, fmt.Errorf("%w: contract version %d (this build reads %d and %d)", ErrUndecodable, m.Version, legacyVersion, Version)
 	case m.Task.ID == "":
 		return delivery.Task{}, fmt.Errorf("%w: message holds no task id", ErrUndecodable)
-	case m.Task.Trigger.URL == "":
-		return delivery.Task{}, fmt.Errorf("%w: task %s has no trigger URL", ErrUndecodable, m.Task.ID)
+	case m.Task.Trigger.Name == "":
+		return delivery.Task{}, fmt.Errorf("%w: task %s names no trigger", ErrUndecodable, m.Task.ID)
 	}
 	return m.Task, nil
 }

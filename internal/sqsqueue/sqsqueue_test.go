@@ -20,30 +20,18 @@ import (
 	"github.com/regtrigger/regtrigger/internal/delivery"
 	"github.com/regtrigger/regtrigger/internal/dispatcher"
 	"github.com/regtrigger/regtrigger/internal/event"
-	"github.com/regtrigger/regtrigger/internal/payload"
 	"github.com/regtrigger/regtrigger/internal/sqsqueue"
 	"github.com/regtrigger/regtrigger/internal/testserver"
-	"github.com/regtrigger/regtrigger/internal/trigger"
 )
 
 const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 func sampleTask(i int) delivery.Task {
 	at := time.Date(2026, 3, 1, 12, 0, i%60, 0, time.UTC)
-	tr := trigger.Trigger{
-		Name:      "deploy-" + strconv.Itoa(i),
-		Enabled:   true,
-		Actions:   []event.Action{event.PushImage},
-		Namespace: "public",
-		URL:       "https://deploy.example.com/hook?token=sekrit",
-		Headers:   map[string]string{"Authorization": "Bearer sekrit"},
-		Format:    payload.TCR,
-		Secrets:   []string{secret},
-		Timeout:   trigger.Duration(10 * time.Second),
-	}
+	tr := delivery.TriggerRef{Namespace: "public", Name: "deploy-" + strconv.Itoa(i), Version: int64(i%5 + 1)}
 	ev := event.Event{Source: "tcr", Action: event.PushImage, Namespace: "public", Repository: "nginx", Tag: "v1." + strconv.Itoa(i),
 		Digest: "sha256:0123", ResourceURL: "ccr.example.com/public/nginx:v1." + strconv.Itoa(i), OccurredAt: at, Operator: "alice"}
-	return delivery.Task{ID: fmt.Sprintf("tsk_%032d", i), Trigger: tr, Event: ev, Attempt: i % 3, CreatedAt: at}
+	return delivery.Task{ID: fmt.Sprintf("tsk_%032d", i), Trigger: tr, Event: ev, Attempt: i % 3, CreatedAt: at, QueuedAt: at}
 }
 
 func TestEncodeDecodeRoundTrip(t *testing.T) {
@@ -51,11 +39,10 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 		"plain": sampleTask(1),
 		"raw body": func() delivery.Task {
 			x := sampleTask(2)
-			x.Trigger.Format = payload.Raw
 			x.Raw = []byte(`{"a":"\u0000 é 😀"}`)
 			return x
 		}(),
-		"noncharacters":  func() delivery.Task { x := sampleTask(3); x.Trigger.Description = "a\uFFFEb\uFFFFc"; return x }(),
+		"noncharacters":  func() delivery.Task { x := sampleTask(3); x.Event.Repository = "a\uFFFEb\uFFFFc"; return x }(),
 		"control and ls": func() delivery.Task { x := sampleTask(4); x.Event.Operator = "x\x01\u2028y"; return x }(),
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -66,7 +53,7 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 			if strings.ContainsAny(body, "\uFFFE\uFFFF\x01") {
 				t.Errorf("body holds characters SQS refuses")
 			}
-			if !strings.HasPrefix(body, `{"v":1,"task":{`) {
+			if !strings.HasPrefix(body, `{"v":2,"task":{`) {
 				t.Errorf("body starts %.20q", body)
 			}
 			got, err := sqsqueue.Decode(body)
@@ -89,11 +76,12 @@ func TestDecodeRefuses(t *testing.T) {
 		"empty":           "",
 		"garbage":         "not json " + secret,
 		"array":           `[1,2]`,
-		"unknown version": strings.Replace(good, `{"v":1,`, `{"v":2,`, 1),
-		"no version":      strings.Replace(good, `{"v":1,`, `{`, 1),
-		"no task":         `{"v":1}`,
-		"task not object": `{"v":1,"task":"` + secret + `"}`,
-		"no trigger url":  `{"v":1,"task":{"id":"tsk_1","trigger":{"name":"x"}}}`,
+		"unknown version": strings.Replace(good, `{"v":2,`, `{"v":3,`, 1),
+		"no version":      strings.Replace(good, `{"v":2,`, `{`, 1),
+		"no task":         `{"v":2}`,
+		"task not object": `{"v":2,"task":"` + secret + `"}`,
+		"no trigger name": `{"v":2,"task":{"id":"tsk_1","trigger":{"namespace":"x"}}}`,
+		"legacy, no name": `{"v":1,"task":{"id":"tsk_1","trigger":{"url":"https://x.example.com/?token=sekrit"}}}`,
 		"truncated":       good[:len(good)/2],
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -110,7 +98,6 @@ func TestDecodeRefuses(t *testing.T) {
 
 func TestEncodeTooLarge(t *testing.T) {
 	task := sampleTask(1)
-	task.Trigger.Format = payload.Raw
 	task.Raw = make([]byte, 200<<10) // 200 KiB raw is ~267 KiB in base64
 	_, err := sqsqueue.Encode(task)
 	if !errors.Is(err, sqsqueue.ErrTooLarge) || !strings.Contains(err.Error(), task.ID) {
@@ -162,7 +149,7 @@ func TestEnqueueBatches(t *testing.T) {
 		tasks[i] = sampleTask(i)
 		want[tasks[i].ID] = tasks[i]
 	}
-	tasks[7].Trigger.Description = "noncharacter \uFFFF inside"
+	tasks[7].Event.Operator = "noncharacter \uFFFF inside"
 	want[tasks[7].ID] = tasks[7]
 	if err := q.Enqueue(context.Background(), tasks); err != nil {
 		t.Fatal(err)
@@ -220,7 +207,6 @@ func TestEnqueueTooLargeSendsNothing(t *testing.T) {
 	ct := &countingTransport{}
 	q := newQueue(t, newClient(endpoint, ct), queueName(t))
 	big := sampleTask(1)
-	big.Trigger.Format = payload.Raw
 	big.Raw = make([]byte, 1<<20)
 	err := q.Enqueue(context.Background(), []delivery.Task{sampleTask(0), big, sampleTask(2)})
 	if !errors.Is(err, sqsqueue.ErrTooLarge) || !strings.Contains(err.Error(), big.ID) {
@@ -244,10 +230,7 @@ func TestEnqueueEntryFailure(t *testing.T) {
 	}
 	q := &sqsqueue.Queue{Client: c, URL: aws.ToString(out.QueueUrl)}
 	tasks := []delivery.Task{sampleTask(0), sampleTask(1), sampleTask(2), sampleTask(3)}
-	for i := range tasks {
-		tasks[i].Trigger.Headers, tasks[i].Trigger.Secrets = nil, nil // keep the small ones under 1 KiB
-	}
-	tasks[2].Trigger.Description = strings.Repeat("long ", 300)
+	tasks[2].Event.Operator = strings.Repeat("long ", 300)
 	err = q.Enqueue(context.Background(), tasks)
 	var be *sqsqueue.BatchError
 	if !errors.As(err, &be) {
@@ -509,7 +492,7 @@ func TestEnqueueSplitsBySize(t *testing.T) {
 	tasks := make([]delivery.Task, 10)
 	for i := range tasks {
 		tasks[i] = sampleTask(i)
-		tasks[i].Trigger.Description = strings.Repeat("x", 40<<10)
+		tasks[i].Event.Operator = strings.Repeat("x", 40<<10)
 	}
 	if err := q.Enqueue(context.Background(), tasks); err != nil {
 		t.Fatal(err)
