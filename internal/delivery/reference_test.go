@@ -19,7 +19,9 @@ import (
 // storeFunc is a Triggers answering with a function.
 type storeFunc func(ctx context.Context, name string) (trigger.Trigger, error)
 
-func (f storeFunc) Get(ctx context.Context, name string) (trigger.Trigger, error) { return f(ctx, name) }
+func (f storeFunc) Get(ctx context.Context, name string) (trigger.Trigger, error) {
+	return f(ctx, name)
+}
 
 // TestTriggerResolvedWhenSent: the engine sends to the trigger as the
 // store holds it when the attempt runs, and sends nothing for a trigger
