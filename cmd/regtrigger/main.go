@@ -67,7 +67,7 @@ call your webhooks, safely, with a log of every attempt.`,
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newInspect(), newMatch(), newCheckURL(), newServe(), newTriggers(), newLogs(), newRedeliver(), newSink(), newSecret())
+	root.AddCommand(newInspect(), newMatch(), newCheckURL(), newServe(), newTriggers(), newTasks(), newLogs(), newRedeliver(), newSink(), newSecret())
 	return root
 }
 

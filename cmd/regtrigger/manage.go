@@ -208,11 +208,17 @@ func notFound(name string, err error) error {
 }
 
 func newTriggersToggle(sf *storeFlags, verb string, enabled bool) *cobra.Command {
-	return &cobra.Command{
+	var cancelQueuedTasks bool
+	c := &cobra.Command{
 		Use:   verb + " NAME",
 		Short: strings.ToUpper(verb[:1]) + verb[1:] + " a trigger",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
+			if cancelQueuedTasks {
+				return sf.with(c.Context(), mustExist, func(b *backend) error {
+					return cancelQueued(c.Context(), c.OutOrStdout(), b, args[0], true)
+				})
+			}
 			return sf.withTriggers(c.Context(), mustExist, func(s trigger.Store) error {
 				t, err := s.Get(c.Context(), args[0])
 				if err != nil {
@@ -231,6 +237,13 @@ func newTriggersToggle(sf *storeFlags, verb string, enabled bool) *cobra.Command
 			})
 		},
 	}
+	if !enabled {
+		c.Long = `disable stops the trigger firing on new events. Its queued tasks are skipped when
+they come due ("skipped", trigger disabled), so enabling it again before then lets
+them go out. With --cancel-queued they are cancelled for good instead.`
+		c.Flags().BoolVar(&cancelQueuedTasks, "cancel-queued", false, "also cancel the trigger's queued tasks for good (see regtrigger tasks cancel)")
+	}
+	return c
 }
 
 func newTriggersDelete(sf *storeFlags) *cobra.Command {

@@ -424,8 +424,9 @@ func (s *cloudStack) receive(t *testing.T) []sqstypes.Message {
 	return out.Messages
 }
 
-// archivedTask archives a finished task of the deploy-nginx trigger after
-// attempts attempts, as the dispatcher does.
+// archivedTask stores the deploy-nginx trigger (unless it is stored) and
+// archives a finished task of it after attempts attempts, as the
+// dispatcher does.
 func (s *cloudStack) archivedTask(t *testing.T, id string, attempts int) delivery.Task {
 	t.Helper()
 	tr := trigger.Trigger{
@@ -433,8 +434,15 @@ func (s *cloudStack) archivedTask(t *testing.T, id string, attempts int) deliver
 		URL: "https://hooks.example.com/deploy?key=querysecret", Headers: map[string]string{"X-Deploy-Key": "headersecret"},
 		Secrets: []string{e2eSecret}, Format: "tcr",
 	}
+	stored, err := s.store.Triggers().Create(context.Background(), tr)
+	if errors.Is(err, trigger.ErrExists) {
+		stored, err = s.store.Triggers().Get(context.Background(), tr.Name)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
 	ev := event.Event{Source: "tcr", Action: event.PushImage, Namespace: "public", Repository: "nginx", Tag: "v1.2"}
-	task := delivery.NewTask(id, &tr, ev, time.Now().Add(-time.Hour))
+	task := delivery.NewTask(id, &stored, ev, time.Now().Add(-time.Hour))
 	task.Attempt = attempts
 	if err := s.store.Records().Archive(context.Background(), task); err != nil {
 		t.Fatal(err)
@@ -445,10 +453,24 @@ func (s *cloudStack) archivedTask(t *testing.T, id string, attempts int) deliver
 func TestDynamoRedeliver(t *testing.T) {
 	s := newCloudStack(t)
 	task := s.archivedTask(t, "tsk_0123456789abcdef0123456789abcdef", 8)
-	db := []string{"--store", "dynamodb", "--records-table", s.names.Records, "--queue-url", s.queueURL}
+	db := []string{"--store", "dynamodb", "--triggers-table", s.names.Triggers, "--records-table", s.names.Records, "--queue-url", s.queueURL}
 	args := func(a ...string) []string { return append(a, db...) }
+	triggers := s.store.Triggers()
+	// edit changes the trigger in the table.
+	edit := func(t *testing.T, change func(*trigger.Trigger)) {
+		t.Helper()
+		tr, err := triggers.Get(context.Background(), "deploy-nginx")
+		if err != nil {
+			t.Fatal(err)
+		}
+		change(&tr)
+		if _, err := triggers.Update(context.Background(), tr); err != nil {
+			t.Fatal(err)
+		}
+	}
 
-	// queued checks that the queue holds n copies of task with attempt 0.
+	// queued checks that the queue holds n copies of task with attempt 0,
+	// referring to the trigger's current revision.
 	queued := func(n int) func(t *testing.T, _ result) {
 		return func(t *testing.T, _ result) {
 			msgs := s.receive(t)
@@ -460,10 +482,18 @@ func TestDynamoRedeliver(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				want := task
-				want.Attempt = 0
-				if !reflect.DeepEqual(got, want) {
-					t.Errorf("queued task %+v, want %+v (the archived one with attempt 0)", got, want)
+				current, err := triggers.Get(context.Background(), "deploy-nginx")
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := task.Requeued(&current)
+				if !reflect.DeepEqual(got, want) || want.Attempt != 0 {
+					t.Errorf("queued task %+v, want %+v (the archived one with attempt 0, at the current revision)", got, want)
+				}
+				for _, leak := range secrets {
+					if strings.Contains(aws.ToString(m.Body), leak) {
+						t.Errorf("the queue message holds %q", leak)
+					}
 				}
 				attrs := m.MessageAttributes
 				if aws.ToString(attrs[sqsqueue.AttrTaskID].StringValue) != task.ID || aws.ToString(attrs[sqsqueue.AttrAttempt].StringValue) != "0" {
@@ -485,11 +515,27 @@ func TestDynamoRedeliver(t *testing.T) {
 		{name: "unknown task", args: args("redeliver", "tsk_unknown"), code: 1,
 			want: []string{`no finished task "tsk_unknown" is kept`}, check: queued(0)},
 		{name: "env only", args: []string{"redeliver", task.ID},
-			env:  []string{"REGTRIGGER_STORE=dynamodb", "RECORDS_TABLE=" + s.names.Records, "QUEUE_URL=" + s.queueURL},
+			env:  []string{"REGTRIGGER_STORE=dynamodb", "TRIGGERS_TABLE=" + s.names.Triggers, "RECORDS_TABLE=" + s.names.Records, "QUEUE_URL=" + s.queueURL},
 			want: []string{"queued for delivery"}, check: queued(1)},
 		{name: "queue that does not exist", code: 1,
-			args: []string{"redeliver", task.ID, "--store", "dynamodb", "--records-table", s.names.Records, "--queue-url", noQueue},
+			args: []string{"redeliver", task.ID, "--store", "dynamodb", "--triggers-table", s.names.Triggers, "--records-table", s.names.Records, "--queue-url", noQueue},
 			want: []string{"SQS queue", noQueue, "does not exist", "--queue-url", "QUEUE_URL"}, not: secrets},
+	})
+	// The task refers to its trigger: redeliver sends it to the trigger as
+	// it is now, and refuses when there is none to send to.
+	edit(t, func(tr *trigger.Trigger) { tr.URL = "https://fixed.example.com/deploy" })
+	s.run(t, []step{
+		{name: "after the URL was fixed", args: args("redeliver", task.ID), want: []string{"queued for delivery to trigger deploy-nginx (revision 2)"}, check: queued(1)},
+	})
+	edit(t, func(tr *trigger.Trigger) { tr.Enabled = false })
+	s.run(t, []step{
+		{name: "disabled trigger", args: args("redeliver", task.ID), code: 1, want: []string{"is disabled", "regtrigger triggers enable deploy-nginx"}, check: queued(0)},
+	})
+	if err := triggers.Delete(context.Background(), "deploy-nginx", 0); err != nil {
+		t.Fatal(err)
+	}
+	s.run(t, []step{
+		{name: "deleted trigger", args: args("redeliver", task.ID), code: 1, want: []string{`its trigger "deploy-nginx" (namespace public) was deleted`}, check: queued(0)},
 	})
 }
 
@@ -514,9 +560,9 @@ func TestDynamoErrors(t *testing.T) {
 			want: []string{"--triggers-table", "$TRIGGERS_TABLE", "stack's outputs"}},
 		{name: "no records table", args: []string{"logs", "--store", "dynamodb"}, code: 2,
 			want: []string{"--records-table", "$RECORDS_TABLE"}},
-		{name: "no queue URL", args: []string{"redeliver", "tsk_archived", "--store", "dynamodb", "--records-table", s.names.Records}, code: 2,
+		{name: "no queue URL", args: []string{"redeliver", "tsk_archived", "--store", "dynamodb", "--triggers-table", s.names.Triggers, "--records-table", s.names.Records}, code: 2,
 			want: []string{"--queue-url", "$QUEUE_URL"}, not: []string{"--records-table"}},
-		{name: "no queue URL from an empty variable", args: []string{"redeliver", "tsk_archived", "--store", "dynamodb", "--records-table", s.names.Records},
+		{name: "no queue URL from an empty variable", args: []string{"redeliver", "tsk_archived", "--store", "dynamodb", "--triggers-table", s.names.Triggers, "--records-table", s.names.Records},
 			env: []string{"QUEUE_URL="}, code: 2, want: []string{"--queue-url"}},
 		{name: "unknown store", args: []string{"triggers", "list", "--store", "s3"}, code: 2, want: []string{"--store s3: use bolt or dynamodb"}},
 		{name: "unknown store from the environment", args: []string{"logs"}, env: []string{"REGTRIGGER_STORE=dynamo"}, code: 2,
@@ -541,7 +587,7 @@ func TestDynamoErrors(t *testing.T) {
 		{name: "DynamoDB unreachable for logs", args: []string{"logs", "--store", "dynamodb", "--records-table", s.names.Records},
 			env: []string{"AWS_ENDPOINT_URL_DYNAMODB=" + closed, "AWS_MAX_ATTEMPTS=1"}, code: 1,
 			want: []string{"cannot reach DynamoDB at " + closed}, check: quick},
-		{name: "SQS unreachable", args: []string{"redeliver", "tsk_archived", "--store", "dynamodb", "--records-table", s.names.Records, "--queue-url", s.queueURL},
+		{name: "SQS unreachable", args: []string{"redeliver", "tsk_archived", "--store", "dynamodb", "--triggers-table", s.names.Triggers, "--records-table", s.names.Records, "--queue-url", s.queueURL},
 			env: []string{"AWS_ENDPOINT_URL_SQS=" + closed, "AWS_MAX_ATTEMPTS=1"}, code: 1,
 			want: []string{"cannot reach SQS at " + closed, "AWS_ENDPOINT_URL_SQS"}, check: quick},
 		{name: "missing triggers table", args: []string{"triggers", "list", "--store", "dynamodb", "--triggers-table", "no-such-table"}, code: 1,
@@ -551,7 +597,7 @@ func TestDynamoErrors(t *testing.T) {
 			want: []string{`DynamoDB table "no-such-table" does not exist`}},
 		{name: "missing records table", args: []string{"logs", "--store", "dynamodb", "--records-table", "no-such-table"}, code: 1,
 			want: []string{`DynamoDB table "no-such-table" does not exist`, "--records-table / $RECORDS_TABLE"}},
-		{name: "missing records table on redeliver", args: []string{"redeliver", "tsk_archived", "--store", "dynamodb", "--records-table", "no-such-table", "--queue-url", s.queueURL}, code: 1,
+		{name: "missing records table on redeliver", args: []string{"redeliver", "tsk_archived", "--store", "dynamodb", "--triggers-table", s.names.Triggers, "--records-table", "no-such-table", "--queue-url", s.queueURL}, code: 1,
 			want: []string{`DynamoDB table "no-such-table" does not exist`, "--records-table"}},
 	})
 }

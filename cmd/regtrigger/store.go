@@ -3,7 +3,7 @@ package main
 // The management commands (triggers, logs, redeliver) work on one of two
 // backends: the bbolt file `serve` uses, or the DynamoDB tables and SQS queue
 // of the cloud functions. This file is the one place that chooses and opens
-// it; the commands see only trigger.Store, record.Store and redeliverer.
+// it; the commands see only trigger.Store, record.Store and taskQueue.
 
 import (
 	"context"
@@ -12,7 +12,9 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
+	"time"
 
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -27,6 +29,7 @@ import (
 	"github.com/regtrigger/regtrigger/internal/config"
 	"github.com/regtrigger/regtrigger/internal/delivery"
 	"github.com/regtrigger/regtrigger/internal/dynamostore"
+	"github.com/regtrigger/regtrigger/internal/event"
 	"github.com/regtrigger/regtrigger/internal/record"
 	"github.com/regtrigger/regtrigger/internal/sqsqueue"
 	"github.com/regtrigger/regtrigger/internal/trigger"
@@ -62,10 +65,43 @@ type needs struct {
 	queue    bool // the delivery queue
 }
 
-// redeliverer queues a finished task again with a fresh attempt count, or
-// returns errNotKept / errStillQueued.
-type redeliverer interface {
-	Redeliver(ctx context.Context, id string) error
+// taskQueue is the queue side of a backend as the commands manage it: the
+// finished tasks kept for redeliver and the tasks still queued.
+type taskQueue interface {
+	// Archived returns a finished task kept for redeliver, or an error
+	// matching errNotKept or errStillQueued.
+	Archived(ctx context.Context, id string) (delivery.Task, error)
+	// Requeue puts a task on the queue again.
+	Requeue(ctx context.Context, t delivery.Task) error
+	// Queued lists the queued tasks of a trigger ("" = all) as far as the
+	// backend can see them.
+	Queued(ctx context.Context, trigger string) (queueView, error)
+	// Cancel takes a trigger's queued tasks off the queue now, recording
+	// why, and reports how many; later reports that it cannot, and the
+	// trigger's CancelThrough (already set) cancels them when they come due.
+	Cancel(ctx context.Context, trigger, why string) (removed int, later bool, err error)
+}
+
+// queueView is what Queued can tell.
+type queueView struct {
+	Tasks []queuedTask
+	// Partial: the backend cannot list every queued task; Note says which
+	// ones are shown.
+	Partial bool
+	Note    string
+}
+
+// queuedTask is one queued task as the commands print it.
+type queuedTask struct {
+	ID         string       `json:"id"`
+	Trigger    string       `json:"trigger"`
+	Revision   int64        `json:"revision,omitempty"`
+	Action     event.Action `json:"action"`
+	Namespace  string       `json:"namespace"`
+	Repository string       `json:"repository"`
+	Tag        string       `json:"tag,omitempty"`
+	Attempts   int          `json:"attempts"`
+	Due        time.Time    `json:"due,omitzero"`
 }
 
 var (
@@ -172,10 +208,10 @@ const (
 
 // backend is an opened store.
 type backend struct {
-	triggers    trigger.Store
-	records     record.Store
-	redeliverer redeliverer
-	close       func() error
+	triggers trigger.Store
+	records  record.Store
+	tasks    taskQueue
+	close    func() error
 }
 
 // open opens the chosen backend.
@@ -208,10 +244,6 @@ func (f *storeFlags) withRecords(ctx context.Context, fn func(record.Store) erro
 	return f.with(ctx, mustExist, func(b *backend) error { return fn(b.records) })
 }
 
-func (f *storeFlags) withRedeliverer(ctx context.Context, fn func(redeliverer) error) error {
-	return f.with(ctx, mustExist, func(b *backend) error { return fn(b.redeliverer) })
-}
-
 func (f *storeFlags) openBolt(mode openMode) (*backend, error) {
 	if mode == readIfExists {
 		if _, err := os.Stat(f.data); errors.Is(err, fs.ErrNotExist) {
@@ -226,10 +258,10 @@ func (f *storeFlags) openBolt(mode openMode) (*backend, error) {
 		return nil, fail("%v", err)
 	}
 	return &backend{
-		triggers:    s.Triggers(),
-		records:     s.Records(),
-		redeliverer: boltRedeliverer{boltstore.NewTaskQueue(s)},
-		close:       s.Close,
+		triggers: s.Triggers(),
+		records:  s.Records(),
+		tasks:    boltTasks{boltstore.NewTaskQueue(s)},
+		close:    s.Close,
 	}, nil
 }
 
@@ -301,22 +333,35 @@ func (f *storeFlags) openDynamo(ctx context.Context) (*backend, error) {
 	triggersRes := awsResource{kind: "DynamoDB table", name: f.triggersTable, flag: flagTriggersTable, env: config.EnvTriggersTable, region: awsCfg.Region}
 	recordsRes := awsResource{kind: "DynamoDB table", name: f.recordsTable, flag: flagRecordsTable, env: config.EnvRecordsTable, region: awsCfg.Region}
 	queueRes := awsResource{kind: "SQS queue", name: f.queueURL, flag: flagQueueURL, env: config.EnvQueueURL, region: awsCfg.Region}
+	records := explainedRecords{store.Records(), recordsRes}
 	return &backend{
 		triggers: explainedTriggers{store.Triggers(), triggersRes},
-		records:  explainedRecords{store.Records(), recordsRes},
-		redeliverer: queueRedeliverer{
-			archive: store.Records(), archiveRes: recordsRes,
+		records:  records,
+		tasks: cloudTasks{
+			archive: store.Records(), archiveRes: recordsRes, log: records,
 			queue: &sqsqueue.Queue{Client: sqs.NewFromConfig(awsCfg), URL: f.queueURL}, queueRes: queueRes,
 		},
 		close: func() error { return nil },
 	}, nil
 }
 
-// boltRedeliverer is TaskQueue.Redeliver with the CLI's errors.
-type boltRedeliverer struct{ q *boltstore.TaskQueue }
+// boltTasks is the embedded store's TaskQueue with the CLI's errors. It
+// sees every queued task and takes cancelled ones off the queue at once.
+type boltTasks struct{ q *boltstore.TaskQueue }
 
-func (r boltRedeliverer) Redeliver(ctx context.Context, id string) error {
-	err := r.q.Redeliver(ctx, id)
+func (b boltTasks) Archived(ctx context.Context, id string) (delivery.Task, error) {
+	t, err := b.q.Archived(ctx, id)
+	switch {
+	case errors.Is(err, boltstore.ErrNoItem):
+		return t, fmt.Errorf("%w: %w", errNotKept, err)
+	case errors.Is(err, boltstore.ErrQueued):
+		return t, fmt.Errorf("%w: %w", errStillQueued, err)
+	}
+	return t, err
+}
+
+func (b boltTasks) Requeue(ctx context.Context, t delivery.Task) error {
+	err := b.q.Requeue(ctx, t)
 	switch {
 	case errors.Is(err, boltstore.ErrNoItem):
 		return fmt.Errorf("%w: %w", errNotKept, err)
@@ -326,39 +371,88 @@ func (r boltRedeliverer) Redeliver(ctx context.Context, id string) error {
 	return err
 }
 
-// queueRedeliverer redelivers on the cloud backend: it reads the task the
-// dispatcher archived in the records table and sends it to the queue with
-// a fresh attempt count, as boltstore's Redeliver does (Attempt is the only
-// field reset; the id, the trigger as it was and the event stay).
+func (b boltTasks) Queued(ctx context.Context, trigger string) (queueView, error) {
+	qs, err := b.q.Queued(ctx, trigger)
+	if err != nil {
+		return queueView{}, err
+	}
+	v := queueView{Tasks: make([]queuedTask, len(qs))}
+	for i, q := range qs {
+		t := q.Task
+		v.Tasks[i] = queuedTask{ID: t.ID, Trigger: t.Trigger.Name, Revision: t.Trigger.Version, Action: t.Event.Action,
+			Namespace: t.Event.Namespace, Repository: t.Event.Repository, Tag: t.Event.Tag, Attempts: t.Attempt, Due: q.Due}
+	}
+	return v, nil
+}
+
+func (b boltTasks) Cancel(ctx context.Context, trigger, why string) (int, bool, error) {
+	done, err := b.q.Cancel(ctx, trigger, why)
+	return len(done), false, err
+}
+
+// cloudTasks is the cloud backend's queue side: the archive in the records
+// table for redeliver, the SQS queue to send to, and the trigger log to
+// tell which tasks wait for a retry.
 //
-// It cannot return errStillQueued: the archive keeps a task after it was
-// redelivered, and SQS has no lookup by id, so a task already queued again
-// is sent once more. Both copies carry the same webhook-id.
-type queueRedeliverer struct {
+// SQS can neither look a message up by id nor list or delete chosen
+// messages. So Archived cannot return errStillQueued (the archive keeps a
+// task after it was redelivered: redelivering twice sends it twice, with
+// one webhook-id), Queued shows only the tasks the log says wait for a
+// retry, and Cancel removes nothing: the trigger's CancelThrough cancels
+// each task when the dispatcher receives it.
+type cloudTasks struct {
 	archive interface {
 		Archived(ctx context.Context, id string) (delivery.Task, error)
 	}
 	archiveRes awsResource
+	log        record.Store
 	queue      interface {
 		Enqueue(ctx context.Context, tasks []delivery.Task) error
 	}
 	queueRes awsResource
 }
 
-func (r queueRedeliverer) Redeliver(ctx context.Context, id string) error {
-	t, err := r.archive.Archived(ctx, id)
+func (c cloudTasks) Archived(ctx context.Context, id string) (delivery.Task, error) {
+	t, err := c.archive.Archived(ctx, id)
 	if errors.Is(err, dynamostore.ErrNotArchived) {
-		return fmt.Errorf("%w: %w", errNotKept, err)
+		return t, fmt.Errorf("%w: %w", errNotKept, err)
 	}
-	if err != nil {
-		return r.archiveRes.explain(err)
-	}
-	t.Attempt = 0
-	if err := r.queue.Enqueue(ctx, []delivery.Task{t}); err != nil {
-		return r.queueRes.explain(fmt.Errorf("redeliver task %s: %w", id, err))
+	return t, c.archiveRes.explain(err)
+}
+
+func (c cloudTasks) Requeue(ctx context.Context, t delivery.Task) error {
+	if err := c.queue.Enqueue(ctx, []delivery.Task{t}); err != nil {
+		return c.queueRes.explain(fmt.Errorf("queue task %s: %w", t.ID, err))
 	}
 	return nil
 }
+
+// maxLogScan bounds how many records Queued reads.
+const maxLogScan = 1000
+
+func (c cloudTasks) Queued(ctx context.Context, trigger string) (queueView, error) {
+	recs, err := c.log.List(ctx, record.Query{Trigger: trigger, Limit: maxLogScan})
+	if err != nil {
+		return queueView{}, fmt.Errorf("read the trigger log: %w", err)
+	}
+	v := queueView{Partial: true, Note: "SQS cannot list its messages: shown are the tasks whose last attempt in the trigger log " +
+		"is retrying; tasks not attempted yet are queued too but not shown"}
+	seen := map[string]bool{}
+	for _, r := range recs { // newest first: the first record of a task is its last
+		if r.TaskID == "" || seen[r.TaskID] || r.Status == record.Untriggered {
+			continue
+		}
+		seen[r.TaskID] = true
+		if r.Status == record.Retrying {
+			v.Tasks = append(v.Tasks, queuedTask{ID: r.TaskID, Trigger: r.Trigger, Revision: r.TriggerVersion, Action: r.Action,
+				Namespace: r.Namespace, Repository: r.Repository, Tag: r.Tag, Attempts: r.Attempt, Due: r.NextAttemptAt})
+		}
+	}
+	slices.SortFunc(v.Tasks, func(a, b queuedTask) int { return a.Due.Compare(b.Due) })
+	return v, nil
+}
+
+func (cloudTasks) Cancel(context.Context, string, string) (int, bool, error) { return 0, true, nil }
 
 // awsResource is a table or queue as the user named it, to turn SDK errors
 // into ones that say what to fix.

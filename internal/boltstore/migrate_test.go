@@ -86,7 +86,7 @@ func TestOpenConvertsSchema1(t *testing.T) {
 	s := open(t, path, c)
 
 	err := s.db.View(func(tx *bolt.Tx) error {
-		if v := tx.Bucket(bMeta).Get(keySchema); string(v) != "2" {
+		if v := tx.Bucket(bMeta).Get(keySchema); string(v) != "3" {
 			t.Errorf("schema = %q", v)
 		}
 		for _, b := range [][]byte{v1Queue, v1QueueDue, v1Archive, v1ArchiveTime, v1Dedupe} {

@@ -320,14 +320,17 @@ func (s *Store) DeadLetter(ctx context.Context, id string, reason error) error {
 	return nil
 }
 
+// deadRecord is a dead letter as the dead bucket keeps it.
+type deadRecord struct {
+	ID      string    `json:"id"`
+	Payload []byte    `json:"payload"`
+	Reason  string    `json:"reason"`
+	At      time.Time `json:"at"`
+}
+
 // deadLetter writes the dead letter of id.
 func deadLetter(tx *bolt.Tx, id string, payload []byte, reason error, now time.Time) error {
-	b, err := json.Marshal(struct {
-		ID      string    `json:"id"`
-		Payload []byte    `json:"payload"`
-		Reason  string    `json:"reason"`
-		At      time.Time `json:"at"`
-	}{id, payload, reason.Error(), now.UTC()})
+	b, err := json.Marshal(deadRecord{id, payload, reason.Error(), now.UTC()})
 	if err != nil {
 		return err
 	}
@@ -471,4 +474,41 @@ func (s *Store) Requeue(ctx context.Context, id string, payload []byte) error {
 	}
 	s.mu.Unlock()
 	return err
+}
+
+// Queued returns every queued item, leased or not, in no particular order,
+// with its payload and, as Due, when it is due (a leased item: when it was
+// due before the lease). For `regtrigger tasks list` and cancel: it reads
+// the file for payloads the memory does not hold.
+func (s *Store) Queued(ctx context.Context) ([]Item, error) {
+	const what = "list queued items"
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	s.mu.Lock()
+	out := make([]Item, 0, len(s.queue.byID))
+	keys := make([]taskKey, 0, len(s.queue.byID))
+	inFile := false
+	for _, e := range s.queue.byID {
+		out = append(out, Item{ID: e.id, Payload: e.payload, Value: e.value, Due: e.stored, Receives: e.receives})
+		keys = append(keys, e.key)
+		inFile = inFile || e.payload == nil
+	}
+	s.mu.Unlock()
+	if !inFile {
+		return out, nil
+	}
+	err := s.view(ctx, what, func(tx *bolt.Tx) error {
+		tasks := tx.Bucket(bTasks)
+		for i := range out {
+			if out[i].Payload == nil {
+				out[i].Payload = bytes.Clone(tasks.Get(keys[i][:]))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }

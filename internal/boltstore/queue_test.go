@@ -1,6 +1,7 @@
 package boltstore
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"github.com/regtrigger/regtrigger/internal/dispatcher"
 	"github.com/regtrigger/regtrigger/internal/event"
 	"github.com/regtrigger/regtrigger/internal/record"
+	"github.com/regtrigger/regtrigger/internal/trigger"
 )
 
 // lease leases up to 10 items for a minute and renders them as id:payload.
@@ -239,7 +241,7 @@ func TestTaskQueueRoundTripAndRedeliver(t *testing.T) {
 	if err != nil || len(leased) != 1 || leased[0].Err != nil || leased[0].Task.Trigger.Name != "a" {
 		t.Fatalf("%+v %v", leased, err)
 	}
-	if err := q.Redeliver(ctx, "tsk_1"); !errors.Is(err, ErrQueued) {
+	if err := redeliver(ctx, q, "tsk_1"); !errors.Is(err, ErrQueued) {
 		t.Errorf("redeliver a queued task: %v", err)
 	}
 	task.Attempt = 5
@@ -262,14 +264,14 @@ func TestTaskQueueRoundTripAndRedeliver(t *testing.T) {
 	if n, _ := s.Len(ctx); n != 0 {
 		t.Errorf("len after ack = %d", n)
 	}
-	if err := q.Redeliver(ctx, "tsk_1"); err != nil {
+	if err := redeliver(ctx, q, "tsk_1"); err != nil {
 		t.Fatal(err)
 	}
 	leased, _ = q.Lease(ctx, 1, time.Minute)
 	if len(leased) != 1 || leased[0].Task.Attempt != 0 || leased[0].Task.ID != "tsk_1" {
 		t.Fatalf("redelivered: %+v", leased)
 	}
-	if err := q.Redeliver(ctx, "unknown"); !errors.Is(err, ErrNoItem) {
+	if err := redeliver(ctx, q, "unknown"); !errors.Is(err, ErrNoItem) {
 		t.Errorf("redeliver unknown: %v", err)
 	}
 	// Finished again, this time with the record stored on its own (an
@@ -287,7 +289,7 @@ func TestTaskQueueRoundTripAndRedeliver(t *testing.T) {
 	if _, err := s.Purge(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := q.Redeliver(ctx, "tsk_1"); !errors.Is(err, ErrNoItem) {
+	if err := redeliver(ctx, q, "tsk_1"); !errors.Is(err, ErrNoItem) {
 		t.Errorf("redeliver after the retention: %v", err)
 	}
 	if n := keys(t, s, bTasks); n != 0 {
@@ -306,7 +308,7 @@ func TestTaskQueueFinishedWithoutRecordIsNotKept(t *testing.T) {
 	if err := q.Ack(ctx, "tsk_1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := q.Redeliver(ctx, "tsk_1"); !errors.Is(err, ErrNoItem) {
+	if err := redeliver(ctx, q, "tsk_1"); !errors.Is(err, ErrNoItem) {
 		t.Errorf("redeliver: %v, want ErrNoItem", err)
 	}
 }
@@ -412,4 +414,15 @@ func TestLeaseHandsBackTheValue(t *testing.T) {
 	if n != maxValues-1 {
 		t.Errorf("%d values held after finishing one, want %d", n, maxValues-1)
 	}
+}
+
+// redeliver is what `regtrigger redeliver` does: the archived task,
+// queued again for its trigger's next revision.
+func redeliver(ctx context.Context, q *TaskQueue, id string) error {
+	t, err := q.Archived(ctx, id)
+	if err != nil {
+		return err
+	}
+	tr := trigger.Trigger{Name: t.Trigger.Name, Namespace: t.Trigger.Namespace, Version: t.Trigger.Version + 1}
+	return q.Requeue(ctx, t.Requeued(&tr))
 }

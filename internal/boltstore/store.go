@@ -107,7 +107,7 @@ import (
 
 // SchemaVersion is the layout version written in the meta bucket. Open
 // refuses a file with a newer one and converts an older one.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 var (
 	bMeta           = []byte("meta")
@@ -221,18 +221,31 @@ func Open(path string, opts Options) (*Store, error) {
 			return nil, fmt.Errorf("%w at %s: start `regtrigger serve --data %s` once, or pass --data with the right file", ErrMissing, path, path)
 		}
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{
-		Timeout:        opts.LockTimeout,
-		FreelistType:   bolt.FreelistMapType,
-		NoFreelistSync: true,
-	})
-	switch {
-	case errors.Is(err, berrors.ErrTimeout):
-		return nil, fmt.Errorf("database %s is %w (close it or use another --data file)", path, ErrLocked)
-	case notBolt(err):
-		return nil, fmt.Errorf("open store %s: the file is not a bbolt database (bbolt says: %v); is --data the right file?", path, err)
-	case err != nil:
-		return nil, fmt.Errorf("open store %s: %w", path, err)
+	openDB := func() (*bolt.DB, error) {
+		db, err := bolt.Open(path, 0o600, &bolt.Options{
+			Timeout:        opts.LockTimeout,
+			FreelistType:   bolt.FreelistMapType,
+			NoFreelistSync: true,
+		})
+		switch {
+		case errors.Is(err, berrors.ErrTimeout):
+			return nil, fmt.Errorf("database %s is %w (close it or use another --data file)", path, ErrLocked)
+		case notBolt(err):
+			return nil, fmt.Errorf("open store %s: the file is not a bbolt database (bbolt says: %v); is --data the right file?", path, err)
+		case err != nil:
+			return nil, fmt.Errorf("open store %s: %w", path, err)
+		}
+		// The file holds the triggers' secrets: only its owner may read
+		// it, whatever the umask or an earlier chmod made of it.
+		if err := os.Chmod(path, 0o600); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("open store %s: %w", path, err)
+		}
+		return db, nil
+	}
+	db, err := openDB()
+	if err != nil {
+		return nil, err
 	}
 	s := &Store{
 		db: db, path: path, retention: opts.Retention, now: opts.Now, queue: newSchedule(), claims: claims{}, nsCache: map[string][]trigger.Trigger{},
@@ -244,8 +257,8 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	// A segment holds at least eight of the largest journal records.
 	s.maxJournalRecord = int(opts.JournalSegmentSize / 8)
-	if err := s.init(opts.JournalSegmentSize); err != nil {
-		db.Close()
+	if err := s.init(opts.JournalSegmentSize, openDB); err != nil {
+		s.db.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	go s.checkpoints()
@@ -261,15 +274,15 @@ func notBolt(err error) bool {
 }
 
 // init creates the buckets, checks the schema (converting a schema 1
-// file), replays the journal, then reads the queue and the live duplicate
-// keys into memory.
-func (s *Store) init(segmentSize int64) error {
+// file), replays the journal (converting a schema 2 file after it, see
+// scrub.go), then reads the queue and the live duplicate keys into memory.
+func (s *Store) init(segmentSize int64, reopen func() (*bolt.DB, error)) error {
+	version := 0
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		meta, err := tx.CreateBucketIfNotExists(bMeta)
 		if err != nil {
 			return fmt.Errorf("create bucket %s: %w", bMeta, err)
 		}
-		version := 0
 		if v := meta.Get(keySchema); v != nil {
 			if version, err = strconv.Atoi(string(v)); err != nil {
 				return fmt.Errorf("unreadable schema version %q", v)
@@ -283,23 +296,49 @@ func (s *Store) init(segmentSize int64) error {
 				return fmt.Errorf("create bucket %s: %w", b, err)
 			}
 		}
-		if version == 1 {
+		switch version {
+		case 0: // a new file
+			version = SchemaVersion
+		case 1:
 			if err := migrateV1(tx, s.now()); err != nil {
 				return fmt.Errorf("convert the schema 1 file: %w", err)
 			}
+			version = 2
 		}
-		if version != SchemaVersion {
-			if err := meta.Put(keySchema, []byte(strconv.Itoa(SchemaVersion))); err != nil {
-				return fmt.Errorf("write schema version: %w", err)
-			}
-		}
-		return nil
+		return meta.Put(keySchema, []byte(strconv.Itoa(version)))
 	})
 	if err != nil {
 		return err
 	}
 	if err := s.openJournal(segmentSize); err != nil {
 		return err
+	}
+	if version == 2 {
+		err := s.db.Update(func(tx *bolt.Tx) error {
+			if _, err := scrubTasks(tx); err != nil {
+				return err
+			}
+			return tx.Bucket(bMeta).Put(keySchema, []byte(strconv.Itoa(SchemaVersion)))
+		})
+		if err != nil {
+			s.journal.Close()
+			return fmt.Errorf("convert the schema 2 file: %w", err)
+		}
+	}
+	switch pending, err := s.scrubPending(); {
+	case err != nil:
+		s.journal.Close()
+		return fmt.Errorf("convert the schema 2 file: %w", err)
+	case pending:
+		if err := s.finishScrub(reopen); err != nil {
+			if s.journal != nil {
+				s.journal.Close()
+			}
+			return fmt.Errorf("convert the schema 2 file: %w", err)
+		}
+		if err := s.openJournal(segmentSize); err != nil {
+			return err
+		}
 	}
 	err = s.db.View(func(tx *bolt.Tx) error {
 		s.seq = tx.Bucket(bTasks).Sequence()

@@ -68,7 +68,7 @@ func TestOpenCreatesBucketsAndSchema(t *testing.T) {
 				t.Errorf("bucket %s missing", b)
 			}
 		}
-		if v := tx.Bucket(bMeta).Get(keySchema); string(v) != "2" {
+		if v := tx.Bucket(bMeta).Get(keySchema); string(v) != "3" {
 			t.Errorf("schema = %q", v)
 		}
 		return nil
@@ -157,11 +157,11 @@ func TestOpenRefusesNewerSchema(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bMeta).Put(keySchema, []byte("3")) }); err != nil {
+	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bMeta).Put(keySchema, []byte("4")) }); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
-	if _, err := Open(path, Options{}); err == nil || !strings.Contains(err.Error(), "newer regtrigger (schema 3") {
+	if _, err := Open(path, Options{}); err == nil || !strings.Contains(err.Error(), "newer regtrigger (schema 4") {
 		t.Fatalf("open: %v", err)
 	}
 	// The refusal released the file.

@@ -3,7 +3,10 @@ package boltstore
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/regtrigger/regtrigger/internal/delivery"
@@ -164,26 +167,94 @@ func (q *TaskQueue) DeadLetter(ctx context.Context, id string, reason error) err
 // NextDue reports when the earliest task becomes due.
 func (q *TaskQueue) NextDue(ctx context.Context) (time.Time, bool, error) { return q.s.NextDue(ctx) }
 
-// Redeliver queues a finished task again with a fresh attempt count. It
-// keeps its id (the webhook-id).
-func (q *TaskQueue) Redeliver(ctx context.Context, id string) error {
+// Archived returns a finished task kept for redelivery: ErrQueued if it is
+// still queued, ErrNoItem if it is not kept.
+func (q *TaskQueue) Archived(ctx context.Context, id string) (delivery.Task, error) {
 	b, err := q.s.Archived(ctx, id)
 	if err != nil {
-		return err
+		return delivery.Task{}, err
 	}
 	var t delivery.Task
 	if err := json.Unmarshal(b, &t); err != nil {
-		return fmt.Errorf("decode archived task %s: %w", id, err)
+		return delivery.Task{}, fmt.Errorf("decode archived task %s: %w", id, err)
 	}
-	t.Attempt = 0
-	if b, err = json.Marshal(t); err != nil {
+	return t, nil
+}
+
+// Requeue queues a finished task again, due now, as t (redeliver: see
+// delivery.Task.Requeued). It keeps its id, the webhook-id. ErrQueued if it
+// is still queued, ErrNoItem if it is not kept.
+func (q *TaskQueue) Requeue(ctx context.Context, t delivery.Task) error {
+	it, err := taskItem(t)
+	if err != nil {
 		return err
 	}
-	if err := q.s.Requeue(ctx, id, b); err != nil {
+	if err := q.s.Requeue(ctx, t.ID, it.Payload); err != nil {
 		return err
 	}
 	if q.OnEnqueue != nil {
 		q.OnEnqueue()
 	}
 	return nil
+}
+
+// Queued is one queued task and when it is due.
+type Queued struct {
+	Task delivery.Task
+	Due  time.Time
+}
+
+// Queued returns the queued tasks of the trigger named trigger ("" for
+// every trigger), soonest due first. A payload that cannot be decoded is
+// skipped: the dispatcher sets it aside when it comes due.
+func (q *TaskQueue) Queued(ctx context.Context, trigger string) ([]Queued, error) {
+	items, err := q.s.Queued(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Queued, 0, len(items))
+	for _, it := range items {
+		t, ok := it.Value.(delivery.Task)
+		if !ok && (json.Unmarshal(it.Payload, &t) != nil || t.ID != it.ID) {
+			continue
+		}
+		if trigger == "" || t.Trigger.Name == trigger {
+			out = append(out, Queued{Task: t, Due: it.Due})
+		}
+	}
+	slices.SortFunc(out, func(a, b Queued) int {
+		if c := a.Due.Compare(b.Due); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Task.ID, b.Task.ID)
+	})
+	return out, nil
+}
+
+// Cancel takes the queued tasks of the trigger named trigger off the queue
+// for good, each with a cancelled record saying why, and returns them.
+// A task whose delivery is being settled right now is left to finish.
+func (q *TaskQueue) Cancel(ctx context.Context, trigger, why string) ([]Queued, error) {
+	if trigger == "" {
+		return nil, errors.New("cancel queued tasks: name a trigger")
+	}
+	queued, err := q.Queued(ctx, trigger)
+	if err != nil {
+		return nil, err
+	}
+	done := queued[:0]
+	for _, t := range queued {
+		rec := record.FromEvent(t.Task.ID, trigger, t.Task.Event)
+		rec.Status, rec.ErrorClass, rec.Error = record.Cancelled, record.ClassCancelled, why
+		rec.Attempt, rec.Time = t.Task.Attempt, q.s.now().UTC()
+		err := q.s.Finish(ctx, t.Task.ID, &rec)
+		switch {
+		case errors.Is(err, ErrNoItem), errors.Is(err, ErrSettling):
+			continue // delivered or being settled meanwhile
+		case err != nil:
+			return done, fmt.Errorf("cancel task %s: %w", t.Task.ID, err)
+		}
+		done = append(done, t)
+	}
+	return done, nil
 }

@@ -49,10 +49,6 @@ type Task struct {
 	Attempt int `json:"attempt"`
 	// CreatedAt is when the receiver accepted the notification.
 	CreatedAt time.Time `json:"created_at"`
-	// QueuedAt is when the task was last put on the queue: by the receiver
-	// or by redeliver (zero in older tasks: CreatedAt). A trigger's
-	// CancelBefore cancels the tasks queued before it.
-	QueuedAt time.Time `json:"queued_at,omitzero"`
 }
 
 // TriggerRef is the key of a trigger (its namespace and name) and the
@@ -74,7 +70,7 @@ func RefOf(t *trigger.Trigger) TriggerRef {
 // trigger needs it.
 func NewTask(id string, t *trigger.Trigger, ev event.Event, now time.Time) Task {
 	now = now.UTC()
-	task := Task{ID: id, Trigger: RefOf(t), Event: ev, CreatedAt: now, QueuedAt: now}
+	task := Task{ID: id, Trigger: RefOf(t), Event: ev, CreatedAt: now}
 	task.Event.Raw = nil // not encoded; kept below only where it is used
 	if t.Format == payload.Raw {
 		task.Raw = ev.Raw
@@ -82,20 +78,14 @@ func NewTask(id string, t *trigger.Trigger, ev event.Event, now time.Time) Task 
 	return task
 }
 
-// Requeued is t put on the queue again by hand (redeliver): a fresh
-// attempt count, queued now.
-func (t Task) Requeued(now time.Time) Task {
-	t.Attempt = 0
-	t.QueuedAt = now.UTC()
-	return t
-}
-
-// queuedAt is when the task was last queued.
-func (t *Task) queuedAt() time.Time {
-	if t.QueuedAt.IsZero() {
-		return t.CreatedAt
-	}
-	return t.QueuedAt
+// Requeued is t put on the queue again by hand (redeliver) for the
+// trigger as it is now, t: a fresh attempt count, and the reference moved
+// to t's current revision, so that queued work cancelled before it
+// (CancelThrough) does not cancel it.
+func (task Task) Requeued(t *trigger.Trigger) Task {
+	task.Attempt = 0
+	task.Trigger = RefOf(t)
+	return task
 }
 
 // Triggers reads a task's trigger as it is now. trigger.Store satisfies
@@ -149,7 +139,7 @@ type Engine struct {
 //
 // The trigger is read first, as it is now: a deleted one (or one now of
 // another namespace) cancels the task, a disabled one skips it, one whose
-// CancelBefore is after the task was queued cancels it; none of these makes
+// CancelThrough covers the revision the task matched cancels it; none of these makes
 // a request or counts an attempt. A store that cannot be read retries the
 // task later without counting an attempt either.
 func (e *Engine) Deliver(ctx context.Context, t Task) Outcome {
@@ -212,9 +202,9 @@ func (e *Engine) resolve(ctx context.Context, t Task, rec *record.Record, out *O
 		rec.Status, rec.ErrorClass, rec.Error = record.Skipped, record.ClassTriggerDisabled, "trigger disabled"
 		rec.TriggerVersion = tr.Version
 		return tr, false
-	case !tr.CancelBefore.IsZero() && t.queuedAt().Before(tr.CancelBefore):
+	case ref.Version <= tr.CancelThrough:
 		rec.Status, rec.ErrorClass = record.Cancelled, record.ClassCancelled
-		rec.Error = "queued work of the trigger cancelled at " + tr.CancelBefore.UTC().Format(time.RFC3339)
+		rec.Error = fmt.Sprintf("queued work of the trigger cancelled (revisions up to %d; this task matched %d)", tr.CancelThrough, ref.Version)
 		rec.TriggerVersion = tr.Version
 		return tr, false
 	}

@@ -37,9 +37,9 @@ func TestTriggerResolvedWhenSent(t *testing.T) {
 	moved := testTrigger()
 	moved.Namespace, moved.Version = "private", 3
 	cancelled := testTrigger()
-	cancelled.CancelBefore, cancelled.Version = createdAt.Add(time.Second), 2
+	cancelled.CancelThrough, cancelled.Version = 1, 2 // the task matched revision 1
 	cancelledEarlier := testTrigger()
-	cancelledEarlier.CancelBefore = createdAt.Add(-time.Second)
+	cancelledEarlier.CancelThrough, cancelledEarlier.Version = 0, 3 // a cancel before the trigger's first revision cancels nothing
 	storeDown := errors.New("dial tcp 127.0.0.1:1: connection refused")
 
 	tests := []struct {
@@ -62,12 +62,12 @@ func TestTriggerResolvedWhenSent(t *testing.T) {
 			status: record.Cancelled, class: record.ClassTriggerDeleted, errText: `no trigger named "deploy" exists`},
 		{name: "now of another namespace", triggers: FixedTriggers(moved), status: record.Cancelled, class: record.ClassTriggerDeleted, errText: `now belongs to namespace "private"`},
 		{name: "disabled", triggers: FixedTriggers(disabled), status: record.Skipped, class: record.ClassTriggerDisabled, errText: "trigger disabled", version: 2},
-		{name: "queued work cancelled", triggers: FixedTriggers(cancelled), status: record.Cancelled, class: record.ClassCancelled, errText: "cancelled at", version: 2},
-		{name: "queued again after the cancel", triggers: FixedTriggers(cancelled), task: func(t Task) Task { return t.Requeued(createdAt.Add(time.Minute)) },
+		{name: "queued work cancelled", triggers: FixedTriggers(cancelled), status: record.Cancelled, class: record.ClassCancelled, errText: "cancelled (revisions up to 1", version: 2},
+		{name: "redelivered after the cancel", triggers: FixedTriggers(cancelled), task: func(t Task) Task { t.Attempt = 5; return t.Requeued(&cancelled) },
 			status: record.Success, attempt: 1, version: 2, sentTo: "https://hooks.example.com/deploy?token=supersecret"},
-		{name: "a legacy task without queued_at is cancelled by its creation time", triggers: FixedTriggers(cancelled), task: func(t Task) Task { t.QueuedAt = time.Time{}; return t },
-			status: record.Cancelled, class: record.ClassCancelled, version: 2},
-		{name: "queued after an earlier cancel", triggers: FixedTriggers(cancelledEarlier), status: record.Success, attempt: 1, version: 1, sentTo: "https://hooks.example.com/deploy?token=supersecret"},
+		{name: "matched a revision after the cancel", triggers: FixedTriggers(cancelled), task: func(t Task) Task { t.Trigger.Version = 2; return t },
+			status: record.Success, attempt: 1, version: 2, sentTo: "https://hooks.example.com/deploy?token=supersecret"},
+		{name: "no cancel", triggers: FixedTriggers(cancelledEarlier), status: record.Success, attempt: 1, version: 3, sentTo: "https://hooks.example.com/deploy?token=supersecret"},
 		{name: "store down: retried, attempt not counted", triggers: storeFunc(func(context.Context, string) (trigger.Trigger, error) { return trigger.Trigger{}, storeDown }),
 			task: func(t Task) Task { t.Attempt = 2; return t }, status: record.Retrying, class: record.ClassStore, errText: "connection refused", retry: true, delay: 2 * time.Minute, attempt: 2},
 	}
@@ -160,7 +160,7 @@ func TestLegacyTaskDecodes(t *testing.T) {
 	if err := json.Unmarshal([]byte(legacy), &task); err != nil {
 		t.Fatal(err)
 	}
-	if task.Trigger != (TriggerRef{Namespace: "public", Name: "deploy", Version: 7}) || task.Attempt != 2 || task.queuedAt() != createdAt {
+	if task.Trigger != (TriggerRef{Namespace: "public", Name: "deploy", Version: 7}) || task.Attempt != 2 || task.CreatedAt != createdAt {
 		t.Errorf("decoded %+v", task)
 	}
 	b, _ := json.Marshal(task)

@@ -31,7 +31,7 @@ func sampleTask(i int) delivery.Task {
 	tr := delivery.TriggerRef{Namespace: "public", Name: "deploy-" + strconv.Itoa(i), Version: int64(i%5 + 1)}
 	ev := event.Event{Source: "tcr", Action: event.PushImage, Namespace: "public", Repository: "nginx", Tag: "v1." + strconv.Itoa(i),
 		Digest: "sha256:0123", ResourceURL: "ccr.example.com/public/nginx:v1." + strconv.Itoa(i), OccurredAt: at, Operator: "alice"}
-	return delivery.Task{ID: fmt.Sprintf("tsk_%032d", i), Trigger: tr, Event: ev, Attempt: i % 3, CreatedAt: at, QueuedAt: at}
+	return delivery.Task{ID: fmt.Sprintf("tsk_%032d", i), Trigger: tr, Event: ev, Attempt: i % 3, CreatedAt: at}
 }
 
 func TestEncodeDecodeRoundTrip(t *testing.T) {

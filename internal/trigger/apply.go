@@ -87,7 +87,7 @@ func Apply(ctx context.Context, s Store, desired []Trigger, opts ApplyOptions) (
 			}
 			changes = append(changes, Change{Name: t.Name, Kind: Updated, Fields: fields})
 			if !opts.DryRun {
-				t.Version, t.CancelBefore = old.Version, old.CancelBefore
+				t.Version, t.CancelThrough = old.Version, old.CancelThrough
 				if _, err := s.Update(ctx, t); err != nil {
 					return changes, fmt.Errorf("update trigger %s: %w", t.Name, err)
 				}
@@ -112,7 +112,7 @@ func Apply(ctx context.Context, s Store, desired []Trigger, opts ApplyOptions) (
 }
 
 // Diff names the fields in which two triggers differ, ignoring the store's
-// Version, UpdatedAt and CancelBefore.
+// Version, UpdatedAt and CancelThrough.
 func Diff(a, b Trigger) []string {
 	var out []string
 	add := func(name string, same bool) {

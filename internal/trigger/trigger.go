@@ -52,12 +52,13 @@ type Trigger struct {
 	Version int64 `json:"version,omitempty"`
 	// UpdatedAt is when the store last wrote it.
 	UpdatedAt time.Time `json:"updated_at,omitzero"`
-	// CancelBefore cancels the trigger's queued tasks: a task queued
-	// before it is cancelled when it comes due, on every platform (SQS
-	// cannot remove single messages). Set by `regtrigger tasks cancel`
-	// and `triggers disable --cancel-queued`; a trigger file never sets it
-	// and apply keeps it.
-	CancelBefore time.Time `json:"cancel_before,omitzero"`
+	// CancelThrough cancels the trigger's queued tasks: a task matched
+	// against revision CancelThrough or an older one is cancelled when it
+	// comes due, on every platform (SQS cannot remove single messages).
+	// Revisions, not times, so that no clock needs to agree with another.
+	// Set by `regtrigger tasks cancel` and `triggers disable
+	// --cancel-queued`; a trigger file never sets it and apply keeps it.
+	CancelThrough int64 `json:"cancel_through,omitempty"`
 }
 
 // Selects reports whether the trigger fires on action a.
