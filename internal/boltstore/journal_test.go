@@ -224,6 +224,8 @@ func TestMain(m *testing.M) {
 			crashChild(path)
 		case "backlog":
 			backlogChild(path)
+		case "legacy":
+			legacyChild(path)
 		}
 		os.Exit(2)
 	}
