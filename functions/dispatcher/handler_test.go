@@ -132,3 +132,51 @@ func TestRequeueFailureReportsTheMessage(t *testing.T) {
 		t.Errorf("a retry that cannot be requeued must leave the message to SQS: %+v", resp)
 	}
 }
+
+// recordSink keeps records.
+type recordSink struct {
+	mu   sync.Mutex
+	recs []record.Record
+}
+
+func (s *recordSink) Put(_ context.Context, r record.Record) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.recs = append(s.recs, r)
+	return nil
+}
+
+// TestUndecodableIsRecordedOnce: an undecodable message is left to the
+// redrive policy (the dead-letter queue) without holding up the batch, and
+// gets one failed record, at its first receive, whatever its body holds.
+func TestUndecodableIsRecordedOnce(t *testing.T) {
+	rq := &requeued{tasks: map[string]time.Duration{}}
+	var metrics bytes.Buffer
+	h := testHandler(scripted{"ok": {Record: record.Record{Status: record.Success}}}, rq, &metrics)
+	sink := &recordSink{}
+	h.records = sink
+	received := func(id, body, count string) events.SQSMessage {
+		m := msg(id, body, time.Time{})
+		m.Attributes = map[string]string{"ApproximateReceiveCount": count}
+		return m
+	}
+	for _, count := range []string{"1", "2", "3"} {
+		resp, err := h.handle(context.Background(), events.SQSEvent{Records: []events.SQSMessage{
+			received("m1", `not json Bearer sekrit-token`, count),
+			received("m2", `{"id":"ok"}`, count),
+		}})
+		if err != nil || len(resp.BatchItemFailures) != 1 || resp.BatchItemFailures[0].ItemIdentifier != "m1" {
+			t.Fatalf("receive %s: %+v, %v", count, resp, err)
+		}
+	}
+	if len(sink.recs) != 1 {
+		t.Fatalf("%d records for one undecodable message received three times, want 1", len(sink.recs))
+	}
+	r := sink.recs[0]
+	if r.TaskID != "m1" || r.Status != record.Failed || r.ErrorClass != record.ClassUndecodable || !strings.Contains(r.Error, "dead-letter queue") || r.Time != now {
+		t.Errorf("record %+v", r)
+	}
+	if strings.Contains(r.Error, "sekrit") {
+		t.Errorf("the record quotes the body: %q", r.Error)
+	}
+}

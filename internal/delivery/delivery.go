@@ -202,7 +202,7 @@ func (e *Engine) resolve(ctx context.Context, t Task, rec *record.Record, out *O
 		rec.Status, rec.ErrorClass, rec.Error = record.Skipped, record.ClassTriggerDisabled, "trigger disabled"
 		rec.TriggerVersion = tr.Version
 		return tr, false
-	case ref.Version <= tr.CancelThrough:
+	case tr.CancelThrough > 0 && ref.Version <= tr.CancelThrough:
 		rec.Status, rec.ErrorClass = record.Cancelled, record.ClassCancelled
 		rec.Error = fmt.Sprintf("queued work of the trigger cancelled (revisions up to %d; this task matched %d)", tr.CancelThrough, ref.Version)
 		rec.TriggerVersion = tr.Version

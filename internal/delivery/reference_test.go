@@ -68,6 +68,8 @@ func TestTriggerResolvedWhenSent(t *testing.T) {
 		{name: "matched a revision after the cancel", triggers: FixedTriggers(cancelled), task: func(t Task) Task { t.Trigger.Version = 2; return t },
 			status: record.Success, attempt: 1, version: 2, sentTo: "https://hooks.example.com/deploy?token=supersecret"},
 		{name: "no cancel", triggers: FixedTriggers(cancelledEarlier), status: record.Success, attempt: 1, version: 3, sentTo: "https://hooks.example.com/deploy?token=supersecret"},
+		{name: "a task of revision 0 with no cancel (a one-off send)", triggers: FixedTriggers(cancelledEarlier), task: func(t Task) Task { t.Trigger.Version = 0; return t },
+			status: record.Success, attempt: 1, version: 3, sentTo: "https://hooks.example.com/deploy?token=supersecret"},
 		{name: "store down: retried, attempt not counted", triggers: storeFunc(func(context.Context, string) (trigger.Trigger, error) { return trigger.Trigger{}, storeDown }),
 			task: func(t Task) Task { t.Attempt = 2; return t }, status: record.Retrying, class: record.ClassStore, errText: "connection refused", retry: true, delay: 2 * time.Minute, attempt: 2},
 	}
