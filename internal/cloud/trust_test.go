@@ -22,8 +22,8 @@ import (
 	"github.com/regtrigger/regtrigger/internal/delivery"
 	"github.com/regtrigger/regtrigger/internal/dynamostore"
 	"github.com/regtrigger/regtrigger/internal/event"
-	"github.com/regtrigger/regtrigger/internal/record"
 	"github.com/regtrigger/regtrigger/internal/receiver"
+	"github.com/regtrigger/regtrigger/internal/record"
 	"github.com/regtrigger/regtrigger/internal/testserver"
 	"github.com/regtrigger/regtrigger/internal/teststack"
 	"github.com/regtrigger/regtrigger/internal/trigger"
@@ -413,4 +413,3 @@ func TestQueuedTasksFollowTheirTriggerOnAWS(t *testing.T) {
 		t.Errorf("only %d bodies recorded: the check saw too little", n)
 	}
 }
-
