@@ -20,23 +20,77 @@ func rule(cidr, reason string, never bool) rangeRule {
 	return rangeRule{prefix: netip.MustParsePrefix(cidr), reason: reason, never: never}
 }
 
-// metadataAddrs are cloud instance-metadata endpoints. They are denied even
-// when an allowed prefix contains them.
+// metadataAddrs are the cloud metadata and credential endpoints. No
+// allow-list opens them (an allowed 169.254.0.0/16 still refuses
+// 169.254.169.254), and CheckIP also finds them inside every IPv6 form that
+// embeds an IPv4 address (see embedForms). 168.63.129.16 is a public
+// address, refused here on every port.
 var metadataAddrs = map[netip.Addr]string{
-	netip.MustParseAddr("169.254.169.254"): "cloud metadata endpoint (AWS, GCP, Azure, Tencent, ...)",
-	netip.MustParseAddr("fd00:ec2::254"):   "cloud metadata endpoint (AWS IPv6)",
-	netip.MustParseAddr("100.100.100.200"): "cloud metadata endpoint (Alibaba Cloud)",
+	netip.MustParseAddr("169.254.169.254"): "the instance metadata service (IMDS) of AWS, GCP, Azure and Tencent Cloud",
+	netip.MustParseAddr("169.254.170.2"):   "the Amazon ECS task credentials endpoint",
+	netip.MustParseAddr("169.254.170.23"):  "the Amazon EKS Pod Identity agent (credentials)",
+	netip.MustParseAddr("fd00:ec2::254"):   "the AWS instance metadata service (IMDS) over IPv6",
+	netip.MustParseAddr("fd00:ec2::23"):    "the Amazon EKS Pod Identity agent (credentials) over IPv6",
+	netip.MustParseAddr("fd20:ce::254"):    "the Google Cloud metadata server over IPv6",
+	netip.MustParseAddr("100.100.100.200"): "the Alibaba Cloud instance metadata service",
+	netip.MustParseAddr("168.63.129.16"):   "the Azure WireServer (platform agent and credentials endpoint)",
+}
+
+// embedForm is an IPv6 range whose addresses carry an IPv4 address.
+type embedForm struct {
+	prefix netip.Prefix
+	name   string
+	// decode returns the IPv4 addresses an address of the range may carry.
+	decode func(b [16]byte) []netip.Addr
+}
+
+func form(cidr, name string, decode func(b [16]byte) []netip.Addr) embedForm {
+	return embedForm{prefix: netip.MustParsePrefix(cidr), name: name, decode: decode}
+}
+
+// v4At returns a decoder for an IPv4 address in bytes i to i+3.
+func v4At(i int) func(b [16]byte) []netip.Addr {
+	return func(b [16]byte) []netip.Addr {
+		return []netip.Addr{netip.AddrFrom4([4]byte(b[i : i+4]))}
+	}
+}
+
+// embedForms are the IPv6 forms embedding an IPv4 address. They are denied
+// as whole ranges that no allow-list opens (see deniedRanges), and their
+// IPv4 address is decoded only to name a metadata endpoint hidden in one.
+var embedForms = []embedForm{
+	form("::ffff:0:0/96", "IPv4-mapped", v4At(12)),
+	form("::ffff:0:0:0/96", "IPv4-translated (SIIT)", v4At(12)),
+	form("::/96", "IPv4-compatible", v4At(12)),
+	form("64:ff9b::/96", "NAT64", v4At(12)),
+	// RFC 8215 leaves the length of a local-use NAT64 prefix to the
+	// operator; RFC 6052 places the IPv4 address (skipping bits 64-71) by
+	// that length: /48, /56, /64 or /96. Every place is decoded.
+	form("64:ff9b:1::/48", "local-use NAT64", func(b [16]byte) []netip.Addr {
+		return []netip.Addr{
+			netip.AddrFrom4([4]byte{b[6], b[7], b[9], b[10]}),
+			netip.AddrFrom4([4]byte{b[7], b[9], b[10], b[11]}),
+			netip.AddrFrom4([4]byte{b[9], b[10], b[11], b[12]}),
+			netip.AddrFrom4([4]byte(b[12:16])),
+		}
+	}),
+	form("2002::/16", "6to4", v4At(2)),
+	// Teredo: 2001:0:<server v4>:<flags>:<port ^ 0xffff>:<client v4 ^ 0xffffffff>.
+	form("2001::/32", "Teredo", func(b [16]byte) []netip.Addr {
+		return []netip.Addr{netip.AddrFrom4([4]byte{^b[12], ^b[13], ^b[14], ^b[15]})}
+	}),
 }
 
 // deniedRanges is checked in order; more specific ranges come before the
 // ranges that contain them so that the reason is the precise one.
 //
-// IPv6 forms that embed an IPv4 address (IPv4-mapped, IPv4-compatible,
-// NAT64, 6to4, Teredo) are denied as whole prefixes rather than by
-// extracting and checking the embedded address: it is simpler, it cannot be
-// fooled by a wrong extraction, and no webhook needs them (give the IPv4
-// address instead). They cannot be allowed, so an allowance can never be
-// used to reach, say, the metadata address through ::ffff:169.254.169.254.
+// IPv6 forms that embed an IPv4 address (IPv4-mapped, SIIT,
+// IPv4-compatible, NAT64, 6to4, Teredo) are denied as whole prefixes, not
+// by judging the embedded address: it is simpler, a wrong extraction
+// cannot open anything, and no webhook needs them (give the IPv4 address
+// instead). They cannot be allowed, so an allowance can never be used to
+// reach, say, 10.0.0.1 through ::ffff:10.0.0.1. (CheckIP decodes them only
+// to say so when the embedded address is a metadata endpoint.)
 var deniedRanges = []rangeRule{
 	// IPv4.
 	rule("255.255.255.255/32", "limited broadcast", true),
@@ -60,6 +114,7 @@ var deniedRanges = []rangeRule{
 	rule("::/128", "unspecified (::)", true),
 	rule("::1/128", "loopback (::1)", false),
 	rule("::ffff:0:0/96", "IPv4-mapped IPv6 (::ffff:0:0/96)", true),
+	rule("::ffff:0:0:0/96", "IPv4-translated IPv6 (SIIT, ::ffff:0:0:0/96)", true),
 	rule("::/96", "IPv4-compatible IPv6 (::/96)", true),
 	rule("64:ff9b::/96", "NAT64 (64:ff9b::/96)", true),
 	rule("64:ff9b:1::/48", "local-use NAT64 (64:ff9b:1::/48)", true),
@@ -83,25 +138,28 @@ var outsideGlobal6 = rangeRule{
 }
 
 // CheckIP reports whether ip may be connected to. It returns nil or a
-// *BlockedError whose Reason names the denied range.
+// *BlockedError whose Reason names the denied range or endpoint.
 //
 // Denied: loopback, private (RFC 1918), link-local, carrier-grade NAT,
-// cloud metadata endpoints, multicast, broadcast, reserved, documentation,
-// benchmarking, unspecified, 0.0.0.0/8, IETF 192.0.0.0/24, unique local,
-// site-local, IPv6 outside 2000::/3, and every IPv6 form embedding an IPv4
-// address (IPv4-mapped, IPv4-compatible, NAT64, 6to4, Teredo).
+// multicast, broadcast, reserved, documentation, benchmarking, unspecified,
+// 0.0.0.0/8, IETF 192.0.0.0/24, unique local, site-local, IPv6 outside
+// 2000::/3, every IPv6 form embedding an IPv4 address (IPv4-mapped, SIIT,
+// IPv4-compatible, NAT64, 6to4, Teredo), and the cloud metadata and
+// credential endpoints (169.254.169.254, 169.254.170.2, 169.254.170.23,
+// 100.100.100.200, 168.63.129.16, fd00:ec2::254, fd00:ec2::23,
+// fd20:ce::254), also when embedded in one of those IPv6 forms.
 //
 // An address inside one of allow is accepted, except the ones no allowance
-// can open: the metadata endpoints (169.254.169.254, fd00:ec2::254,
-// 100.100.100.200), unspecified, 0.0.0.0/8, broadcast, multicast and the
-// IPv4-embedding IPv6 forms. A zone (fe80::1%eth0) is ignored for the check.
+// can open: the metadata endpoints in any form, unspecified, 0.0.0.0/8,
+// broadcast, multicast and the IPv4-embedding IPv6 forms. A zone
+// (fe80::1%eth0) is ignored for the check.
 func CheckIP(ip netip.Addr, allow []netip.Prefix) error {
 	if !ip.IsValid() {
 		return &BlockedError{Reason: "invalid IP address"}
 	}
 	ip = ip.WithZone("")
-	if why, ok := metadataAddrs[ip]; ok {
-		return &BlockedError{Reason: "address " + ip.String() + " is a " + why}
+	if why, ok := metadataReason(ip); ok {
+		return &BlockedError{Reason: why}
 	}
 	r, denied := deniedRange(ip)
 	if !denied {
@@ -115,6 +173,29 @@ func CheckIP(ip netip.Addr, allow []netip.Prefix) error {
 		}
 	}
 	return &BlockedError{Reason: "address " + ip.String() + " is " + r.reason}
+}
+
+// metadataReason says which metadata endpoint ip is, or embeds.
+func metadataReason(ip netip.Addr) (string, bool) {
+	const never = "; no allow-list opens it"
+	if what, ok := metadataAddrs[ip]; ok {
+		return "address " + ip.String() + " is " + what + never, true
+	}
+	if !ip.Is6() {
+		return "", false
+	}
+	b := ip.As16()
+	for _, f := range embedForms {
+		if !f.prefix.Contains(ip) {
+			continue
+		}
+		for _, v4 := range f.decode(b) {
+			if what, ok := metadataAddrs[v4]; ok {
+				return "address " + ip.String() + " embeds " + v4.String() + " (" + f.name + "), " + what + never, true
+			}
+		}
+	}
+	return "", false
 }
 
 // deniedRange returns the first rule whose range contains ip.
