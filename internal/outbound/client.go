@@ -70,7 +70,8 @@ type Response struct {
 
 // NewClient returns a Client for cfg. It fails when the configuration is
 // out of bounds: a negative or too long Timeout, a negative MaxBody, an
-// invalid prefix, or a User-Agent that is not a valid header value.
+// invalid prefix or one ParseCIDRs refuses (/0, an IPv4-embedding IPv6
+// form), or a User-Agent that is not a valid header value.
 func NewClient(cfg Config) (*Client, error) {
 	timeout := cfg.Timeout
 	switch {
@@ -93,7 +94,11 @@ func NewClient(cfg Config) (*Client, error) {
 		if !p.IsValid() {
 			return nil, fmt.Errorf("outbound: allowed prefix %v is invalid", p)
 		}
-		allow = append(allow, p.Masked())
+		p = p.Masked()
+		if why := allowProblem(p); why != "" {
+			return nil, fmt.Errorf("outbound: allowed prefix %v %s", p, why)
+		}
+		allow = append(allow, p)
 	}
 	if !httpguts.ValidHeaderFieldValue(cfg.UserAgent) {
 		return nil, errors.New("outbound: user agent is not a valid header value")

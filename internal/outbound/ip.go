@@ -39,13 +39,18 @@ var metadataAddrs = map[netip.Addr]string{
 // embedForm is an IPv6 range whose addresses carry an IPv4 address.
 type embedForm struct {
 	prefix netip.Prefix
+	cidr   string // prefix as written (netip shows ::ffff:0:0/96 as ::ffff:0.0.0.0/96)
 	name   string
+	// v4Bit is the bit at which the IPv4 address starts, unchanged, in
+	// every address of the range; -1 when it is XOR-ed or its place
+	// varies. ParseCIDRs uses it to name the IPv4 range an entry meant.
+	v4Bit int
 	// decode returns the IPv4 addresses an address of the range may carry.
 	decode func(b [16]byte) []netip.Addr
 }
 
-func form(cidr, name string, decode func(b [16]byte) []netip.Addr) embedForm {
-	return embedForm{prefix: netip.MustParsePrefix(cidr), name: name, decode: decode}
+func form(cidr, name string, v4Bit int, decode func(b [16]byte) []netip.Addr) embedForm {
+	return embedForm{prefix: netip.MustParsePrefix(cidr), cidr: cidr, name: name, v4Bit: v4Bit, decode: decode}
 }
 
 // v4At returns a decoder for an IPv4 address in bytes i to i+3.
@@ -59,14 +64,14 @@ func v4At(i int) func(b [16]byte) []netip.Addr {
 // as whole ranges that no allow-list opens (see deniedRanges), and their
 // IPv4 address is decoded only to name a metadata endpoint hidden in one.
 var embedForms = []embedForm{
-	form("::ffff:0:0/96", "IPv4-mapped", v4At(12)),
-	form("::ffff:0:0:0/96", "IPv4-translated (SIIT)", v4At(12)),
-	form("::/96", "IPv4-compatible", v4At(12)),
-	form("64:ff9b::/96", "NAT64", v4At(12)),
+	form("::ffff:0:0/96", "IPv4-mapped", 96, v4At(12)),
+	form("::ffff:0:0:0/96", "IPv4-translated (SIIT)", 96, v4At(12)),
+	form("::/96", "IPv4-compatible", 96, v4At(12)),
+	form("64:ff9b::/96", "NAT64", 96, v4At(12)),
 	// RFC 8215 leaves the length of a local-use NAT64 prefix to the
 	// operator; RFC 6052 places the IPv4 address (skipping bits 64-71) by
 	// that length: /48, /56, /64 or /96. Every place is decoded.
-	form("64:ff9b:1::/48", "local-use NAT64", func(b [16]byte) []netip.Addr {
+	form("64:ff9b:1::/48", "local-use NAT64", -1, func(b [16]byte) []netip.Addr {
 		return []netip.Addr{
 			netip.AddrFrom4([4]byte{b[6], b[7], b[9], b[10]}),
 			netip.AddrFrom4([4]byte{b[7], b[9], b[10], b[11]}),
@@ -74,9 +79,9 @@ var embedForms = []embedForm{
 			netip.AddrFrom4([4]byte(b[12:16])),
 		}
 	}),
-	form("2002::/16", "6to4", v4At(2)),
+	form("2002::/16", "6to4", 16, v4At(2)),
 	// Teredo: 2001:0:<server v4>:<flags>:<port ^ 0xffff>:<client v4 ^ 0xffffffff>.
-	form("2001::/32", "Teredo", func(b [16]byte) []netip.Addr {
+	form("2001::/32", "Teredo", -1, func(b [16]byte) []netip.Addr {
 		return []netip.Addr{netip.AddrFrom4([4]byte{^b[12], ^b[13], ^b[14], ^b[15]})}
 	}),
 }
@@ -214,7 +219,13 @@ func deniedRange(ip netip.Addr) (rangeRule, bool) {
 // ParseCIDRs parses an allow-list: each entry is a CIDR ("10.0.0.0/8",
 // "fd12:3456::/48") or a bare address ("10.1.2.3", taken as /32 or /128).
 // Surrounding spaces are trimmed; host bits are masked off. Empty entries,
-// zones and /0 (which would allow everything) are errors.
+// zones, /0 (which would allow everything) and entries overlapping an
+// IPv6 form that embeds IPv4 addresses (::ffff:0:0/96, ::ffff:0:0:0/96,
+// ::/96, 64:ff9b::/96, 64:ff9b:1::/48, 2002::/16, 2001::/32, or a prefix
+// containing one, like ::/8) are errors: those forms are never allowed, so
+// such an entry could only mislead; the IPv4 range is what to list. An
+// entry containing a metadata endpoint (169.254.0.0/16) is accepted, and
+// the endpoint stays denied.
 func ParseCIDRs(list []string) ([]netip.Prefix, error) {
 	out := make([]netip.Prefix, 0, len(list))
 	for i, raw := range list {
@@ -239,10 +250,48 @@ func ParseCIDRs(list []string) ([]netip.Prefix, error) {
 			}
 			p = netip.PrefixFrom(a, a.BitLen())
 		}
-		if p.Bits() == 0 {
-			return nil, fmt.Errorf("outbound: allow-list entry %d %q would allow every address; list the private ranges you need", i+1, s)
+		p = p.Masked()
+		if why := allowProblem(p); why != "" {
+			return nil, fmt.Errorf("outbound: allow-list entry %d %q %s", i+1, s, why)
 		}
-		out = append(out, p.Masked())
+		out = append(out, p)
 	}
 	return out, nil
+}
+
+// unspecifiedOrLoopback6 is :: and ::1.
+var unspecifiedOrLoopback6 = netip.MustParsePrefix("::/127")
+
+// allowProblem says why a (masked) prefix cannot be an allow-list entry,
+// or returns "".
+func allowProblem(p netip.Prefix) string {
+	for _, f := range embedForms {
+		if !p.Overlaps(f.prefix) || (p.Bits() >= 127 && unspecifiedOrLoopback6.Contains(p.Addr())) {
+			// :: and ::1 sit in ::/96 but are not IPv4-compatible
+			// addresses: an entry "::1" allows IPv6 loopback.
+			continue
+		}
+		ipv4 := "the IPv4 range (e.g. 10.0.0.0/8)"
+		if v4, ok := embeddedPrefix(p, f); ok {
+			ipv4 = "the IPv4 range " + v4.String()
+		}
+		return "overlaps the " + f.name + " range (" + f.cidr + "), which no allow-list opens; list " + ipv4 + " instead"
+	}
+	if p.Bits() == 0 {
+		return "would allow every address; list the private ranges you need"
+	}
+	return ""
+}
+
+// embeddedPrefix returns the IPv4 range that p, inside the form f, carries
+// at f.v4Bit: ::ffff:10.0.0.0/104 carries 10.0.0.0/8. It reports false when
+// p is not inside f, f has no fixed place, or p carries every IPv4 address.
+func embeddedPrefix(p netip.Prefix, f embedForm) (netip.Prefix, bool) {
+	if f.v4Bit < 0 || p.Bits() < f.prefix.Bits() || !f.prefix.Contains(p.Addr()) || p.Bits() <= f.v4Bit {
+		return netip.Prefix{}, false
+	}
+	b := p.Addr().As16()
+	i := f.v4Bit / 8
+	v4 := netip.AddrFrom4([4]byte(b[i : i+4]))
+	return netip.PrefixFrom(v4, min(p.Bits()-f.v4Bit, 32)).Masked(), true
 }

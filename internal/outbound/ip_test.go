@@ -147,6 +147,7 @@ func TestCheckIPAllow(t *testing.T) {
 		{"broadcast cannot be allowed", "255.255.255.255", prefixes("255.255.255.255"), false},
 		{"unspecified cannot be allowed", "0.0.0.0", prefixes("0.0.0.0/8"), false},
 		{"v6 unspecified cannot be allowed", "::", []netip.Prefix{netip.MustParsePrefix("::/8")}, false},
+		{"v6 unspecified listed alone", "::", prefixes("::"), false},
 		{"mapped cannot be allowed", "::ffff:10.0.0.1", []netip.Prefix{netip.MustParsePrefix("::ffff:0:0/96")}, false},
 		{"NAT64 cannot be allowed", "64:ff9b::a00:1", []netip.Prefix{netip.MustParsePrefix("64:ff9b::/96")}, false},
 		{"6to4 cannot be allowed", "2002:a00:1::1", []netip.Prefix{netip.MustParsePrefix("2002::/16")}, false},
