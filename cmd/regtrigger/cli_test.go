@@ -142,26 +142,6 @@ func TestMatchInvalidTriggers(t *testing.T) {
 	}
 }
 
-func TestCheckURL(t *testing.T) {
-	tests := []struct {
-		args []string
-		code int
-		want string
-	}{
-		{[]string{"check-url", "https://example.com:8443/"}, 1, "only 443"},
-		{[]string{"check-url", "http://169.254.169.254/latest"}, 1, "blocked"},
-		{[]string{"check-url", "http://127.0.0.1:9/"}, 1, "loopback"},
-		{[]string{"check-url", "--allow-private", "127.0.0.1/32", "http://127.0.0.1:1025/"}, 0, "verdict  allowed"},
-		{[]string{"check-url", "--allow-private", "nonsense", "http://127.0.0.1:1025/"}, 2, "allow-private"},
-	}
-	for _, tt := range tests {
-		code, out, errs := cliRun(t, "", tt.args...)
-		if code != tt.code || !strings.Contains(out+errs, tt.want) {
-			t.Errorf("%v: exit %d, %q %q", tt.args, code, out, errs)
-		}
-	}
-}
-
 func TestSecret(t *testing.T) {
 	code, out, _ := cliRun(t, "", "secret")
 	if code != 0 || !strings.HasPrefix(out, "whsec_") {

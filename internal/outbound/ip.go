@@ -158,6 +158,9 @@ var outsideGlobal6 = rangeRule{
 // can open: the metadata endpoints in any form, unspecified, 0.0.0.0/8,
 // broadcast, multicast and the IPv4-embedding IPv6 forms. A zone
 // (fe80::1%eth0) is ignored for the check.
+//
+// CheckIP judges ip as given: ::ffff:10.0.0.1 is IPv4-mapped, and denied.
+// What a connection to a resolved address is judged by is Client.Resolve.
 func CheckIP(ip netip.Addr, allow []netip.Prefix) error {
 	if !ip.IsValid() {
 		return &BlockedError{Reason: "invalid IP address"}
