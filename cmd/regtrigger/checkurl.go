@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/netip"
 	"strings"
 	"time"
 
@@ -30,11 +28,18 @@ func newCheckURL() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "check-url [--allow-private CIDR]... [--send] URL",
 		Short: "Check a webhook URL against the outbound rules, optionally sending a test event",
-		Long: `check-url applies the same rules as every delivery: scheme and port, no userinfo,
-the host's name, and every address it resolves to (loopback, private, link-local,
-metadata and other internal ranges are refused unless --allow-private names them).
-With --send it then POSTs a sample pushImage event through the guarded client and
-prints the answer. It exits 1 when the URL is refused or the test send fails.
+		Long: `check-url gives the verdict a delivery would get: the same rules (scheme and port,
+no userinfo, the host's name), the same resolver, and the same check of every address
+the name resolves to, with the same allow-list. Loopback, private, link-local and other
+internal ranges are refused unless --allow-private names them; the cloud metadata and
+credential endpoints (169.254.169.254, 168.63.129.16, fd00:ec2::254, ...) are refused in
+every form whatever it names. A delivery never connects to a refused address; it tries
+the others, so the URL is allowed when at least one address is.
+
+With --send it then POSTs a sample pushImage event through the guarded client and prints
+the answer. Exit status: 0 allowed (and the test send succeeded), 1 refused or the test
+send failed, 2 a usage error (bad flags, an --allow-private entry that is not a CIDR or
+that no allow-list may hold).
 
 The addresses are checked again at connect time on every delivery, so a name that
 resolves differently later (DNS rebinding) is still refused.`,
@@ -46,42 +51,46 @@ resolves differently later (DNS rebinding) is still refused.`,
 			if err != nil {
 				return &exitError{code: 2, err: fmt.Errorf("--allow-private: %w", err)}
 			}
-			cfg := outbound.Config{AllowPrivate: prefixes, Timeout: outbound.MaxTimeout, UserAgent: userAgent()}
-			out := c.OutOrStdout()
-			u, err := cfg.CheckURL(args[0])
+			rules := trigger.Rules{AllowPrivate: prefixes}
+			client, err := outbound.NewClient(outbound.Config{AllowPrivate: prefixes, Timeout: outbound.MaxTimeout, UserAgent: userAgent()})
 			if err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			defer client.CloseIdleConnections()
+			out := c.OutOrStdout()
+			ctx, cancel := context.WithTimeout(c.Context(), 10*time.Second)
+			defer cancel()
+			res, err := client.Check(ctx, args[0])
+			if res == nil {
 				fmt.Fprintf(out, "url      %s\nverdict  blocked\n", outbound.Redact(args[0]))
 				return fail("%v", err)
 			}
-			fmt.Fprintf(out, "url      %s\n", outbound.Redact(u.String()))
-			ctx, cancel := context.WithTimeout(c.Context(), 10*time.Second)
-			defer cancel()
-			host := u.Hostname()
-			var addrs []netip.Addr
-			if ip, err := netip.ParseAddr(host); err == nil {
-				addrs = []netip.Addr{ip}
-			} else if addrs, err = net.DefaultResolver.LookupNetIP(ctx, "ip", host); err != nil {
-				fmt.Fprintf(out, "verdict  blocked\n")
-				return fail("resolve %s: %v (a name that does not resolve is refused)", host, err)
-			}
-			blocked := false
-			for _, a := range addrs {
-				if err := outbound.CheckIP(a, prefixes); err != nil {
-					blocked = true
-					fmt.Fprintf(out, "address  %-40s refused: %s\n", a, blockedReason(err))
+			fmt.Fprintf(out, "url      %s\n", outbound.Redact(res.URL.String()))
+			refused := 0
+			for _, v := range res.Addrs {
+				if v.Err != nil {
+					refused++
+					fmt.Fprintf(out, "address  %-40s refused: %s\n", v.Addr, blockedReason(v.Err))
 				} else {
-					fmt.Fprintf(out, "address  %-40s allowed\n", a)
+					fmt.Fprintf(out, "address  %-40s allowed\n", v.Addr)
 				}
 			}
-			if blocked {
-				fmt.Fprintf(out, "verdict  blocked (every address must be allowed: one refused address could be the one dialled)\n")
-				return fail("%s resolves to a refused address", host)
+			switch {
+			case errors.Is(err, outbound.ErrBlocked):
+				fmt.Fprintf(out, "verdict  blocked (every address is refused)\n")
+				return fail("%v", err)
+			case err != nil:
+				fmt.Fprintf(out, "verdict  blocked\n")
+				return fail("%v (a name that does not resolve is refused)", err)
+			case refused > 0:
+				fmt.Fprintf(out, "verdict  allowed (%d of %d addresses refused: a delivery never connects to those)\n", refused, len(res.Addrs))
+			default:
+				fmt.Fprintf(out, "verdict  allowed\n")
 			}
-			fmt.Fprintf(out, "verdict  allowed\n")
 			if !send {
 				return nil
 			}
-			return sendTest(c, cfg, u.String(), format, secret, timeout)
+			return sendTest(c, client, rules, res.URL.String(), format, secret, timeout)
 		},
 	}
 	c.Flags().StringArrayVar(&allow, "allow-private", nil, "allow a private CIDR or address (repeatable), as `regtrigger serve --allow-private` does")
@@ -102,12 +111,10 @@ func blockedReason(err error) string {
 }
 
 // sendTest makes one real delivery of a sample event through the engine,
-// exactly as the dispatcher would.
-func sendTest(c *cobra.Command, cfg outbound.Config, url, format, secret string, timeout time.Duration) error {
-	client, err := outbound.NewClient(cfg)
-	if err != nil {
-		return fail("%v", err)
-	}
+// exactly as the dispatcher would: with the client that checked the URL
+// (the same resolver and allow-list) and the trigger validated under the
+// same allow-list, as serve validates its triggers.
+func sendTest(c *cobra.Command, client *outbound.Client, rules trigger.Rules, url, format, secret string, timeout time.Duration) error {
 	t := trigger.Trigger{
 		Name: "check-url", Enabled: true, Actions: []event.Action{event.PushImage}, Namespace: "regtrigger",
 		URL: url, Format: payload.Format(format), Timeout: trigger.Duration(timeout),
@@ -115,12 +122,18 @@ func sendTest(c *cobra.Command, cfg outbound.Config, url, format, secret string,
 	if secret != "" {
 		t.Secrets = []string{secret}
 	}
-	if ps := trigger.Validate(&t); len(ps) > 0 {
+	if ps := rules.Validate(&t); len(ps) > 0 {
+		// The URL passed the guard already; what is left is the flags
+		// (--format, --secret, --timeout): a usage error.
+		code := 2
 		var msgs []string
 		for _, p := range ps {
+			if p.Field == "url" {
+				code = 1
+			}
 			msgs = append(msgs, p.Field+": "+p.Message)
 		}
-		return &exitError{code: 2, err: errors.New(strings.Join(msgs, "; "))}
+		return &exitError{code: code, err: errors.New(strings.Join(msgs, "; "))}
 	}
 	now := time.Now().UTC()
 	ev := event.Event{

@@ -142,26 +142,6 @@ func TestMatchInvalidTriggers(t *testing.T) {
 	}
 }
 
-func TestCheckURL(t *testing.T) {
-	tests := []struct {
-		args []string
-		code int
-		want string
-	}{
-		{[]string{"check-url", "https://example.com:8443/"}, 1, "only 443"},
-		{[]string{"check-url", "http://169.254.169.254/latest"}, 1, "blocked"},
-		{[]string{"check-url", "http://127.0.0.1:9/"}, 1, "loopback"},
-		{[]string{"check-url", "--allow-private", "127.0.0.1/32", "http://127.0.0.1:1025/"}, 0, "verdict  allowed"},
-		{[]string{"check-url", "--allow-private", "nonsense", "http://127.0.0.1:1025/"}, 2, "allow-private"},
-	}
-	for _, tt := range tests {
-		code, out, errs := cliRun(t, "", tt.args...)
-		if code != tt.code || !strings.Contains(out+errs, tt.want) {
-			t.Errorf("%v: exit %d, %q %q", tt.args, code, out, errs)
-		}
-	}
-}
-
 func TestSecret(t *testing.T) {
 	code, out, _ := cliRun(t, "", "secret")
 	if code != 0 || !strings.HasPrefix(out, "whsec_") {
@@ -175,5 +155,33 @@ func TestHelpEverywhere(t *testing.T) {
 		if code != 0 || !strings.Contains(out, "Usage:") {
 			t.Errorf("%v --help: exit %d", cmd, code)
 		}
+	}
+}
+
+// TestAllowPrivateRefusesEmbeddedForms: every command taking
+// --allow-private refuses, as a usage error and before doing anything, an
+// entry overlapping an IPv6 form that embeds IPv4 addresses.
+func TestAllowPrivateRefusesEmbeddedForms(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "rt.db")
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"serve", []string{"serve", "--data", data, "--allow-private", "::ffff:0:0/96"}, "overlaps the IPv4-mapped range (::ffff:0:0/96), which no allow-list opens; list the IPv4 range (e.g. 10.0.0.0/8) instead"},
+		{"match", []string{"match", "-f", "../../examples/triggers.yaml", "--allow-private", "2002::/16", "../../events/bodies/tcr-push.json"}, "overlaps the 6to4 range"},
+		{"triggers apply", []string{"triggers", "apply", "-f", "../../examples/triggers.yaml", "--data", data, "--allow-private", "::/8"}, "overlaps the IPv4-mapped range"},
+		{"check-url", []string{"check-url", "--allow-private", "::ffff:10.0.0.0/104", "http://10.0.0.1/"}, "list the IPv4 range 10.0.0.0/8 instead"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, errs := cliRun(t, "", tt.args...)
+			if code != 2 || !strings.Contains(errs, "--allow-private") || !strings.Contains(errs, tt.want) {
+				t.Fatalf("exit %d, stderr %q; want 2 and %q", code, errs, tt.want)
+			}
+		})
+	}
+	if _, err := os.Stat(data); !os.IsNotExist(err) {
+		t.Errorf("a store file was created: %v", err)
 	}
 }

@@ -41,3 +41,38 @@ func TestFromEnvReportsEveryProblem(t *testing.T) {
 		t.Error("the registries value (it may hold a token) is echoed")
 	}
 }
+
+// TestFromEnvAllowPrivate: ALLOW_PRIVATE_CIDRS goes through the same
+// parser as serve --allow-private, so an entry overlapping an IPv6 form
+// that embeds IPv4 stops the function at start, and a range containing a
+// metadata endpoint is accepted (the endpoint stays refused by the guard).
+func TestFromEnvAllowPrivate(t *testing.T) {
+	tests := []struct {
+		name    string
+		value   string
+		entries int
+		wantErr string
+	}{
+		{"VPC ranges", "10.0.0.0/8,fd00::/8", 2, ""},
+		{"contains metadata", "169.254.0.0/16", 1, ""},
+		{"IPv4-mapped", "10.0.0.0/8 ::ffff:0:0/96", 0, "overlaps the IPv4-mapped range (::ffff:0:0/96), which no allow-list opens; list the IPv4 range (e.g. 10.0.0.0/8) instead"},
+		{"inside IPv4-mapped", "::ffff:10.0.0.0/104", 0, "list the IPv4 range 10.0.0.0/8 instead"},
+		{"6to4", "2002::/16", 0, "overlaps the 6to4 range"},
+		{"broader prefix", "::/8", 0, "overlaps the IPv4-mapped range"},
+		{"everything", "::/0", 0, "overlaps the IPv4-mapped range"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := FromEnv(env(map[string]string{EnvQueueURL: "http://q", EnvAllowPrivate: tt.value}), EnvQueueURL)
+			if tt.wantErr == "" {
+				if err != nil || len(c.AllowPrivate) != tt.entries {
+					t.Fatalf("FromEnv: %v, %v; want %d entries", c.AllowPrivate, err, tt.entries)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), EnvAllowPrivate) || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("FromEnv error = %v, want %s and %q", err, EnvAllowPrivate, tt.wantErr)
+			}
+		})
+	}
+}

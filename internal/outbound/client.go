@@ -70,7 +70,8 @@ type Response struct {
 
 // NewClient returns a Client for cfg. It fails when the configuration is
 // out of bounds: a negative or too long Timeout, a negative MaxBody, an
-// invalid prefix, or a User-Agent that is not a valid header value.
+// invalid prefix or one ParseCIDRs refuses (/0, an IPv4-embedding IPv6
+// form), or a User-Agent that is not a valid header value.
 func NewClient(cfg Config) (*Client, error) {
 	timeout := cfg.Timeout
 	switch {
@@ -93,7 +94,11 @@ func NewClient(cfg Config) (*Client, error) {
 		if !p.IsValid() {
 			return nil, fmt.Errorf("outbound: allowed prefix %v is invalid", p)
 		}
-		allow = append(allow, p.Masked())
+		p = p.Masked()
+		if why := allowProblem(p); why != "" {
+			return nil, fmt.Errorf("outbound: allowed prefix %v %s", p, why)
+		}
+		allow = append(allow, p)
 	}
 	if !httpguts.ValidHeaderFieldValue(cfg.UserAgent) {
 		return nil, errors.New("outbound: user agent is not a valid header value")
@@ -157,10 +162,106 @@ func (c *Client) control(network, address string, _ syscall.RawConn) error {
 	if err != nil {
 		return &BlockedError{Reason: "connect-time check: cannot parse dialled address " + strconv.Quote(address)}
 	}
-	if err := CheckIP(ap.Addr(), c.allow); err != nil {
+	if err := c.checkDialled(ap.Addr()); err != nil {
 		return &BlockedError{Reason: "connect-time check: " + err.(*BlockedError).Reason}
 	}
 	return nil
+}
+
+// dialledAddr is the address a connection to the resolved address ip goes
+// to. net.Dialer connects to an IPv4-mapped result (::ffff:a.b.c.d, from an
+// AAAA record or /etc/hosts) over IPv4, as a.b.c.d, and hands Control the
+// IPv4 address; a tcp6 socket given the mapped form would reach the same
+// IPv4 host. So the mapped form is judged as the IPv4 address.
+func dialledAddr(ip netip.Addr) netip.Addr { return ip.Unmap() }
+
+// checkDialled is the connect-time rule for one address, shared by Control
+// and Resolve so that check-url's verdict is the one a delivery gets.
+func (c *Client) checkDialled(ip netip.Addr) error {
+	return CheckIP(dialledAddr(ip), c.allow)
+}
+
+// Verdict is the guard's judgement of one address a host resolves to.
+type Verdict struct {
+	// Addr is the address as it is dialled (see Resolve).
+	Addr netip.Addr
+	// Err is nil when a connection to Addr is allowed, else a
+	// *BlockedError whose Reason says why not.
+	Err error
+}
+
+// Resolve looks host up with the resolver the client dials with and judges
+// each address as the connect-time check will when it is dialled, with the
+// client's allow-list: an IPv4-mapped result is judged (and returned) as
+// its IPv4 address, since that is what is connected to. An IP literal is
+// judged without a lookup, as the dialer does. The addresses come in the
+// resolver's order. A lookup failure is returned wrapped (it wraps the
+// *net.DNSError), never as a BlockedError.
+//
+// A connection tries the addresses in turn and the check refuses each
+// denied one before connecting, so a host with one allowed address is
+// delivered to, and only to allowed addresses; see Check.
+func (c *Client) Resolve(ctx context.Context, host string) ([]Verdict, error) {
+	if ip, err := netip.ParseAddr(host); err == nil {
+		return []Verdict{{Addr: dialledAddr(ip), Err: c.checkDialled(ip)}}, nil
+	}
+	r := c.dialer.Resolver
+	if r == nil {
+		r = net.DefaultResolver
+	}
+	addrs, err := r.LookupNetIP(ctx, "ip", host)
+	if err != nil {
+		return nil, fmt.Errorf("outbound: resolve %s: %w", host, err)
+	}
+	if len(addrs) == 0 {
+		return nil, fmt.Errorf("outbound: resolve %s: %w", host, &net.DNSError{Err: "no addresses", Name: host, IsNotFound: true})
+	}
+	out := make([]Verdict, len(addrs))
+	for i, a := range addrs {
+		out[i] = Verdict{Addr: dialledAddr(a), Err: c.checkDialled(a)}
+	}
+	return out, nil
+}
+
+// CheckResult is what Check found.
+type CheckResult struct {
+	// URL is the normalised URL, as Post requests it.
+	URL *url.URL
+	// Addrs are the verdicts on each address of the URL's host (one for
+	// an IP literal). Nil when the URL is refused before any lookup, or
+	// the lookup fails.
+	Addrs []Verdict
+}
+
+// Check gives the verdict Post would reach for rawURL, without connecting:
+// the static rules of CheckURL with the client's allow-list, then Resolve
+// on the host. It returns nil when a request would be allowed to connect
+// (at least one address is allowed: a connection never goes to a denied
+// one); the URL's *BlockedError when it is refused statically; a
+// *BlockedError with the first address's reason when every address is
+// denied (the reason Post reports, after "connect-time check: "); or the
+// wrapped resolver error. The result is nil only for a statically refused
+// URL.
+//
+// It is a verdict at one moment: a name may resolve differently when a
+// delivery dials it, which is why every connection is checked again.
+func (c *Client) Check(ctx context.Context, rawURL string) (*CheckResult, error) {
+	u, err := c.check.CheckURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	res := &CheckResult{URL: u}
+	vs, err := c.Resolve(ctx, u.Hostname())
+	if err != nil {
+		return res, err
+	}
+	res.Addrs = vs
+	for _, v := range vs {
+		if v.Err == nil {
+			return res, nil
+		}
+	}
+	return res, &BlockedError{URL: Redact(u.String()), Reason: vs[0].Err.(*BlockedError).Reason}
 }
 
 // Post sends one POST of body to rawURL with header (cloned; User-Agent set

@@ -48,6 +48,11 @@ func TestNewClientConfig(t *testing.T) {
 		{"negative timeout", Config{Timeout: -time.Second}, "negative"},
 		{"negative max body", Config{MaxBody: -1}, "negative"},
 		{"invalid prefix", Config{AllowPrivate: []netip.Prefix{{}}}, "invalid"},
+		{"every IPv4 address", Config{AllowPrivate: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}}, "every address"},
+		{"IPv4-mapped prefix", Config{AllowPrivate: []netip.Prefix{netip.MustParsePrefix("::ffff:0:0/96")}}, "overlaps the IPv4-mapped range"},
+		{"prefix containing 6to4", Config{AllowPrivate: []netip.Prefix{netip.MustParsePrefix("2000::/3")}}, "overlaps the 6to4 range"},
+		{"unmasked loopback prefix", Config{AllowPrivate: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/8")}}, ""},
+		{"prefix containing metadata", Config{AllowPrivate: []netip.Prefix{netip.MustParsePrefix("169.254.0.0/16")}}, ""},
 		{"user agent with newline", Config{UserAgent: "a\r\nX-Evil: 1"}, "user agent"},
 		{"user agent", Config{UserAgent: "regtrigger/1.0"}, ""},
 	}

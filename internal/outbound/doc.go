@@ -10,8 +10,9 @@
 //     not canonical IPv4 (2130706433, 0x7f.1, 0177.0.0.1) and denied IP
 //     literals are refused; opaque URLs are refused; the fragment is dropped.
 //   - CheckIP: the address ranges that are never a public webhook server
-//     (loopback, private, link-local, CGNAT, metadata, multicast, reserved,
-//     documentation, IPv6 forms embedding IPv4, ...).
+//     (loopback, private, link-local, CGNAT, multicast, reserved,
+//     documentation, IPv6 forms embedding IPv4, ...) and the cloud metadata
+//     and credential endpoints, also when an IPv6 form embeds one.
 //   - Client: every connection runs CheckIP in net.Dialer.Control on the
 //     address actually dialled, so a name that resolves (or re-resolves, as
 //     in DNS rebinding) to a denied address is refused before the connect
@@ -21,13 +22,19 @@
 //     PKI; there is no skip-verify option), compression is off, the
 //     deadline is 10 s by default (30 s at most) and at most 64 KiB of the
 //     answer is read.
+//   - Client.Check and Client.Resolve: the verdict Post would reach, without
+//     connecting, from the client's own resolver and the same connect-time
+//     rule (an IPv4-mapped answer is judged as the IPv4 address the dialer
+//     connects to). regtrigger check-url prints it.
 //
 // Config.AllowPrivate opens named ranges for webhook servers inside a VPC,
 // or on this machine: allowing 127.0.0.0/8 (or 127.0.0.1/32) is how tests
 // and a local `regtrigger serve` user reach a local server. An allowance
 // only exempts addresses from the range rules: the scheme and port rules
-// still apply, and the metadata endpoints, unspecified, 0.0.0.0/8,
-// broadcast, multicast and IPv4-embedding IPv6 addresses stay denied.
+// still apply, and the metadata endpoints (in any form), unspecified,
+// 0.0.0.0/8, broadcast, multicast and IPv4-embedding IPv6 addresses stay
+// denied. ParseCIDRs and NewClient refuse an allowed prefix overlapping an
+// IPv4-embedding form, which could only mislead.
 //
 // Errors never contain a URL's query string, userinfo or header values:
 // URLs in errors go through Redact.
