@@ -658,3 +658,52 @@ func TestAWSHints(t *testing.T) {
 		t.Errorf("explain(nil) = %v", err)
 	}
 }
+
+func TestDynamoTasks(t *testing.T) {
+	s := newCloudStack(t)
+	ctx := context.Background()
+	s.archivedTask(t, "tsk_done", 1) // stores the deploy-nginx trigger, revision 1
+	recs := s.store.Records()
+	now := time.Now().UTC()
+	put := func(id string, status record.Status, attempt int, at time.Time) {
+		t.Helper()
+		r := record.Record{TaskID: id, Trigger: "deploy-nginx", Action: event.PushImage, Namespace: "public", Repository: "nginx", Tag: id,
+			Status: status, Attempt: attempt, TriggerVersion: 1, Time: at}
+		if status == record.Retrying {
+			r.NextAttemptAt = at.Add(time.Hour)
+		}
+		if err := recs.Put(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("tsk_waiting", record.Retrying, 1, now.Add(-3*time.Minute))
+	put("tsk_waiting", record.Retrying, 2, now.Add(-2*time.Minute))
+	put("tsk_recovered", record.Retrying, 1, now.Add(-2*time.Minute))
+	put("tsk_recovered", record.Success, 2, now.Add(-time.Minute))
+	put("tsk_done", record.Success, 1, now.Add(-time.Minute))
+
+	db := []string{"--store", "dynamodb", "--triggers-table", s.names.Triggers, "--records-table", s.names.Records, "--queue-url", s.queueURL}
+	args := func(a ...string) []string { return append(a, db...) }
+	s.run(t, []step{
+		{name: "list shows the tasks waiting for a retry", args: args("tasks", "list", "--trigger", "deploy-nginx", "-o", "json"),
+			want: []string{`"id":"tsk_waiting"`, `"attempts":2`, `"revision":1`, "SQS cannot list its messages"}, not: []string{"tsk_recovered", "tsk_done"}},
+		{name: "cancel marks the trigger", args: args("tasks", "cancel", "--trigger", "deploy-nginx"),
+			want: []string{"deploy-nginx: its queued tasks (matched against revision 1 or older) are cancelled when they come due"}, check: func(t *testing.T, _ result) {
+				tr, err := s.store.Triggers().Get(ctx, "deploy-nginx")
+				if err != nil || tr.CancelThrough != 1 || tr.Version != 2 || !tr.Enabled {
+					t.Errorf("trigger after the cancel: %+v, %v", tr, err)
+				}
+			}},
+		{name: "triggers get shows it", args: []string{"triggers", "get", "deploy-nginx", "--store", "dynamodb", "--triggers-table", s.names.Triggers},
+			want: []string{`"cancel_through":1`}, not: secrets},
+		{name: "disable --cancel-queued", args: []string{"triggers", "disable", "deploy-nginx", "--cancel-queued", "--store", "dynamodb", "--triggers-table", s.names.Triggers},
+			want: []string{"deploy-nginx disabled", "revision 2 or older"}, check: func(t *testing.T, _ result) {
+				tr, err := s.store.Triggers().Get(ctx, "deploy-nginx")
+				if err != nil || tr.CancelThrough != 2 || tr.Enabled {
+					t.Errorf("trigger after disable --cancel-queued: %+v, %v", tr, err)
+				}
+			}},
+		{name: "cancel of an unknown trigger", args: args("tasks", "cancel", "--trigger", "nope"), code: 1, want: []string{`no trigger named "nope"`}},
+		{name: "cancel needs a trigger", args: args("tasks", "cancel"), code: 2, want: []string{"trigger"}},
+	})
+}
