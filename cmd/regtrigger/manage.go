@@ -67,7 +67,8 @@ func newTriggersApply(sf *storeFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ts, err := trigger.ReadFile(file, trigger.LoadOptions{Rules: rules})
+			warn := func(msg string) { fmt.Fprintln(c.ErrOrStderr(), "warning: "+msg) }
+			ts, err := trigger.ReadFile(file, trigger.LoadOptions{Rules: rules, Warn: warn})
 			if err != nil {
 				return fail("%s: %v", file, err)
 			}

@@ -135,7 +135,8 @@ func serve(ctx context.Context, c *cobra.Command, f serveFlags) error {
 		}
 	}()
 	if f.triggers != "" {
-		ts, err := trigger.ReadFile(f.triggers, trigger.LoadOptions{Rules: rules})
+		warn := func(msg string) { logger.Warn(msg) }
+		ts, err := trigger.ReadFile(f.triggers, trigger.LoadOptions{Rules: rules, Warn: warn})
 		if err != nil {
 			return fail("%s: %v", f.triggers, err)
 		}

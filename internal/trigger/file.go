@@ -87,15 +87,33 @@ type LoadOptions struct {
 	LookupEnv func(string) (string, bool)
 	// Rules are the deployment's validation settings.
 	Rules Rules
+	// Warn, when not nil, receives ReadFile's warning about a file that
+	// others may read and that holds credentials in clear.
+	Warn func(msg string)
+
+	// inClear collects the fields in clear, for ReadFile's warning.
+	inClear *[]string
 }
 
-// ReadFile parses and validates a trigger file.
+// ReadFile parses and validates a trigger file. A file that users other
+// than its owner may read, and that holds header values, secrets or a URL
+// query in clear (not as ${NAME}), is loaded with a warning to opts.Warn.
 func ReadFile(path string, opts LoadOptions) ([]Trigger, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("open trigger file: %w", err)
 	}
 	defer f.Close()
+	var inClear []string
+	if st, err := f.Stat(); err == nil && st.Mode().Perm()&0o077 != 0 && opts.Warn != nil {
+		opts.inClear = &inClear
+		defer func() {
+			if len(inClear) > 0 {
+				opts.Warn(fmt.Sprintf("%s may be read by other users (mode %v) and holds credentials in clear (%s): chmod 600 %s, or write them as ${NAME} and set the variables",
+					path, st.Mode().Perm(), strings.Join(inClear, ", "), path))
+			}
+		}()
+	}
 	return Parse(f, opts)
 }
 
@@ -172,6 +190,11 @@ func Parse(r io.Reader, opts LoadOptions) ([]Trigger, error) {
 			}
 		}
 		t, tps := ft.toTrigger(opts.LookupEnv)
+		if opts.inClear != nil {
+			for _, field := range ft.clearFields() {
+				*opts.inClear = append(*opts.inClear, label+" "+field)
+			}
+		}
 		for _, p := range tps {
 			p.Trigger, p.Line = label, n.Line
 			ps = append(ps, p)
@@ -216,6 +239,29 @@ func yamlMessage(err error) string {
 		return strings.Join(te.Errors, "; ")
 	}
 	return err.Error()
+}
+
+// clearFields names the fields of ft that hold credentials in clear:
+// header values, secrets and a URL query not written as ${NAME}.
+func (ft fileTrigger) clearFields() []string {
+	var out []string
+	literal := func(v string) bool { return v != "" && !strings.Contains(v, "${") }
+	if _, q, ok := strings.Cut(ft.URL, "?"); ok && literal(q) {
+		out = append(out, "url query")
+	}
+	for _, v := range ft.Headers {
+		if literal(v) {
+			out = append(out, "headers")
+			break
+		}
+	}
+	for _, v := range ft.Secret {
+		if literal(v) {
+			out = append(out, "secret")
+			break
+		}
+	}
+	return out
 }
 
 func (ft fileTrigger) toTrigger(lookup func(string) (string, bool)) (Trigger, []Problem) {

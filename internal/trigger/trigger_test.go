@@ -267,3 +267,57 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestReadFileWarnsOfCredentialsOthersMayRead(t *testing.T) {
+	const body = `triggers:
+  - name: clear
+    actions: [pushImage]
+    namespace: public
+    url: https://hooks.example.com/x?token=abc
+    headers: {Authorization: Bearer abc}
+    secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+  - name: from-env
+    actions: [pushImage]
+    namespace: public
+    url: https://hooks.example.com/x?token=${TOKEN}
+    headers: {Authorization: "Bearer ${TOKEN}"}
+`
+	env := func(string) (string, bool) { return "v", true }
+	tests := []struct {
+		name string
+		mode os.FileMode
+		body string
+		want string // in the warning; "" for none
+	}{
+		{name: "others may read, credentials in clear", mode: 0o644, body: body, want: "mode -rw-r--r--) and holds credentials in clear (clear url query, clear headers, clear secret)"},
+		{name: "the group may read", mode: 0o640, body: body, want: "clear secret"},
+		{name: "owner only", mode: 0o600, body: body},
+		{name: "others may read, credentials from the environment", mode: 0o644, body: "triggers:\n  - name: from-env" + strings.SplitN(body, "  - name: from-env", 2)[1]},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "triggers.yaml")
+			if err := os.WriteFile(p, []byte(tt.body), tt.mode); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(p, tt.mode); err != nil { // whatever the umask
+				t.Fatal(err)
+			}
+			var warnings []string
+			if _, err := ReadFile(p, LoadOptions{LookupEnv: env, Warn: func(m string) { warnings = append(warnings, m) }}); err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case tt.want == "" && len(warnings) > 0:
+				t.Errorf("warned: %v", warnings)
+			case tt.want != "" && (len(warnings) != 1 || !strings.Contains(warnings[0], tt.want) || !strings.Contains(warnings[0], "chmod 600 "+p)):
+				t.Errorf("warnings %q, want one with %q", warnings, tt.want)
+			}
+			for _, w := range warnings {
+				if strings.Contains(w, "abc") || strings.Contains(w, "whsec_") {
+					t.Errorf("the warning quotes a credential: %s", w)
+				}
+			}
+		})
+	}
+}
