@@ -151,8 +151,8 @@ func serve(ctx context.Context, c *cobra.Command, f serveFlags) error {
 
 	queue := boltstore.NewTaskQueue(store)
 	// No Sink: the queue stores each delivery's record with its settlement.
-	// Each task's trigger is read from the file when it is sent (a bbolt
-	// read, no cache): only this process writes the file.
+	// Each task's trigger is read from the store when it is sent; the
+	// store answers from memory, emptied by every trigger write.
 	engine := &delivery.Engine{Sender: client, Triggers: store.Triggers(), Policy: policy, Logger: logger, UserAgent: userAgent()}
 	pool := &dispatcher.Pool{Queue: queue, Engine: engine, Workers: f.workers, Drain: f.drain, Records: store.Records(), Logger: logger}
 	queue.OnEnqueue = pool.Wake

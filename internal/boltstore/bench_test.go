@@ -127,3 +127,29 @@ func BenchmarkParallelClaimEnqueue(b *testing.B) {
 	})
 	b.ReportMetric(float64(txid(b, s)-before)/float64(b.N), "commits/op")
 }
+
+// BenchmarkTriggerGet is the read serve's dispatcher makes per task: the
+// task's trigger, by name, from the file (no cache), among 100 triggers.
+func BenchmarkTriggerGet(b *testing.B) {
+	s := open(b, "", newClock(time.Now()))
+	ts := s.Triggers()
+	for i := range 100 {
+		t := tr(fmt.Sprintf("trigger-%02d", i), "ns")
+		t.Headers = map[string]string{"Authorization": "Bearer token"}
+		t.Secrets = []string{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
+		if _, err := ts.Create(ctx, t); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			if _, err := ts.Get(ctx, fmt.Sprintf("trigger-%02d", i%100)); err != nil {
+				b.Error(err)
+				return
+			}
+			i++
+		}
+	})
+}

@@ -184,11 +184,12 @@ type Store struct {
 	closing chan struct{}
 	stopped chan struct{}
 
-	// The namespace cache of Triggers.Namespace; nsGen counts trigger
-	// writes.
-	nsMu    sync.Mutex
-	nsCache map[string][]trigger.Trigger
-	nsGen   uint64
+	// The caches of Triggers.Namespace and Triggers.Get; nsGen counts
+	// trigger writes.
+	nsMu     sync.Mutex
+	nsCache  map[string][]trigger.Trigger
+	getCache map[string]trigger.Trigger
+	nsGen    uint64
 
 	closeOnce sync.Once
 	closeErr  error
@@ -248,7 +249,7 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{
-		db: db, path: path, retention: opts.Retention, now: opts.Now, queue: newSchedule(), claims: claims{}, nsCache: map[string][]trigger.Trigger{},
+		db: db, path: path, retention: opts.Retention, now: opts.Now, queue: newSchedule(), claims: claims{}, nsCache: map[string][]trigger.Trigger{}, getCache: map[string]trigger.Trigger{},
 		wake: make(chan struct{}, 1), flushes: make(chan chan error), closing: make(chan struct{}), stopped: make(chan struct{}),
 	}
 	s.submit = func(b []byte) waiter { return s.journal.Submit(b) }

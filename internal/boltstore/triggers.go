@@ -87,13 +87,28 @@ func (s *Store) triggersChanged() {
 	s.nsMu.Lock()
 	s.nsGen++
 	clear(s.nsCache)
+	clear(s.getCache)
 	s.nsMu.Unlock()
 }
 
-// Get returns one trigger, or trigger.ErrNotFound.
+// Get returns one trigger, or trigger.ErrNotFound. The dispatcher asks for
+// every task it sends, so answers (a missing trigger too) are cached in
+// memory like Namespace's, and as Namespace's the cache is emptied by every
+// trigger write: it is never stale.
 func (ts *Triggers) Get(ctx context.Context, name string) (trigger.Trigger, error) {
+	s := ts.s
+	s.nsMu.Lock()
+	cached, ok := s.getCache[name]
+	gen := s.nsGen
+	s.nsMu.Unlock()
+	if ok {
+		if cached.Name == "" {
+			return trigger.Trigger{}, trigger.ErrNotFound
+		}
+		return cached, nil
+	}
 	var t trigger.Trigger
-	err := ts.s.view(ctx, "get trigger "+name, func(tx *bolt.Tx) error {
+	err := s.view(ctx, "get trigger "+name, func(tx *bolt.Tx) error {
 		v := tx.Bucket(bTriggers).Get([]byte(name))
 		if v == nil {
 			return trigger.ErrNotFound
@@ -102,10 +117,18 @@ func (ts *Triggers) Get(ctx context.Context, name string) (trigger.Trigger, erro
 		t, err = decodeTrigger(v)
 		return err
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, trigger.ErrNotFound) {
 		return trigger.Trigger{}, err
 	}
-	return t, nil
+	s.nsMu.Lock()
+	if s.nsGen == gen {
+		if len(s.getCache) >= maxCachedNamespaces {
+			clear(s.getCache)
+		}
+		s.getCache[name] = t // the zero Trigger for a missing one
+	}
+	s.nsMu.Unlock()
+	return t, err
 }
 
 // List returns every trigger in name order.

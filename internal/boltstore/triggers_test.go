@@ -267,3 +267,38 @@ func TestNamespaceCacheFollowsWrites(t *testing.T) {
 		t.Errorf("%d namespaces cached", n)
 	}
 }
+
+// TestGetSeesEveryWrite: Get answers from memory, and every trigger write
+// empties that memory, so the dispatcher never sends with a stale trigger.
+func TestGetSeesEveryWrite(t *testing.T) {
+	s := open(t, "", newClock(t0))
+	ts := s.Triggers()
+	if _, err := ts.Get(ctx, "a"); !errors.Is(err, trigger.ErrNotFound) {
+		t.Fatalf("before create: %v", err)
+	}
+	created, err := ts.Create(ctx, tr("a", "ns"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for step, want := range []string{"https://example.com/a", "https://example.com/edited"} {
+		got, err := ts.Get(ctx, "a")
+		if err != nil || got.URL != want {
+			t.Fatalf("step %d: %q, %v; want %q", step, got.URL, err, want)
+		}
+		if _, err := ts.Get(ctx, "a"); err != nil { // from memory
+			t.Fatal(err)
+		}
+		if step == 0 {
+			created.URL = "https://example.com/edited"
+			if created, err = ts.Update(ctx, created); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := ts.Delete(ctx, "a", 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ts.Get(ctx, "a"); !errors.Is(err, trigger.ErrNotFound) {
+		t.Errorf("after delete: %v", err)
+	}
+}

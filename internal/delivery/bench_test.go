@@ -61,3 +61,22 @@ func BenchmarkDeliver(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkTriggerCacheHit is the read the dispatcher makes per task on
+// Lambda and SCF once a trigger is cached (it stands for a GetItem).
+func BenchmarkTriggerCacheHit(b *testing.B) {
+	c := &TriggerCache{Triggers: FixedTriggers(testTrigger())}
+	ctx := context.Background()
+	if _, err := c.Get(ctx, "deploy"); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := c.Get(ctx, "deploy"); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
