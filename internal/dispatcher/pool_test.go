@@ -158,11 +158,30 @@ func TestPoolDeliversAndRetries(t *testing.T) {
 func TestPoolDeadLettersUndecodable(t *testing.T) {
 	q := newMemQueue()
 	q.items["junk"] = &memItem{due: time.Now(), err: Undecodable("junk", errors.New("not JSON"))}
-	p := &Pool{Queue: q, Engine: &scripted{attempts: map[string]int{}}, Workers: 1, Idle: 5 * time.Millisecond}
+	recs := &keptRecords{}
+	p := &Pool{Queue: q, Engine: &scripted{attempts: map[string]int{}}, Workers: 1, Idle: 5 * time.Millisecond, Records: recs}
 	runFor(t, p, func() bool { return q.len() == 0 })
 	if len(q.dead) != 1 || q.dead[0] != "junk" {
 		t.Errorf("dead letters: %v", q.dead)
 	}
+	recs.mu.Lock()
+	defer recs.mu.Unlock()
+	if len(recs.recs) != 1 || recs.recs[0].TaskID != "junk" || recs.recs[0].Status != record.Failed || recs.recs[0].ErrorClass != record.ClassUndecodable {
+		t.Errorf("records: %+v", recs.recs)
+	}
+}
+
+// keptRecords keeps the records it is given.
+type keptRecords struct {
+	mu   sync.Mutex
+	recs []record.Record
+}
+
+func (k *keptRecords) Put(_ context.Context, r record.Record) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.recs = append(k.recs, r)
+	return nil
 }
 
 func TestPoolSurvivesQueueErrors(t *testing.T) {
