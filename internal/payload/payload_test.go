@@ -40,6 +40,22 @@ func sample(a event.Action) event.Event {
 
 var meta = Meta{TaskID: "tsk_0123456789abcdef", Trigger: "deploy-nginx", Time: time.Date(2020, 5, 10, 10, 30, 9, 0, time.UTC)}
 
+// testTemplate is the template of the template format's golden files.
+const testTemplate = `{"text": {{quote (printf "%s: %s:%s" .Title .Name .Tag)}}, "digest": {{quote .ShortDigest}}, "at": {{unix .OccurredAt}}, "trigger": {{quote .Trigger}}, "escaped": "{{jsonEscape .Operator}}"}`
+
+// metaFor is meta with what format f needs besides: its template.
+func metaFor(t testing.TB, f Format) Meta {
+	m := meta
+	if f == Template {
+		tm, err := ParseTemplate(testTemplate, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Template = tm
+	}
+	return m
+}
+
 // TestGolden compares every format × action with its golden file. Golden
 // files are the body indented for reading (raw: the body as is) plus a
 // newline; the body must equal the golden file compacted again, byte for
@@ -48,7 +64,7 @@ func TestGolden(t *testing.T) {
 	for _, f := range Formats {
 		for _, a := range event.Actions {
 			t.Run(string(f)+"/"+string(a), func(t *testing.T) {
-				body, ctype, err := Render(f, sample(a), meta)
+				body, ctype, err := Render(f, sample(a), metaFor(t, f))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -59,8 +75,10 @@ func TestGolden(t *testing.T) {
 				if ctype != want {
 					t.Errorf("content type %q, want %q", ctype, want)
 				}
+				// raw and template bodies are pinned as they are sent.
+				asIs := f == Raw || f == Template
 				var pretty bytes.Buffer
-				if f != Raw {
+				if !asIs {
 					if err := json.Indent(&pretty, body, "", "  "); err != nil {
 						t.Fatalf("not JSON: %v\n%s", err, body)
 					}
@@ -85,7 +103,7 @@ func TestGolden(t *testing.T) {
 					t.Errorf("%s differs (run with -update to refresh):\n%s", golden, pretty.Bytes())
 				}
 				wire := bytes.TrimSuffix(exp, []byte("\n"))
-				if f != Raw {
+				if !asIs {
 					var c bytes.Buffer
 					if err := json.Compact(&c, wire); err != nil {
 						t.Fatalf("%s: %v", golden, err)
@@ -95,7 +113,7 @@ func TestGolden(t *testing.T) {
 				if !bytes.Equal(body, wire) {
 					t.Errorf("body is not byte for byte the golden file compacted:\n got %s\nwant %s", body, wire)
 				}
-				again, _, _ := Render(f, sample(a), meta)
+				again, _, _ := Render(f, sample(a), metaFor(t, f))
 				if !bytes.Equal(body, again) {
 					t.Error("rendering is not deterministic")
 				}
@@ -356,7 +374,7 @@ func TestRawAndErrors(t *testing.T) {
 	if _, _, err := Render(CloudEvents, ev, Meta{Trigger: "t"}); !errors.Is(err, ErrNoTaskID) {
 		t.Errorf("cloudevents without task id: %v", err)
 	}
-	if _, _, err := Render("slack", ev, meta); err == nil || !strings.Contains(err.Error(), `"slack"`) {
+	if _, _, err := Render("bogus", ev, meta); err == nil || !strings.Contains(err.Error(), `"bogus"`) {
 		t.Errorf("unknown format: %v", err)
 	}
 	if b, _, _ := Render("", ev, meta); !bytes.HasPrefix(b, []byte(`{"type":"pushImage",`)) {
@@ -428,7 +446,7 @@ func FuzzRender(f *testing.F) {
 			ResourceURL: host + "/" + repo, OccurredAt: time.Unix(sec%maxSec, 0).UTC(), Operator: op, Registry: host, Raw: raw,
 		}
 		for _, fm := range Formats {
-			body, ctype, err := Render(fm, ev, meta)
+			body, ctype, err := Render(fm, ev, metaFor(t, fm))
 			if fm == Raw {
 				if (err == nil) != (len(raw) > 0) || (err == nil && !bytes.Equal(body, raw)) {
 					t.Fatalf("raw: %q, %v", body, err)
@@ -452,8 +470,9 @@ func BenchmarkRender(b *testing.B) {
 	for _, f := range Formats {
 		b.Run(string(f), func(b *testing.B) {
 			b.ReportAllocs()
+			m := metaFor(b, f)
 			for b.Loop() {
-				if _, _, err := Render(f, ev, meta); err != nil {
+				if _, _, err := Render(f, ev, m); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -19,8 +19,14 @@ type Meta struct {
 	TaskID string
 	// Trigger is the name of the trigger that fired.
 	Trigger string
-	// Time is the send time, used when the event has no time of its own.
+	// Time is the send time, used when the event has no time of its own
+	// and by the signatures that carry a timestamp.
 	Time time.Time
+	// Secret is the trigger's signing secret for the formats that sign in
+	// the body (feishu); "" signs nothing.
+	Secret string
+	// Template is the trigger's compiled template, for format template.
+	Template *Tmpl
 }
 
 // Content types.
@@ -36,6 +42,8 @@ var (
 	// ErrNoTaskID means the cloudevents format was asked for without a task
 	// id: CloudEvents requires a non-empty id, and regtrigger's is the task id.
 	ErrNoTaskID = errors.New("cloudevents format: the task id (the event id) is empty")
+	// ErrNoTemplate means the template format was asked for without one.
+	ErrNoTemplate = errors.New("template format: the trigger has no template")
 )
 
 // Render returns the request body for format f and its Content-Type.
@@ -67,6 +75,30 @@ func Render(f Format, ev event.Event, m Meta) (body []byte, contentType string, 
 			return nil, "", ErrNoRaw
 		}
 		return ev.Raw, ContentTypeJSON, nil
+	case Slack:
+		return encode(slackBody(ev, m), ContentTypeJSON)
+	case Teams:
+		return encode(teamsBody(ev, m), ContentTypeJSON)
+	case WeCom:
+		return encode(wecomBody(ev, m), ContentTypeJSON)
+	case DingTalk:
+		return encode(dingtalkBody(ev, m), ContentTypeJSON)
+	case Feishu:
+		return encode(feishuBody(ev, m), ContentTypeJSON)
+	case Flux:
+		// The Receiver reads no field of the body: any JSON it can sign.
+		return encode(tcrBody(ev, m), ContentTypeJSON)
+	case DockerHub:
+		return encode(dockerhubBody(ev, m), ContentTypeJSON)
+	case Template:
+		if m.Template == nil {
+			return nil, "", ErrNoTemplate
+		}
+		b, err := m.Template.Execute(ev, m)
+		if err != nil {
+			return nil, "", err
+		}
+		return b, m.Template.ContentType(), nil
 	}
 	return nil, "", fmt.Errorf("render: unknown format %q", f)
 }
