@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/regtrigger/regtrigger/internal/payload"
 	"github.com/regtrigger/regtrigger/internal/trigger"
 )
 
@@ -121,5 +122,41 @@ func (f Fixed) Get(_ context.Context, name string) (trigger.Trigger, error) {
 	if !ok {
 		return trigger.Trigger{}, trigger.ErrNotFound
 	}
+	return t, nil
+}
+
+// maxCachedTemplates bounds templateCache.
+const maxCachedTemplates = 1024
+
+// templates are the compiled trigger templates of every Engine: a
+// compiled template depends on its text and content type only.
+var templates templateCache
+
+// templateCache keeps compiled trigger templates by their text and content
+// type, so a template is parsed (and checked on the sample events) once,
+// not per delivery. The zero value is ready.
+type templateCache struct {
+	mu sync.Mutex
+	m  map[[2]string]*payload.Tmpl
+}
+
+func (c *templateCache) get(text, contentType string) (*payload.Tmpl, error) {
+	k := [2]string{text, contentType}
+	c.mu.Lock()
+	t, ok := c.m[k]
+	c.mu.Unlock()
+	if ok {
+		return t, nil
+	}
+	t, err := payload.ParseTemplate(text, contentType)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= maxCachedTemplates {
+		c.m = make(map[[2]string]*payload.Tmpl)
+	}
+	c.m[k] = t
+	c.mu.Unlock()
 	return t, nil
 }

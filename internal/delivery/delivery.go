@@ -220,7 +220,19 @@ func (e *Engine) attempt(ctx context.Context, t Task, tr *trigger.Trigger, rec *
 		rec.Error = "the trigger's format is now raw, but the registry body was not kept: the format was another when the event matched"
 		return Outcome{}
 	}
-	body, ctype, err := payload.Render(tr.Format, ev, payload.Meta{TaskID: t.ID, Trigger: tr.Name, Time: now})
+	meta := payload.Meta{TaskID: t.ID, Trigger: tr.Name, Time: now}
+	if tr.Format.Signing() == payload.FeishuBody && len(tr.Secrets) > 0 {
+		meta.Secret = tr.Secrets[0]
+	}
+	if tr.Format == payload.Template {
+		tm, err := templates.get(tr.Template, tr.ContentType)
+		if err != nil {
+			rec.Status, rec.ErrorClass, rec.Error = record.Failed, record.ClassPayload, err.Error()
+			return Outcome{}
+		}
+		meta.Template = tm
+	}
+	body, ctype, err := payload.Render(tr.Format, ev, meta)
 	if err != nil {
 		rec.Status, rec.ErrorClass, rec.Error = record.Failed, record.ClassPayload, err.Error()
 		return Outcome{}
@@ -230,18 +242,40 @@ func (e *Engine) attempt(ctx context.Context, t Task, tr *trigger.Trigger, rec *
 		rec.Status, rec.ErrorClass, rec.Error = record.Failed, record.ClassPayload, err.Error()
 		return Outcome{}
 	}
+	target := tr.URL
+	if tr.Format.Signing() == payload.DingTalkQuery && len(tr.Secrets) > 0 {
+		if target, err = payload.DingTalkURL(tr.URL, tr.Secrets[0], now); err != nil {
+			rec.Status, rec.ErrorClass, rec.Error = record.Failed, record.ClassPayload, err.Error()
+			return Outcome{}
+		}
+	}
 
 	actx, cancel := context.WithTimeout(ctx, tr.Deadline())
 	defer cancel()
 	start := time.Now()
-	resp, err := e.Sender.Post(actx, tr.URL, header, body)
+	resp, err := e.Sender.Post(actx, target, header, body)
 	rec.Latency = time.Since(start)
 	if err != nil {
 		return e.classifyError(ctx, t, tr, rec, err)
 	}
 	rec.HTTPStatus = resp.Status
+	if s := resp.Status; s >= 400 {
+		defer func() { // the platform's reason, for the chat formats
+			if why := payload.RefusalText(tr.Format, resp.Body); why != "" {
+				rec.Error += ": " + why
+			}
+		}()
+	}
 	switch s := resp.Status; {
 	case s >= 200 && s < 300:
+		var pe *payload.PlatformError
+		switch err := payload.CheckAnswer(tr.Format, resp.Body); {
+		case errors.As(err, &pe) && pe.Retryable:
+			return e.retry(t, rec, record.ClassPlatformLimit, pe.Error(), RetryAfter(resp.Header, now))
+		case err != nil:
+			rec.Status, rec.ErrorClass, rec.Error = record.Failed, record.ClassPlatform, err.Error()
+			return Outcome{}
+		}
 		rec.Status = record.Success
 		return Outcome{}
 	case s >= 300 && s < 400:
@@ -319,6 +353,7 @@ var (
 	keyID        = http.CanonicalHeaderKey(signature.HeaderID)
 	keyTimestamp = http.CanonicalHeaderKey(signature.HeaderTimestamp)
 	keySignature = http.CanonicalHeaderKey(signature.HeaderSignature)
+	keyFlux      = http.CanonicalHeaderKey(payload.FluxHeader)
 )
 
 // header builds the request headers: the trigger's own, then the ones
@@ -343,7 +378,10 @@ func (e *Engine) header(id string, tr *trigger.Trigger, ctype string, now time.T
 	}
 	set(keyID, id)
 	set(keyTimestamp, strconv.FormatInt(now.Unix(), 10))
-	if len(tr.Secrets) > 0 {
+	switch sg := tr.Format.Signing(); {
+	case sg == payload.FluxHMAC && len(tr.Secrets) > 0:
+		set(keyFlux, payload.FluxSignature(tr.Secrets[0], body))
+	case sg == payload.StandardWebhooks && len(tr.Secrets) > 0:
 		var buf [2]signature.Secret // a rotation's two, on the stack
 		secrets := buf[:0]
 		for _, s := range tr.Secrets {

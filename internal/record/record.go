@@ -59,6 +59,8 @@ const (
 	ClassTriggerDisabled = "trigger_disabled" // the task's trigger is disabled: skipped
 	ClassCancelled       = "cancelled"        // the trigger's queued work was cancelled
 	ClassUndecodable     = "undecodable"      // the queued task could not be read: dead-lettered
+	ClassPlatform        = "platform"         // a chat platform answered 2xx with an error code: final
+	ClassPlatformLimit   = "platform_limit"   // a chat platform said it was sent too often: retried
 )
 
 // Record is one line of the trigger log.

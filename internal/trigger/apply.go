@@ -131,6 +131,8 @@ func Diff(a, b Trigger) []string {
 	add("format", a.Format == b.Format)
 	add("secret", len(a.Secrets) == len(b.Secrets) && (len(a.Secrets) == 0 || reflect.DeepEqual(a.Secrets, b.Secrets)))
 	add("timeout", a.Timeout == b.Timeout)
+	add("template", a.Template == b.Template)
+	add("content-type", a.ContentType == b.ContentType)
 	return out
 }
 

@@ -23,7 +23,7 @@ const MaxFileSize = 4 << 20
 // fileFields are the keys a trigger may have in a file, in documentation order.
 var fileFields = []string{
 	"name", "description", "enabled", "actions", "namespace", "repository",
-	"tag", "url", "headers", "format", "secret", "timeout",
+	"tag", "url", "headers", "format", "secret", "timeout", "template", "content-type",
 }
 
 // fileTrigger is a trigger as written in a file.
@@ -40,6 +40,8 @@ type fileTrigger struct {
 	Format      string            `yaml:"format"`
 	Secret      stringList        `yaml:"secret"`
 	Timeout     string            `yaml:"timeout"`
+	Template    string            `yaml:"template"`
+	ContentType string            `yaml:"content-type"`
 }
 
 // stringList accepts a scalar or a sequence of scalars.
@@ -283,6 +285,8 @@ func (ft fileTrigger) toTrigger(lookup func(string) (string, bool)) (Trigger, []
 		Namespace:   ft.Namespace,
 		Repository:  ft.Repository,
 		Format:      payload.Format(ft.Format),
+		Template:    ft.Template,
+		ContentType: ft.ContentType,
 	}
 	if t.Format == "" {
 		t.Format = payload.Default

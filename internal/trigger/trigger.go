@@ -46,6 +46,10 @@ type Trigger struct {
 	Secrets []string `json:"secrets,omitempty"`
 	// Timeout is the delivery deadline; zero means DefaultTimeout.
 	Timeout Duration `json:"timeout,omitempty"`
+	// Template is the body of format template (Go text/template, see
+	// package payload), ContentType its Content-Type (default JSON).
+	Template    string `json:"template,omitempty"`
+	ContentType string `json:"content_type,omitempty"`
 
 	// Version is the store's revision of this trigger, for conditional
 	// updates; zero for a trigger not yet stored.

@@ -150,9 +150,30 @@ func TestValidate(t *testing.T) {
 		{"header CRLF", func(t *Trigger) { t.Headers = map[string]string{"X-A": "a\r\nb"} }, "headers"},
 		{"header NUL", func(t *Trigger) { t.Headers = map[string]string{"X-A": "a\x00b"} }, "headers"},
 		{"header same name twice", func(t *Trigger) { t.Headers = map[string]string{"X-A": "1", "x-a": "2"} }, "headers"},
-		{"format unknown", func(t *Trigger) { t.Format = "slack" }, "format"},
+		{"format unknown", func(t *Trigger) { t.Format = "msteams" }, "format"},
 		{"format each known", func(t *Trigger) { t.Format = payload.CloudEvents }, ""},
 		{"secret bad", func(t *Trigger) { t.Secrets = []string{"plain"} }, "secret"},
+		{"slack without a secret", func(t *Trigger) { t.Format = payload.Slack }, ""},
+		{"slack with a secret", func(t *Trigger) {
+			t.Format, t.Secrets = payload.Slack, []string{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
+		}, "secret"},
+		{"dingtalk with its SEC secret", func(t *Trigger) {
+			t.Format, t.Secrets = payload.DingTalk, []string{"SEC0123456789abcdefghijklmnop"}
+		}, ""},
+		{"dingtalk with a whsec secret", func(t *Trigger) {
+			t.Format, t.Secrets = payload.DingTalk, []string{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
+		}, "secret"},
+		{"feishu with a secret", func(t *Trigger) { t.Format, t.Secrets = payload.Feishu, []string{"feishu-secret-0123"} }, ""},
+		{"flux needs the token", func(t *Trigger) { t.Format = payload.Flux }, "secret"},
+		{"flux with its token", func(t *Trigger) { t.Format, t.Secrets = payload.Flux, []string{"flux-token-0123"} }, ""},
+		{"dockerhub for pushes", func(t *Trigger) { t.Format = payload.DockerHub }, ""},
+		{"dockerhub for deletes", func(t *Trigger) {
+			t.Format, t.Actions = payload.DockerHub, []event.Action{event.PushImage, event.DeleteImage}
+		}, "actions"},
+		{"template", func(t *Trigger) { t.Format, t.Template = payload.Template, `{"image": {{quote .Name}}}` }, ""},
+		{"template not JSON", func(t *Trigger) { t.Format, t.Template = payload.Template, `{"image": {{.Name}}}` }, "template"},
+		{"template without text", func(t *Trigger) { t.Format = payload.Template }, "template"},
+		{"template text with another format", func(t *Trigger) { t.Template = `{}` }, "template"},
 		{"three secrets", func(t *Trigger) {
 			s := "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 			t.Secrets = []string{s, s, s}

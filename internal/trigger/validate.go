@@ -16,7 +16,6 @@ import (
 	"github.com/regtrigger/regtrigger/internal/outbound"
 	"github.com/regtrigger/regtrigger/internal/pattern"
 	"github.com/regtrigger/regtrigger/internal/payload"
-	"github.com/regtrigger/regtrigger/internal/signature"
 )
 
 // Problem is one thing wrong with one trigger.
@@ -183,16 +182,31 @@ func (r Rules) Validate(t *Trigger) []Problem {
 		canon[c] = k
 	}
 
-	if _, err := payload.ParseFormat(string(t.Format)); err != nil {
+	format, err := payload.ParseFormat(string(t.Format))
+	if err != nil {
 		add("format", "%v", err)
+	}
+	switch {
+	case format == payload.Template:
+		if _, err := payload.ParseTemplate(t.Template, t.ContentType); err != nil {
+			add("template", "%v", err)
+		}
+	case t.Template != "" || t.ContentType != "":
+		add("template", "template and content-type are for format template (this trigger's format is %s)", format)
+	}
+	if format.PushOnly() {
+		for _, a := range t.Actions {
+			if a != event.PushImage {
+				add("actions", "format %s carries pushes only (its receivers read every body as a push): %s cannot be sent", format, a)
+			}
+		}
 	}
 
 	if len(t.Secrets) > MaxSecrets {
 		add("secret", "%d secrets, at most %d (the current and the next, during rotation)", len(t.Secrets), MaxSecrets)
-	}
-	for i, s := range t.Secrets {
-		if _, err := signature.ParseSecret(s); err != nil {
-			add("secret", "secret %d: %v", i+1, err)
+	} else if err == nil {
+		if err := payload.ValidateSecrets(format, t.Secrets); err != nil {
+			add("secret", "%v", err)
 		}
 	}
 
