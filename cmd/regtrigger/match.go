@@ -1,13 +1,19 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/regtrigger/regtrigger/internal/event"
 	"github.com/regtrigger/regtrigger/internal/matcher"
+	"github.com/regtrigger/regtrigger/internal/payload"
+	"github.com/regtrigger/regtrigger/internal/receiver"
 	"github.com/regtrigger/regtrigger/internal/trigger"
 )
 
@@ -18,14 +24,56 @@ type matchLine struct {
 	Fired   bool           `json:"fired"`
 	Reason  matcher.Reason `json:"reason"`
 	Detail  string         `json:"detail"`
+	// Request is what the trigger's format sends, with --render.
+	Request *rendered `json:"request,omitempty"`
+}
+
+// rendered is the request a fired trigger's format makes for an event.
+type rendered struct {
+	Format      payload.Format `json:"format"`
+	ContentType string         `json:"content_type,omitempty"`
+	// Body is the body: JSON as it is, anything else as a string.
+	Body  json.RawMessage `json:"body,omitempty"`
+	Error string          `json:"error,omitempty"`
+}
+
+// render makes what tr's format sends for ev, as the dispatcher would now
+// (the task id is the one the receiver would give it).
+func render(tr *trigger.Trigger, ev event.Event) *rendered {
+	r := &rendered{Format: tr.Format}
+	m := payload.Meta{TaskID: receiver.TaskID(receiver.Fingerprint(ev), tr.Name), Trigger: tr.Name, Time: time.Now().UTC()}
+	if tr.Format.Signing() == payload.FeishuBody && len(tr.Secrets) > 0 {
+		m.Secret = tr.Secrets[0]
+	}
+	if tr.Format == payload.Template {
+		tm, err := payload.ParseTemplate(tr.Template, tr.ContentType)
+		if err != nil {
+			r.Error = err.Error()
+			return r
+		}
+		m.Template = tm
+	}
+	body, ctype, err := payload.Render(tr.Format, ev, m)
+	if err != nil {
+		r.Error = err.Error()
+		return r
+	}
+	r.ContentType = ctype
+	if json.Valid(body) {
+		r.Body = body
+	} else {
+		r.Body, _ = json.Marshal(string(body))
+	}
+	return r
 }
 
 func newMatch() *cobra.Command {
 	var (
-		f      bodyFlags
-		file   string
-		output string
-		allow  []string
+		f        bodyFlags
+		file     string
+		output   string
+		allow    []string
+		doRender bool
 	)
 	c := &cobra.Command{
 		Use:   "match -f TRIGGERS.yaml [--source NAME] [FILE|-]",
@@ -35,9 +83,13 @@ namespace. It prints one JSON line per (event, trigger):
   {"event": {...}, "trigger": "name", "fired": true|false, "reason": "...", "detail": "..."}
 reason is empty when the trigger fires, otherwise one of: disabled, action not selected,
 repository not matched, tag not matched. --output text prints a table instead.
+With --render, each fired line also holds the request its trigger's format makes
+("request": format, content type and body; the text output prints each body after the
+table): the message a chat robot would post, before a trigger points at a channel.
 An invalid trigger file exits 1 with every problem listed.`,
 		Example: `  regtrigger match -f examples/triggers.yaml events/bodies/tcr-push.json
-  regtrigger match -f triggers.yaml --output text body.json`,
+  regtrigger match -f triggers.yaml --output text body.json
+  regtrigger match -f examples/chat-triggers.yaml --render -o text events/bodies/tcr-push.json`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			if output != "json" && output != "text" {
@@ -62,7 +114,11 @@ An invalid trigger file exits 1 with every problem listed.`,
 			var lines []matchLine
 			for _, e := range evs {
 				for _, r := range m.Match(e) {
-					lines = append(lines, matchLine{Event: lineOf(e), Trigger: r.Trigger.Name, Fired: r.Fired(), Reason: r.Reason, Detail: r.Explain(e)})
+					l := matchLine{Event: lineOf(e), Trigger: r.Trigger.Name, Fired: r.Fired(), Reason: r.Reason, Detail: r.Explain(e)}
+					if doRender && l.Fired {
+						l.Request = render(r.Trigger, e)
+					}
+					lines = append(lines, l)
 				}
 			}
 			if output == "text" {
@@ -74,7 +130,15 @@ An invalid trigger file exits 1 with every problem listed.`,
 				if len(lines) == 0 {
 					fmt.Fprintf(tw, "(%d event(s), no trigger in their namespace)\n", len(evs))
 				}
-				return tw.Flush()
+				if err := tw.Flush(); err != nil {
+					return err
+				}
+				for _, l := range lines {
+					if l.Request != nil {
+						printRendered(c.OutOrStdout(), l)
+					}
+				}
+				return nil
 			}
 			enc := json.NewEncoder(c.OutOrStdout())
 			enc.SetEscapeHTML(false)
@@ -89,7 +153,30 @@ An invalid trigger file exits 1 with every problem listed.`,
 	f.register(c)
 	c.Flags().StringVarP(&file, "file", "f", "", "trigger file (YAML, see README)")
 	c.Flags().StringVarP(&output, "output", "o", "json", "json or text")
+	c.Flags().BoolVar(&doRender, "render", false, "show the request each fired trigger's format makes")
 	allowFlag(c, &allow)
 	_ = c.MarkFlagRequired("file")
 	return c
+}
+
+// printRendered writes one fired trigger's request for people: a heading,
+// then the body (JSON indented).
+func printRendered(w io.Writer, l matchLine) {
+	r := l.Request
+	fmt.Fprintf(w, "\n== %s %s/%s:%s -> %s (%s", l.Trigger, l.Event.Namespace, l.Event.Repository, l.Event.Tag, r.Format, r.ContentType)
+	if r.Error != "" {
+		fmt.Fprintf(w, "): %s\n", r.Error)
+		return
+	}
+	fmt.Fprintln(w, ")")
+	var s string
+	if json.Unmarshal(r.Body, &s) == nil {
+		fmt.Fprintln(w, s)
+		return
+	}
+	var b bytes.Buffer
+	if json.Indent(&b, r.Body, "", "  ") != nil {
+		b.Write(r.Body)
+	}
+	fmt.Fprintln(w, b.String())
 }
