@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -55,5 +56,50 @@ func TestExampleFormatFiles(t *testing.T) {
 	// Without --render nothing is rendered.
 	if _, out, _ = cliRun(t, "", "match", "-f", "../../examples/chat-triggers.yaml", "../../events/bodies/tcr-push.json"); strings.Contains(out, `"request"`) {
 		t.Errorf("rendered without --render: %s", out)
+	}
+}
+
+// TestMatchExplainsVersionFilters: a semver filter and exclusions, read
+// from a file, explained by match like every other miss.
+func TestMatchExplainsVersionFilters(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "t.yaml")
+	body := `triggers:
+  - name: v1-line
+    actions: [pushImage]
+    namespace: public
+    tag: "semver:>=1.4 <2"
+    url: https://example.com/a
+  - name: v2-line
+    actions: [pushImage]
+    namespace: public
+    tag: "semver:^2"
+    url: https://example.com/b
+  - name: no-v1-10
+    actions: [pushImage]
+    namespace: public
+    exclude-tags: ["v1.10.*", "sha-*"]
+    url: https://example.com/c
+`
+	if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := cliRun(t, "", "match", "-f", file, "-o", "text", "../../events/bodies/tcr-push.json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	for _, want := range []string{
+		"v1-line   true   fired",
+		`tag "v1.10.0" is outside the range "^2"`,
+		`tag "v1.10.0" is excluded by "v1.10.*"`,
+	} {
+		if !strings.Contains(strings.Join(strings.Fields(out), " "), strings.Join(strings.Fields(want), " ")) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("triggers:\n  - name: x\n    actions: [pushImage]\n    namespace: public\n    tag: \"semver:>=1.x.y\"\n    url: https://example.com/\n"), 0o600)
+	if code, _, errs := cliRun(t, "", "match", "-f", bad, "../../events/bodies/tcr-push.json"); code != 1 || !strings.Contains(errs, "trigger x (line 2): tag: invalid pattern") {
+		t.Errorf("exit %d: %s", code, errs)
 	}
 }

@@ -82,7 +82,7 @@ func newMatch() *cobra.Command {
 namespace. It prints one JSON line per (event, trigger):
   {"event": {...}, "trigger": "name", "fired": true|false, "reason": "...", "detail": "..."}
 reason is empty when the trigger fires, otherwise one of: disabled, action not selected,
-repository not matched, tag not matched. --output text prints a table instead.
+repository not matched, tag not matched, tag excluded. --output text prints a table instead.
 With --render, each fired line also holds the request its trigger's format makes
 ("request": format, content type and body; the text output prints each body after the
 table): the message a chat robot would post, before a trigger points at a channel.

@@ -8,6 +8,7 @@ package matcher
 import (
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/regtrigger/regtrigger/internal/event"
 	"github.com/regtrigger/regtrigger/internal/pattern"
@@ -24,6 +25,7 @@ const (
 	ActionNotSelected    Reason = "action not selected"
 	RepositoryNotMatched Reason = "repository not matched"
 	TagNotMatched        Reason = "tag not matched"
+	TagExcluded          Reason = "tag excluded"
 )
 
 // Result is the verdict of one trigger on one event.
@@ -73,8 +75,33 @@ func (r Result) Explain(ev event.Event) string {
 		}
 		b = append(b, "tag "...)
 		b = strconv.AppendQuote(b, ev.Tag)
+		if rng, ok := strings.CutPrefix(t.Tag, pattern.SemverPrefix); ok {
+			switch v, isVersion := pattern.Semver(ev.Tag); {
+			case !isVersion:
+				b = append(b, " is not a semantic version; filter "...)
+				b = strconv.AppendQuote(b, t.Tag)
+			case v.Prerelease() != "" && !strings.Contains(rng, "-"):
+				b = append(b, " is a prerelease, and the range "...)
+				b = strconv.AppendQuote(b, rng)
+				b = append(b, " names none"...)
+			default:
+				b = append(b, " is outside the range "...)
+				b = strconv.AppendQuote(b, rng)
+			}
+			break
+		}
 		b = append(b, " does not match "...)
 		b = strconv.AppendQuote(b, t.Tag)
+	case TagExcluded:
+		b = append(b, "tag "...)
+		b = strconv.AppendQuote(b, ev.Tag)
+		b = append(b, " is excluded by "...)
+		for _, x := range t.ExcludeTags {
+			if m, err := pattern.Exclusion(x); err == nil && m.Match(ev.Tag) {
+				b = strconv.AppendQuote(b, x)
+				break
+			}
+		}
 	default:
 		return string(r.Reason)
 	}
@@ -86,6 +113,7 @@ type rule struct {
 	trigger *trigger.Trigger
 	repo    pattern.Matcher
 	tag     pattern.Matcher
+	exclude []pattern.Matcher
 }
 
 // Matcher holds compiled triggers, indexed by namespace. It is safe for
@@ -110,7 +138,15 @@ func New(ts []trigger.Trigger) (*Matcher, error) {
 		if err != nil {
 			return nil, fmt.Errorf("trigger %q: tag: %w", t.Name, err)
 		}
-		m.byNamespace[t.Namespace] = append(m.byNamespace[t.Namespace], rule{trigger: &t, repo: repo, tag: tag})
+		var exclude []pattern.Matcher
+		for _, x := range t.ExcludeTags {
+			xm, err := pattern.Exclusion(x)
+			if err != nil {
+				return nil, fmt.Errorf("trigger %q: exclude-tags: %w", t.Name, err)
+			}
+			exclude = append(exclude, xm)
+		}
+		m.byNamespace[t.Namespace] = append(m.byNamespace[t.Namespace], rule{trigger: &t, repo: repo, tag: tag, exclude: exclude})
 	}
 	return m, nil
 }
@@ -158,6 +194,13 @@ func (r rule) judge(ev event.Event) Reason {
 		return RepositoryNotMatched
 	case !r.tag.Match(ev.Tag):
 		return TagNotMatched
+	}
+	if ev.Tag != "" {
+		for _, x := range r.exclude {
+			if x.Match(ev.Tag) {
+				return TagExcluded
+			}
+		}
 	}
 	return Fired
 }

@@ -276,3 +276,44 @@ func TestExplainQuotesAsFmt(t *testing.T) {
 		})
 	}
 }
+
+func TestSemverAndExclusions(t *testing.T) {
+	semverTrigger := tr("v1-line", "public", "", "semver:>=1.4 <2")
+	semverTrigger.ExcludeTags = []string{"*-hotfix*"}
+	globTrigger := tr("releases", "public", "", "release-*")
+	globTrigger.ExcludeTags = []string{"*-rc*", "sha-*"}
+	everyTag := tr("every-tag", "public", "", "")
+	everyTag.ExcludeTags = []string{"sha-*"}
+	m, err := New([]trigger.Trigger{semverTrigger, globTrigger, everyTag})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		trigger, tag string
+		reason       Reason
+		explain      string
+	}{
+		{"v1-line", "1.4.2", Fired, "fired"},
+		{"v1-line", "v1.9.0", Fired, "fired"},
+		{"v1-line", "2.0.0", TagNotMatched, `tag "2.0.0" is outside the range ">=1.4 <2"`},
+		{"v1-line", "latest", TagNotMatched, `tag "latest" is not a semantic version; filter "semver:>=1.4 <2"`},
+		{"v1-line", "1.5.0-rc.1", TagNotMatched, `tag "1.5.0-rc.1" is a prerelease, and the range ">=1.4 <2" names none`},
+		{"v1-line", "1.5.0-hotfix.1", TagNotMatched, `tag "1.5.0-hotfix.1" is a prerelease, and the range ">=1.4 <2" names none`},
+		{"releases", "release-1.0", Fired, "fired"},
+		{"releases", "release-1.0-rc2", TagExcluded, `tag "release-1.0-rc2" is excluded by "*-rc*"`},
+		{"every-tag", "sha-1a2b3c", TagExcluded, `tag "sha-1a2b3c" is excluded by "sha-*"`},
+		{"every-tag", "main", Fired, "fired"},
+		{"every-tag", "", Fired, "fired"}, // an event without a tag: nothing to exclude
+	}
+	for _, tt := range tests {
+		e := ev(event.PushImage, "public", "app", tt.tag)
+		for _, r := range m.Match(e) {
+			if r.Trigger.Name != tt.trigger {
+				continue
+			}
+			if r.Reason != tt.reason || r.Explain(e) != tt.explain {
+				t.Errorf("%s, tag %q: %s (%s), want %s (%s)", tt.trigger, tt.tag, r.Reason, r.Explain(e), tt.reason, tt.explain)
+			}
+		}
+	}
+}

@@ -17,8 +17,13 @@
 // optional. An empty pattern and `**` match every repository.
 //
 // Tag filters are empty (every tag), a glob with the same rules, `regex:`
-// followed by an RE2 expression that must match the whole tag, or a list of at
-// most 10 exact tags separated by `;`.
+// followed by an RE2 expression that must match the whole tag, `semver:`
+// followed by a version range (github.com/Masterminds/semver/v3: `>=1.4 <2`,
+// `^1.2`, `~1.2.3`, `1.x`, ranges joined by `||`), or a list of at most 10
+// exact tags separated by `;`. A semver filter matches tags that are
+// semantic versions (a leading `v` allowed, `1.2` read as 1.2.0) in the
+// range; prereleases (`1.5.0-rc.1`) only when the range names one (then
+// every prerelease within it, as semver/v3 has it).
 //
 // Patterns are compiled once, with github.com/gobwas/glob and `/` as the
 // separator, after translating the rules above; matching never compiles.
@@ -30,6 +35,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/Masterminds/semver/v3"
 	"github.com/gobwas/glob"
 )
 
@@ -38,6 +44,9 @@ const MaxTags = 10
 
 // RegexPrefix introduces an RE2 tag filter.
 const RegexPrefix = "regex:"
+
+// SemverPrefix introduces a semantic-version range tag filter.
+const SemverPrefix = "semver:"
 
 // Matcher reports whether a name matches a compiled pattern.
 type Matcher interface {
@@ -98,8 +107,33 @@ func Repository(p string) (Matcher, error) {
 	return compile(p, g)
 }
 
+// semverRange matches tags that are semantic versions in a range.
+type semverRange struct{ c *semver.Constraints }
+
+func (r semverRange) Match(s string) bool {
+	v, err := semver.NewVersion(s)
+	return err == nil && r.c.Check(v)
+}
+
+// Semver reads tag as a semantic version, as a semver filter does (for
+// explaining a miss).
+func Semver(tag string) (*semver.Version, bool) {
+	v, err := semver.NewVersion(tag)
+	return v, err == nil
+}
+
 // Tag compiles a tag filter.
 func Tag(p string) (Matcher, error) {
+	if rest, ok := strings.CutPrefix(p, SemverPrefix); ok {
+		if strings.TrimSpace(rest) == "" {
+			return nil, &Error{Pattern: p, Reason: "empty version range after " + SemverPrefix}
+		}
+		c, err := semver.NewConstraint(rest)
+		if err != nil {
+			return nil, &Error{Pattern: p, Reason: fmt.Sprintf("bad version range: %v", err)}
+		}
+		return semverRange{c}, nil
+	}
 	if rest, ok := strings.CutPrefix(p, RegexPrefix); ok {
 		if strings.TrimSpace(rest) == "" {
 			return nil, &Error{Pattern: p, Reason: "empty regular expression after " + RegexPrefix}
@@ -122,6 +156,18 @@ func Tag(p string) (Matcher, error) {
 		return nil, &Error{Pattern: p, Reason: err.Error()}
 	}
 	return compile(p, g)
+}
+
+// Exclusion compiles one exclude-tags glob: the glob rules of a tag filter
+// (no regex:, semver: or list), and never empty.
+func Exclusion(p string) (Matcher, error) {
+	switch {
+	case strings.TrimSpace(p) == "":
+		return nil, &Error{Pattern: p, Reason: "an exclusion cannot be empty (it would exclude nothing, or an empty tag)"}
+	case strings.HasPrefix(p, RegexPrefix), strings.HasPrefix(p, SemverPrefix), strings.Contains(p, ";"):
+		return nil, &Error{Pattern: p, Reason: "an exclusion is a glob (such as *-rc* or sha-*), not a regex:, semver: or list"}
+	}
+	return Tag(p)
 }
 
 // List splits a `;`-separated list of exact tags, trimming spaces and

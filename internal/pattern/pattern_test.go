@@ -285,3 +285,64 @@ func isASCII(s string) bool {
 	}
 	return true
 }
+
+func TestSemverTags(t *testing.T) {
+	tests := []struct {
+		filter, tag string
+		want        bool
+	}{
+		{"semver:>=1.4 <2", "1.4.0", true},
+		{"semver:>=1.4 <2", "v1.4.0", true},
+		{"semver:>=1.4 <2", "1.9.12", true},
+		{"semver:>=1.4 <2", "1.3.9", false},
+		{"semver:>=1.4 <2", "2.0.0", false},
+		{"semver:>=1.4 <2", "1.5", true},           // read as 1.5.0
+		{"semver:>=1.4 <2", "v1", false},           // 1.0.0
+		{"semver:>=1.4 <2", "1.5.0-rc.1", false},   // a prerelease, and the range names none
+		{"semver:>=1.4 <2", "1.5.0+build.7", true}, // build metadata is no prerelease
+		{"semver:>=1.4 <2", "latest", false},
+		{"semver:>=1.4 <2", "sha-1a2b3c", false},
+		{"semver:>=1.4 <2", "", false},
+		{"semver:>=1.4 <2", "1.4.0.1", false},          // four parts: not a semantic version
+		{"semver:>=1.5.0-rc.1 <2", "1.5.0-rc.2", true}, // the range names a prerelease of 1.5.0
+		{"semver:>=1.5.0-rc.1 <2", "1.5.0-rc.0", false},
+		{"semver:>=1.5.0-rc.1 <2", "1.5.0", true},
+		{"semver:>=1.5.0-rc.1 <2", "1.6.0-rc.1", true}, // once a range names a prerelease, every prerelease in it matches (semver/v3, unlike npm)
+		{"semver:^1.2", "1.2.0", true},
+		{"semver:^1.2", "1.99.0", true},
+		{"semver:^1.2", "2.0.0", false},
+		{"semver:^0.3", "0.3.9", true},
+		{"semver:^0.3", "0.4.0", false},
+		{"semver:~1.2.3", "1.2.9", true},
+		{"semver:~1.2.3", "1.3.0", false},
+		{"semver:1.x", "1.7.1", true},
+		{"semver:1.x", "2.1.0", false},
+		{"semver:1.2.3", "v1.2.3", true},
+		{"semver:1.2.3", "1.2.4", false},
+		{"semver:<1 || >=3", "0.9.0", true},
+		{"semver:<1 || >=3", "2.0.0", false},
+		{"semver:<1 || >=3", "3.0.1", true},
+		{"semver:>=1.0.0-0", "1.0.0-alpha", true}, // -0: every prerelease of 1.0.0 and later
+		{"semver:*", "0.0.1", true},
+		{"semver:*", "main", false},
+		{"semver:!=1.2.3", "1.2.4", true},
+		{"semver:!=1.2.3", "1.2.3", false},
+	}
+	for _, tt := range tests {
+		m, err := Tag(tt.filter)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.filter, err)
+		}
+		if got := m.Match(tt.tag); got != tt.want {
+			t.Errorf("%s matches %q = %v, want %v", tt.filter, tt.tag, got, tt.want)
+		}
+	}
+	if len(tests) < 30 {
+		t.Fatalf("%d cases", len(tests))
+	}
+	for _, bad := range []string{"semver:", "semver:  ", "semver:>=1.x.y", "semver:>>1", "semver:1.2.3.4", "semver:=>"} {
+		if _, err := Tag(bad); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%q: %v, want an invalid pattern", bad, err)
+		}
+	}
+}

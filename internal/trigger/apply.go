@@ -126,6 +126,7 @@ func Diff(a, b Trigger) []string {
 	add("namespace", a.Namespace == b.Namespace)
 	add("repository", a.Repository == b.Repository)
 	add("tag", a.Tag == b.Tag)
+	add("exclude-tags", reflect.DeepEqual(nonNil(a.ExcludeTags), nonNil(b.ExcludeTags)))
 	add("url", a.URL == b.URL)
 	add("headers", len(a.Headers) == len(b.Headers) && (len(a.Headers) == 0 || reflect.DeepEqual(a.Headers, b.Headers)))
 	add("format", a.Format == b.Format)

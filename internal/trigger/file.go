@@ -23,7 +23,7 @@ const MaxFileSize = 4 << 20
 // fileFields are the keys a trigger may have in a file, in documentation order.
 var fileFields = []string{
 	"name", "description", "enabled", "actions", "namespace", "repository",
-	"tag", "url", "headers", "format", "secret", "timeout", "template", "content-type",
+	"tag", "exclude-tags", "url", "headers", "format", "secret", "timeout", "template", "content-type",
 }
 
 // fileTrigger is a trigger as written in a file.
@@ -35,6 +35,7 @@ type fileTrigger struct {
 	Namespace   string            `yaml:"namespace"`
 	Repository  string            `yaml:"repository"`
 	Tag         stringList        `yaml:"tag"`
+	ExcludeTags stringList        `yaml:"exclude-tags"`
 	URL         string            `yaml:"url"`
 	Headers     map[string]string `yaml:"headers"`
 	Format      string            `yaml:"format"`
@@ -306,6 +307,7 @@ func (ft fileTrigger) toTrigger(lookup func(string) (string, bool)) (Trigger, []
 		}
 		t.Tag = strings.Join(ft.Tag, ";")
 	}
+	t.ExcludeTags = ft.ExcludeTags
 	t.URL = expand("url", ft.URL)
 	if len(ft.Headers) > 0 {
 		t.Headers = make(map[string]string, len(ft.Headers))

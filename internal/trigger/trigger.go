@@ -25,19 +25,23 @@ const (
 	MaxURLLength      = 2048
 	MaxSecrets        = 2 // two during rotation
 	MaxDescription    = 512
+	MaxExcludeTags    = 10 // exclude-tags globs per trigger
 	DefaultTimeout    = 10 * time.Second
 	MaxTimeout        = 30 * time.Second
 )
 
 // Trigger is one rule. Its JSON form is what stores keep.
 type Trigger struct {
-	Name        string            `json:"name"`
-	Description string            `json:"description,omitempty"`
-	Enabled     bool              `json:"enabled"`
-	Actions     []event.Action    `json:"actions"`
-	Namespace   string            `json:"namespace"`
-	Repository  string            `json:"repository,omitempty"`
-	Tag         string            `json:"tag,omitempty"`
+	Name        string         `json:"name"`
+	Description string         `json:"description,omitempty"`
+	Enabled     bool           `json:"enabled"`
+	Actions     []event.Action `json:"actions"`
+	Namespace   string         `json:"namespace"`
+	Repository  string         `json:"repository,omitempty"`
+	Tag         string         `json:"tag,omitempty"`
+	// ExcludeTags are globs of tags that never fire the trigger, whatever
+	// its tag filter says ("*-rc*", "sha-*").
+	ExcludeTags []string          `json:"exclude_tags,omitempty"`
 	URL         string            `json:"url"`
 	Headers     map[string]string `json:"headers,omitempty"`
 	Format      payload.Format    `json:"format"`

@@ -154,6 +154,15 @@ func TestValidate(t *testing.T) {
 		{"format each known", func(t *Trigger) { t.Format = payload.CloudEvents }, ""},
 		{"secret bad", func(t *Trigger) { t.Secrets = []string{"plain"} }, "secret"},
 		{"slack without a secret", func(t *Trigger) { t.Format = payload.Slack }, ""},
+		{"semver range", func(t *Trigger) { t.Tag = "semver:>=1.4 <2" }, ""},
+		{"semver range invalid", func(t *Trigger) { t.Tag = "semver:>=1.x.y" }, "tag"},
+		{"exclude-tags globs", func(t *Trigger) { t.ExcludeTags = []string{"*-rc*", "sha-*"} }, ""},
+		{"exclude-tags empty glob", func(t *Trigger) { t.ExcludeTags = []string{" "} }, "exclude-tags"},
+		{"exclude-tags regex", func(t *Trigger) { t.ExcludeTags = []string{"regex:.*"} }, "exclude-tags"},
+		{"exclude-tags bad glob", func(t *Trigger) { t.ExcludeTags = []string{"a[b"} }, "exclude-tags"},
+		{"exclude-tags too many", func(t *Trigger) {
+			t.ExcludeTags = strings.Split("a,b,c,d,e,f,g,h,i,j,k", ",")
+		}, "exclude-tags"},
 		{"slack with a secret", func(t *Trigger) {
 			t.Format, t.Secrets = payload.Slack, []string{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
 		}, "secret"},

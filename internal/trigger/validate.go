@@ -142,6 +142,14 @@ func (r Rules) Validate(t *Trigger) []Problem {
 	if _, err := pattern.Tag(t.Tag); err != nil {
 		add("tag", "%v", err)
 	}
+	if len(t.ExcludeTags) > MaxExcludeTags {
+		add("exclude-tags", "%d globs, at most %d", len(t.ExcludeTags), MaxExcludeTags)
+	}
+	for _, x := range t.ExcludeTags {
+		if _, err := pattern.Exclusion(x); err != nil {
+			add("exclude-tags", "%v", err)
+		}
+	}
 
 	switch {
 	case t.URL == "":
