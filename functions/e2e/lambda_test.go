@@ -211,8 +211,10 @@ func TestLambdaPushToDelivery(t *testing.T) {
 	if task, err := s.store.Records().Archived(context.Background(), taskID); err != nil || task.Attempt != 1 {
 		t.Errorf("finished task not kept for redelivery: %+v, %v", task, err)
 	}
-	if un := s.records(t, record.Query{Trigger: "release-only"}); len(un) != 1 || un[0].Status != record.Untriggered {
-		t.Errorf("untriggered records %+v", un)
+	// Near misses are in the answer (above) and the Debug log, not in the
+	// records table: the receiver's role cannot even write it.
+	if un := s.records(t, record.Query{Trigger: "release-only"}); len(un) != 0 {
+		t.Errorf("untriggered records %+v, want none", un)
 	}
 
 	// The last lines each function prints for these invocations.
