@@ -120,7 +120,7 @@ measure-serve: build
 	$(GO) run ./tools/loadgen -bin $(BIN)
 
 measure-aws: test-deps
-	REGTRIGGER_MEASURE=1 $(GO) test -run '^TestRequestsPerNotification$$' -v -count=1 ./internal/cloud
+	REGTRIGGER_MEASURE=1 $(GO) test -run '^(TestRequestsPerNotification|TestCostPerScenario)$$' -v -count=1 ./internal/cloud
 	REGTRIGGER_MEASURE=1 $(GO) test -run '^TestMeasure' -v -count=1 ./functions/e2e
 
 measure-sizes: package build-scf

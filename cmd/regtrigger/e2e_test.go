@@ -363,13 +363,10 @@ func TestServeDeliversSignedRequestAndLogs(t *testing.T) {
 	if len(success) != 1 || success[0].TaskID != taskID || success[0].Trigger != "deploy-nginx" || success[0].HTTPStatus != 200 {
 		t.Fatalf("success records: %+v", success)
 	}
-	untriggered := records(t, data, "--status", "untriggered")
-	reasons := map[string]string{}
-	for _, r := range untriggered {
-		reasons[r.Trigger] = r.Reason
-	}
-	if len(reasons) != 2 || !strings.Contains(reasons["only-deletes"], "action") || !strings.Contains(reasons["wrong-tag"], "tag") {
-		t.Errorf("untriggered: %v", reasons)
+	// Near misses are explained in the 202 answer and the Debug log, and
+	// stored by neither serve nor the cloud functions.
+	if untriggered := records(t, data, "--status", "untriggered"); len(untriggered) != 0 {
+		t.Errorf("untriggered records stored: %+v", untriggered)
 	}
 	for _, secret := range []string{"querysecret", "headersecret", e2eSecret, e2eToken} {
 		if strings.Contains(s.logText(), secret) {

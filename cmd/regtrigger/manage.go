@@ -278,8 +278,10 @@ func newLogs() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "logs [--trigger NAME] [--status S] [--since DURATION] [--limit N]",
 		Short: "Show the trigger log, newest first",
-		Long: `logs shows the trigger log, newest first: one record per delivery attempt and per
-trigger an event did not fire ("untriggered"). Records older than the retention are
+		Long: `logs shows the trigger log, newest first: one record per delivery attempt (triggers
+an event did not fire are not stored: see "regtrigger match"). On --store dynamodb,
+--trigger and --status failed|blocked are one Query; no filter, or another status
+without --trigger, scans the records table. Records older than the retention are
 never shown (30 days; on --store dynamodb, RETENTION_DAYS as the functions read it).
 
 ` + storeHelp(logNeeds),

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -15,20 +16,40 @@ import (
 	"github.com/regtrigger/regtrigger/internal/dispatcher"
 	"github.com/regtrigger/regtrigger/internal/emf"
 	"github.com/regtrigger/regtrigger/internal/record"
+	"github.com/regtrigger/regtrigger/internal/sqsqueue"
 )
 
 // handler delivers one SQS batch. Messages that could not be settled are
 // reported as batch item failures (ReportBatchItemFailures), so SQS makes
 // them visible again after the visibility timeout and, past the redrive
 // policy's maxReceiveCount, moves them to the dead-letter queue.
+//
+// A retry waits in the message itself: its visibility is set to the delay
+// (ChangeMessageVisibility, up to 12 h) and it is reported as a batch item
+// failure, so the event source mapping does not delete it and SQS hands it
+// out again when the delay is over. The attempts made on a message are its
+// receives: the body's attempt count plus ApproximateReceiveCount - 1. A
+// wait the message cannot cover — over 12 h, past the queue's retention, or
+// too close to maxReceiveCount — is a new message instead (requeue, with
+// not_before past SQS's 15-minute delay), whose early receives are held the
+// same way rather than re-sent. See docs/sqs.md.
 type handler struct {
 	engine dispatcher.Deliverer
 	// decode reads a message body into a task (sqsqueue.Decode).
 	decode func(body string) (delivery.Task, error)
 	// notBefore is when a message's task may go out (zero: now).
 	notBefore func(m events.SQSMessage) time.Time
-	// requeue sends the task back to the queue to be due after delay.
+	// requeue sends the task back to the queue as a new message, due after
+	// delay.
 	requeue func(ctx context.Context, t delivery.Task, delay time.Duration) error
+	// hold keeps a received message invisible for delay
+	// (sqsqueue.Queue.Hold); nil: every retry is a requeue.
+	hold func(ctx context.Context, receiptHandle string, delay time.Duration) error
+	// retention is the queue's message retention (sqsqueue.MessageRetention)
+	// and maxReceives its redrive policy's maxReceiveCount: a message is
+	// held only while both leave room.
+	retention   time.Duration
+	maxReceives int
 	// archive keeps a finished task for `regtrigger redeliver`; nil keeps none.
 	archive func(ctx context.Context, t delivery.Task) error
 	// records keeps the record of an undecodable message; nil keeps none.
@@ -81,18 +102,38 @@ func (h *handler) one(ctx context.Context, m events.SQSMessage) bool {
 		return false
 	}
 	log = log.With(slog.String("task_id", task.ID))
+	receives := receiveCount(m)
 	if nb := h.notBefore(m); nb.After(h.now()) {
-		// A retry whose wait is longer than SQS's 15-minute message delay:
-		// send it on with the rest of the wait, counting no attempt.
-		if err := h.requeue(ctx, task, nb.Sub(h.now())); err != nil {
+		// A retry whose wait is longer than the message could cover when
+		// it was sent: wait out the rest, counting no attempt.
+		// Held for at most 12 h at a time: the not_before tells the next
+		// receive whether it is early again.
+		wait := nb.Sub(h.now())
+		if h.wait(ctx, log, m, receives, min(wait, sqsqueue.MaxVisibilityTimeout)) {
+			return false
+		}
+		if err := h.requeue(ctx, task, wait); err != nil {
 			log.LogAttrs(ctx, slog.LevelError, "requeue early task", slog.String("error", err.Error()))
 			return false
 		}
 		return true
+	} else if nb.IsZero() {
+		// Every earlier receive of this message was an attempt (held for
+		// its retry, or one whose settling failed).
+		task.Attempt += receives - 1
 	}
 	out := h.engine.Deliver(ctx, task)
 	h.delivered(out)
 	if out.Retry {
+		// A message with a not_before was received past it: its receives
+		// were not all attempts, so its retry is a new message. So is the
+		// retry of a receive that made no attempt (the trigger could not
+		// be read, the function was stopping): held, its next receive
+		// would count one.
+		attempted := out.Task.Attempt > task.Attempt
+		if attempted && h.notBefore(m).IsZero() && h.wait(ctx, log, m, receives, out.Delay) {
+			return false
+		}
 		if err := h.requeue(ctx, out.Task, out.Delay); err != nil {
 			// The original message comes back after the visibility timeout:
 			// the delivery is repeated (at least once), the attempt not counted.
@@ -109,6 +150,48 @@ func (h *handler) one(ctx context.Context, m events.SQSMessage) bool {
 		}
 	}
 	return true
+}
+
+// holdMargin is kept between a held message's due time and the end of its
+// retention, for a late receive and one failed settling.
+const holdMargin = time.Hour
+
+// wait makes the message itself wait for delay — its visibility set to the
+// delay, to be reported as a batch item failure — when the queue lets it:
+// at most 12 h, due before the message's retention ends (less holdMargin),
+// and with a receive to spare under maxReceiveCount after the next one. It
+// reports whether the message now waits; false leaves it to a requeue.
+func (h *handler) wait(ctx context.Context, log *slog.Logger, m events.SQSMessage, receives int, delay time.Duration) bool {
+	if h.hold == nil || delay > sqsqueue.MaxVisibilityTimeout || receives+2 > h.maxReceives || sqsqueue.Legacy(m.Body) {
+		// A legacy message embeds its trigger's secrets: never kept.
+		return false
+	}
+	if sent := sentAt(m); sent.IsZero() || h.now().Add(delay+holdMargin).After(sent.Add(h.retention)) {
+		return false
+	}
+	if err := h.hold(ctx, m.ReceiptHandle, delay); err != nil {
+		log.LogAttrs(ctx, slog.LevelWarn, "hold message for retry, sending a new one", slog.String("error", err.Error()))
+		return false
+	}
+	return true
+}
+
+// receiveCount is the message's ApproximateReceiveCount, at least 1.
+func receiveCount(m events.SQSMessage) int {
+	n, err := strconv.Atoi(m.Attributes["ApproximateReceiveCount"])
+	if err != nil || n < 1 {
+		return 1
+	}
+	return n
+}
+
+// sentAt is the message's SentTimestamp (zero when missing).
+func sentAt(m events.SQSMessage) time.Time {
+	ms, err := strconv.ParseInt(m.Attributes["SentTimestamp"], 10, 64)
+	if err != nil || ms <= 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms)
 }
 
 func (h *handler) delivered(out delivery.Outcome) {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sort"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"github.com/regtrigger/regtrigger/internal/delivery"
 	"github.com/regtrigger/regtrigger/internal/emf"
 	"github.com/regtrigger/regtrigger/internal/record"
+	"github.com/regtrigger/regtrigger/internal/sqsqueue"
 )
 
 // scripted answers each task by its id.
@@ -178,5 +180,131 @@ func TestUndecodableIsRecordedOnce(t *testing.T) {
 	}
 	if strings.Contains(r.Error, "sekrit") {
 		t.Errorf("the record quotes the body: %q", r.Error)
+	}
+}
+
+// attemptsSeen is an engine answering every task with one outcome and
+// keeping the attempt count each task arrived with.
+type attemptsSeen struct {
+	mu  sync.Mutex
+	out delivery.Outcome
+	got map[string]int
+	// uncounted: the outcome counts no attempt (the trigger could not be read).
+	uncounted bool
+}
+
+func (e *attemptsSeen) Deliver(_ context.Context, t delivery.Task) delivery.Outcome {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.got[t.ID] = t.Attempt
+	out := e.out
+	out.Task = t
+	if !e.uncounted {
+		out.Task.Attempt++
+	}
+	return out
+}
+
+// TestRetryWaitsInItsMessage: a retry holds its message (visibility = the
+// delay) and reports it as a batch item failure, so nothing is re-sent;
+// the attempt count comes from the receives. Waits the message cannot
+// cover — over 12 h, past the retention, too many receives, a failed hold —
+// are new messages; an early not_before message is held, never re-sent.
+func TestRetryWaitsInItsMessage(t *testing.T) {
+	type held struct {
+		receipt string
+		d       time.Duration
+	}
+	tests := []struct {
+		name        string
+		delay       time.Duration // the engine's retry delay; 0 = success
+		bodyAttempt int
+		receives    string
+		sent        time.Time
+		notBefore   time.Time
+		holdErr     error
+		legacy      bool          // a message of contract v1, which embedded the trigger
+		uncounted   bool          // the engine made no attempt (the trigger store was down)
+		wantAttempt int           // the attempt count the engine saw (-1: not delivered)
+		wantHold    time.Duration // 0: not held
+		wantRequeue time.Duration // -1: not requeued
+		wantFailure bool          // reported as a batch item failure
+	}{
+		{name: "first retry is held", delay: 2 * time.Minute, receives: "1", sent: now,
+			wantAttempt: 0, wantHold: 2 * time.Minute, wantRequeue: -1, wantFailure: true},
+		{name: "attempts from the receive count", delay: time.Hour, bodyAttempt: 1, receives: "4", sent: now.Add(-3 * time.Hour),
+			wantAttempt: 4, wantHold: time.Hour, wantRequeue: -1, wantFailure: true},
+		{name: "success is deleted", receives: "3", sent: now,
+			wantAttempt: 2, wantRequeue: -1},
+		{name: "over 12 h is a new message", delay: 15 * time.Hour, receives: "7", sent: now.Add(-9 * time.Hour),
+			wantAttempt: 6, wantRequeue: 15 * time.Hour},
+		{name: "past the retention is a new message", delay: 2 * time.Hour, receives: "2", sent: now.Add(-95 * time.Hour),
+			wantAttempt: 1, wantRequeue: 2 * time.Hour},
+		{name: "too close to maxReceiveCount is a new message", delay: time.Minute, receives: "9", sent: now,
+			wantAttempt: 8, wantRequeue: time.Minute},
+		{name: "no SentTimestamp is a new message", delay: time.Minute, receives: "1",
+			wantAttempt: 0, wantRequeue: time.Minute},
+		{name: "a failed hold is a new message", delay: time.Minute, receives: "1", sent: now, holdErr: errors.New("receipt handle expired"),
+			wantAttempt: 0, wantHold: time.Minute, wantRequeue: time.Minute},
+		{name: "early long retry is held, no attempt", bodyAttempt: 6, receives: "1", sent: now.Add(-15 * time.Minute), notBefore: now.Add(3 * time.Hour),
+			wantAttempt: -1, wantHold: 3 * time.Hour, wantRequeue: -1, wantFailure: true},
+		{name: "early by more than 12 h is held 12 h", bodyAttempt: 6, receives: "1", sent: now, notBefore: now.Add(20 * time.Hour),
+			wantAttempt: -1, wantHold: 12 * time.Hour, wantRequeue: -1, wantFailure: true},
+		{name: "a legacy message's retry is a new message: it never stays on the queue", delay: 2 * time.Minute, receives: "1", sent: now, legacy: true,
+			wantAttempt: 0, wantRequeue: 2 * time.Minute},
+		{name: "an early legacy message is re-sent, not held", bodyAttempt: 6, receives: "1", sent: now, notBefore: now.Add(3 * time.Hour), legacy: true,
+			wantAttempt: -1, wantRequeue: 3 * time.Hour},
+		{name: "a retry without an attempt is a new message, so the next receive counts none", delay: 30 * time.Second, bodyAttempt: 2, receives: "1", sent: now, uncounted: true,
+			wantAttempt: 2, wantRequeue: 30 * time.Second},
+		{name: "due long retry counts the body's attempts only", delay: time.Minute, bodyAttempt: 6, receives: "3", sent: now.Add(-15 * time.Hour), notBefore: now.Add(-time.Second),
+			wantAttempt: 6, wantRequeue: time.Minute},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			eng := &attemptsSeen{got: map[string]int{}, uncounted: tt.uncounted}
+			if tt.delay > 0 {
+				eng.out = delivery.Outcome{Retry: true, Delay: tt.delay, Record: record.Record{Status: record.Retrying}}
+			} else {
+				eng.out = delivery.Outcome{Record: record.Record{Status: record.Success}}
+			}
+			rq := &requeued{tasks: map[string]time.Duration{}}
+			var metrics bytes.Buffer
+			h := testHandler(nil, rq, &metrics)
+			h.engine = eng
+			var holds []held
+			h.hold = func(_ context.Context, receipt string, d time.Duration) error {
+				holds = append(holds, held{receipt, d})
+				return tt.holdErr
+			}
+			h.retention, h.maxReceives = 96*time.Hour, 10
+			body := fmt.Sprintf(`{"id":"task","attempt":%d}`, tt.bodyAttempt)
+			if tt.legacy {
+				body = fmt.Sprintf(`{"v":1,"task":{"id":"task","trigger":{"name":"t","url":"https://x.example.com/?token=secret"},"attempt":%d}}`, tt.bodyAttempt)
+				h.decode = sqsqueue.Decode
+			}
+			m := msg("m1", body, tt.notBefore)
+			m.ReceiptHandle = "rh-1"
+			m.Attributes = map[string]string{"ApproximateReceiveCount": tt.receives}
+			if !tt.sent.IsZero() {
+				m.Attributes["SentTimestamp"] = fmt.Sprint(tt.sent.UnixMilli())
+			}
+			resp, err := h.handle(context.Background(), events.SQSEvent{Records: []events.SQSMessage{m}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, ok := eng.got["task"]; tt.wantAttempt < 0 && ok || tt.wantAttempt >= 0 && (!ok || got != tt.wantAttempt) {
+				t.Errorf("engine saw attempt %d (delivered %v), want %d", got, ok, tt.wantAttempt)
+			}
+			if tt.wantHold == 0 && len(holds) != 0 || tt.wantHold != 0 && (len(holds) != 1 || holds[0] != held{"rh-1", tt.wantHold}) {
+				t.Errorf("holds %+v, want %v", holds, tt.wantHold)
+			}
+			d, requeued := rq.tasks["task"]
+			if tt.wantRequeue < 0 && requeued || tt.wantRequeue >= 0 && (!requeued || d != tt.wantRequeue) {
+				t.Errorf("requeued %v (%v), want %v", d, requeued, tt.wantRequeue)
+			}
+			if failed := len(resp.BatchItemFailures) == 1; failed != tt.wantFailure {
+				t.Errorf("batch item failures %+v, want failure %v", resp.BatchItemFailures, tt.wantFailure)
+			}
+		})
 	}
 }

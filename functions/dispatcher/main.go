@@ -3,8 +3,9 @@
 // Command dispatcher is regtrigger's queue-triggered Lambda function: the SQS
 // event source hands it batches of delivery tasks; it makes each guarded
 // webhook call through the delivery engine, writes the log records to
-// DynamoDB, sends retries back to the queue with their delay, and reports
-// only the messages it could not settle (ReportBatchItemFailures).
+// DynamoDB, makes a retry's message wait out its delay (its visibility) and
+// reports it, with the messages it could not settle, as a batch item
+// failure (ReportBatchItemFailures), so only finished tasks are deleted.
 //
 // main only wires: configuration from the environment (internal/config),
 // adapters once per container (internal/cloud), then lambda.Start.
@@ -54,6 +55,9 @@ func newHandler(ctx context.Context, getenv func(string) string, logger *slog.Lo
 		decode:      sqsqueue.Decode,
 		notBefore:   notBefore,
 		requeue:     stack.Queue.Reschedule,
+		hold:        stack.Queue.Hold,
+		retention:   sqsqueue.MessageRetention,
+		maxReceives: sqsqueue.MaxReceiveCount,
 		archive:     stack.Store.Records().Archive,
 		records:     stack.Store.Records(),
 		concurrency: stack.Config.Concurrency,

@@ -94,19 +94,20 @@ func (h *handler) eventBridge(ctx context.Context, raw json.RawMessage, detailTy
 	return nil
 }
 
-// observe emits the receiver's metrics for one answer.
+// observe emits the receiver's metrics for one answer, in one line:
+// Notifications by Function and Status, and TasksEnqueued by Function when
+// the answer made tasks.
 func (h *handler) observe(resp receiver.Response) {
-	_ = h.metrics.Emit(map[string]string{"Function": "receiver", "Status": strconv.Itoa(resp.Status)},
-		emf.Metric{Name: "Notifications", Unit: emf.Count, Value: 1})
-	if resp.Status != http.StatusAccepted {
-		return
+	sets := []emf.Set{{Dimensions: []string{"Function", "Status"}, Metrics: []emf.Metric{{Name: "Notifications", Unit: emf.Count, Value: 1}}}}
+	if resp.Status == http.StatusAccepted {
+		var a struct {
+			Tasks int `json:"tasks"`
+		}
+		if json.Unmarshal(resp.Body, &a) == nil && a.Tasks > 0 {
+			sets = append(sets, emf.Set{Dimensions: []string{"Function"}, Metrics: []emf.Metric{{Name: "TasksEnqueued", Unit: emf.Count, Value: float64(a.Tasks)}}})
+		}
 	}
-	var a struct {
-		Tasks int `json:"tasks"`
-	}
-	if json.Unmarshal(resp.Body, &a) == nil && a.Tasks > 0 {
-		_ = h.metrics.Emit(map[string]string{"Function": "receiver"}, emf.Metric{Name: "TasksEnqueued", Unit: emf.Count, Value: float64(a.Tasks)})
-	}
+	_ = h.metrics.EmitSets(map[string]string{"Function": "receiver", "Status": strconv.Itoa(resp.Status)}, sets...)
 }
 
 // response is the Lambda form of a receiver answer.

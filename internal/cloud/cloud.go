@@ -92,8 +92,9 @@ func FromAWS(awsCfg aws.Config, cfg config.Config, version string) (*Stack, erro
 }
 
 // Endpoint is the receiver: registry authentication, parsing, matching on
-// the cached triggers, duplicate keys and untriggered records in DynamoDB,
-// tasks into SQS.
+// the cached triggers, duplicate keys in DynamoDB, tasks into SQS. It
+// stores no untriggered record (receiver.Service.SampleUntriggered is
+// off): its role may not write the records table.
 func (s *Stack) Endpoint(logger *slog.Logger) (*receiver.Endpoint, error) {
 	authn, err := auth.New(s.Config.Registries)
 	if err != nil {
@@ -103,7 +104,6 @@ func (s *Stack) Endpoint(logger *slog.Logger) (*receiver.Endpoint, error) {
 		Triggers:     s.Triggers,
 		Queue:        s.Queue,
 		Dedupe:       s.Store,
-		Records:      s.Store.Records(),
 		Logger:       logger,
 		DedupeWindow: s.Config.DedupeWindow,
 	}

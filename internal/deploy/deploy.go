@@ -149,9 +149,9 @@ func concat(ps ...[]Permission) []Permission {
 //
 // The receiver reads a namespace's triggers (dynamostore Triggers.Namespace:
 // a Query of the by-namespace index, nothing else of that table), claims and
-// releases duplicate keys (a conditional PutItem, a DeleteItem), writes
-// untriggered records (PutItem) and enqueues tasks (SendMessageBatch, which
-// IAM authorises as sqs:SendMessage). With ECR events on, Lambda sends the
+// releases duplicate keys (a conditional PutItem, a DeleteItem) and enqueues
+// tasks (SendMessageBatch, which IAM authorises as sqs:SendMessage); it
+// writes no record (near misses are only logged). With ECR events on, Lambda sends the
 // events it gave up on to their dead-letter queue with the receiver's role.
 //
 // The dispatcher reads each task's trigger when it sends it (GetItem on the
@@ -179,7 +179,6 @@ var Functions = []Function{
 			allow(ReceiverLogGroup, "logs:CreateLogStream", "logs:PutLogEvents"),
 			allow(TriggersTable+"/index/"+dynamostore.IndexTriggersByNamespace, "dynamodb:Query"),
 			allow(DedupeTable, "dynamodb:PutItem", "dynamodb:DeleteItem"),
-			allow(RecordsTable, "dynamodb:PutItem"),
 			allow(TaskQueue, "sqs:SendMessage"),
 			allow(EcrEventsDeadLetterQueue+" if "+CondEcrEvents, "sqs:SendMessage"),
 		),

@@ -215,6 +215,10 @@ func TestQueues(t *testing.T) {
 			t.Errorf("%s: the task queue must be a standard queue (retries need per-message delays)", s.file)
 		}
 		taskRetention, _ := number(s.prop(TaskQueue, "MessageRetentionPeriod"))
+		if taskRetention != sqsqueue.MessageRetention.Seconds() {
+			t.Errorf("%s: the task queue keeps messages %v s, want sqsqueue.MessageRetention (%v s): the dispatcher holds retries in their message only within it",
+				s.file, taskRetention, sqsqueue.MessageRetention.Seconds())
+		}
 		for _, q := range queues {
 			if s.prop(q, "SqsManagedSseEnabled") != true {
 				t.Errorf("%s: queue %s: SqsManagedSseEnabled must be true", s.file, q)

@@ -21,9 +21,10 @@ import (
 //	trigger = "#task:" + task id   sk = "task"   doc = the task JSON   expires_at (TTL)
 //
 // Trigger names never contain '#', so these partitions never meet a
-// trigger's records; the item has no task_id, status or feed attribute, so
-// no index holds it and List never returns it. It costs one write per
-// finished task.
+// trigger's records; the item has no status_day attribute, so the index
+// never holds it, and List's Scan filters these partitions out. It costs one
+// write per finished task, and it is how List finds a task's records: the
+// task names its trigger and when it was made.
 //
 // The task JSON holds the trigger as it was (URL, headers, signing
 // secrets), like the triggers table and the queue messages: DynamoDB
@@ -58,7 +59,7 @@ func (rs *Records) Archive(ctx context.Context, t delivery.Task) error {
 	if len(b) > maxArchiveDoc {
 		return fmt.Errorf("archive task %s (%d bytes): %w", t.ID, len(b), ErrTooLarge)
 	}
-	_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{
+	in := &dynamodb.PutItemInput{
 		TableName: aws.String(s.tables.Records),
 		Item: map[string]types.AttributeValue{
 			attrTrigger:  str(archivePrefix + t.ID),
@@ -66,6 +67,10 @@ func (rs *Records) Archive(ctx context.Context, t delivery.Task) error {
 			TTLAttribute: expiry(s.now().Add(s.retention)),
 			attrDoc:      str(string(b)),
 		},
+	}
+	err = retryThrottled(ctx, s.throttleBackoff, func() error {
+		_, err := s.db.PutItem(ctx, in)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("archive task %s: %w", t.ID, err)

@@ -9,9 +9,9 @@
 //	triggers  name (HASH)                      doc = trigger JSON, version, namespace
 //	          GSI by-namespace: namespace (HASH) name (RANGE)      Namespace() = one Query
 //	records   trigger (HASH) sk (RANGE)        sk = time#task#attempt, doc = record JSON
-//	          GSI by-task:   task_id (HASH) sk (RANGE)             redeliver, logs of a task
-//	          GSI by-status: status (HASH)  sk (RANGE)             logs --status
-//	          GSI by-time:   feed (HASH, always "all") sk (RANGE)  logs (everything)
+//	          sparse GSI by-failure: status_day (HASH) sk (RANGE)   logs --status failed|blocked
+//	            status_day = status#YYYY-MM-DD, only on failed and blocked records
+//	          #task:<id> / task                                    the archived task (redeliver, logs --task)
 //	          TTL expires_at = time + retention (epoch seconds)
 //	dedupe    key (HASH)                       TTL expires_at
 //
@@ -47,6 +47,9 @@ type Config struct {
 	Retention time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// ThrottleBackoff is the wait after the i-th throttled record write
+	// (nil: 50 ms doubling, ThrottleTries sends in all); tests shorten it.
+	ThrottleBackoff func(i int) time.Duration
 }
 
 // Store is the DynamoDB store. It is safe for concurrent use.
@@ -55,6 +58,8 @@ type Store struct {
 	tables    TableNames
 	retention time.Duration
 	now       func() time.Time
+
+	throttleBackoff func(int) time.Duration
 }
 
 // New checks cfg and returns a Store. It does no I/O: a missing table shows
@@ -78,7 +83,7 @@ func New(cfg Config) (*Store, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Store{db: cfg.Client, tables: names, retention: cfg.Retention, now: cfg.Now}, nil
+	return &Store{db: cfg.Client, tables: names, retention: cfg.Retention, now: cfg.Now, throttleBackoff: cfg.ThrottleBackoff}, nil
 }
 
 // Tables returns the table names the store uses.
@@ -102,16 +107,14 @@ const (
 	IndexTriggersByNamespace = "by-namespace"
 
 	// records table
-	attrTrigger = "trigger"
-	attrSK      = "sk"
-	attrTaskID  = "task_id"
-	attrStatus  = "status"
-	attrFeed    = "feed"
-	// IndexRecordsByTask, IndexRecordsByStatus and IndexRecordsByTime are
-	// the records table's GSIs.
-	IndexRecordsByTask   = "by-task"
-	IndexRecordsByStatus = "by-status"
-	IndexRecordsByTime   = "by-time"
+	attrTrigger   = "trigger"
+	attrSK        = "sk"
+	attrTaskID    = "task_id"
+	attrStatus    = "status"
+	attrStatusDay = "status_day"
+	// IndexRecordsByFailure is the records table's one GSI: sparse, on
+	// status_day, which only failed and blocked records carry.
+	IndexRecordsByFailure = "by-failure"
 
 	// dedupe table
 	attrKey = "key"
@@ -164,13 +167,11 @@ func TableDefinitions(n TableNames) []TableDefinition {
 			TableName:   aws.String(n.Records),
 			BillingMode: types.BillingModePayPerRequest,
 			AttributeDefinitions: []types.AttributeDefinition{
-				attrDef(attrTrigger), attrDef(attrSK), attrDef(attrTaskID), attrDef(attrStatus), attrDef(attrFeed),
+				attrDef(attrTrigger), attrDef(attrSK), attrDef(attrStatusDay),
 			},
 			KeySchema: keySchema(attrTrigger, attrSK),
 			GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{
-				gsi(IndexRecordsByTask, attrTaskID, attrSK),
-				gsi(IndexRecordsByStatus, attrStatus, attrSK),
-				gsi(IndexRecordsByTime, attrFeed, attrSK),
+				gsi(IndexRecordsByFailure, attrStatusDay, attrSK),
 			},
 		}, TTLAttribute: TTLAttribute},
 		{Create: &dynamodb.CreateTableInput{

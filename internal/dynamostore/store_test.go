@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/regtrigger/regtrigger/internal/delivery"
 	"github.com/regtrigger/regtrigger/internal/event"
 	"github.com/regtrigger/regtrigger/internal/record"
 	"github.com/regtrigger/regtrigger/internal/trigger"
@@ -87,7 +88,7 @@ func TestTableDefinitions(t *testing.T) {
 		}
 		got = append(got, desc)
 	}
-	want := "t:name by-namespace|r:trigger by-task by-status by-time ttl=expires_at|d:key ttl=expires_at"
+	want := "t:name by-namespace|r:trigger by-failure ttl=expires_at|d:key ttl=expires_at"
 	if g := strings.Join(got, "|"); g != want {
 		t.Errorf("got  %s\nwant %s", g, want)
 	}
@@ -493,5 +494,87 @@ func TestConflictFromReturnedItem(t *testing.T) {
 	other := errors.New("boom")
 	if err := s.Triggers().whyFailed(ctx, "a", 3, other); err != other {
 		t.Errorf("other errors pass through: %v", err)
+	}
+}
+
+// TestRecordsStatusIndex: only failed and blocked records carry the sparse
+// index's key, one partition per status and day; List of such a status
+// walks the days newest first, and the archive finds a task's trigger.
+func TestRecordsStatusIndex(t *testing.T) {
+	c := newClock(time.Date(2026, 1, 1, 23, 0, 0, 0, time.UTC))
+	s := newStore(t, c, 7*24*time.Hour)
+	rs := s.Records()
+	put := func(task, trig string, st record.Status) record.Record {
+		t.Helper()
+		r := record.Record{TaskID: task, Trigger: trig, Status: st, Attempt: 1, Time: c.now()}
+		if err := rs.Put(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		c.add(time.Hour) // crosses midnight after the first
+		return r
+	}
+	recs := []record.Record{
+		put("t1", "a", record.Failed),
+		put("t2", "b", record.Success),
+		put("t3", "b", record.Blocked),
+		put("t4", "a", record.Retrying),
+		put("t5", "b", record.Failed),
+	}
+	for _, r := range recs {
+		t.Run("item of "+r.TaskID, func(t *testing.T) {
+			out, err := s.db.GetItem(ctx, dynamoGet(s.tables.Records, r.Trigger, sortKey(r)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, ok := getS(out.Item, attrStatusDay)
+			want := ""
+			if r.Status == record.Failed || r.Status == record.Blocked {
+				want = string(r.Status) + "#" + r.Time.Format("2006-01-02")
+			}
+			if got != want || ok != (want != "") {
+				t.Errorf("%s = %q, want %q", attrStatusDay, got, want)
+			}
+		})
+	}
+	tests := []struct {
+		name string
+		q    record.Query
+		want string
+	}{
+		{"failed over two days", record.Query{Status: record.Failed}, "t5 t1"},
+		{"failed, limit", record.Query{Status: record.Failed, Limit: 1}, "t5"},
+		{"failed since", record.Query{Status: record.Failed, Since: c.now().Add(-2 * time.Hour)}, "t5"},
+		{"blocked", record.Query{Status: record.Blocked}, "t3"},
+		{"retrying (a scan)", record.Query{Status: record.Retrying}, "t4"},
+		{"everything (a scan)", record.Query{}, "t5 t4 t3 t2 t1"},
+		{"everything, limit", record.Query{Limit: 2}, "t5 t4"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := rs.List(ctx, tt.q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ids []string
+			for _, r := range got {
+				ids = append(ids, r.TaskID)
+			}
+			if g := strings.Join(ids, " "); g != tt.want {
+				t.Errorf("got %q, want %q", g, tt.want)
+			}
+		})
+	}
+
+	// An archived task's records are read from its trigger's partition;
+	// the archive item itself is never listed.
+	if err := rs.Archive(ctx, delivery.Task{ID: "t2", Trigger: delivery.TriggerRef{Namespace: "ns", Name: "b"}, CreatedAt: recs[1].Time}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := rs.List(ctx, record.Query{TaskID: "t2"})
+	if err != nil || len(got) != 1 || got[0].Status != record.Success {
+		t.Errorf("task t2: %+v %v", got, err)
+	}
+	if all, err := rs.List(ctx, record.Query{}); err != nil || len(all) != len(recs) {
+		t.Errorf("everything after an archive: %d records, %v", len(all), err)
 	}
 }

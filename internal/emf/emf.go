@@ -39,34 +39,64 @@ type Writer struct {
 // New writes to out (os.Stdout in a Lambda function).
 func New(out io.Writer) *Writer { return &Writer{out: out, now: time.Now} }
 
+// Set is metrics reported under one set of dimension names; the
+// dimensions' values are the line's properties.
+type Set struct {
+	Dimensions []string
+	Metrics    []Metric
+}
+
 // Emit writes one line with the metrics under the given dimensions
 // (e.g. {"Function": "receiver", "Status": "success"}). Dimension values
 // also appear as properties, as the format requires.
 func (w *Writer) Emit(dims map[string]string, metrics ...Metric) error {
-	if w == nil || len(metrics) == 0 {
-		return nil
-	}
 	keys := make([]string, 0, len(dims))
 	for k := range dims {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	defs := make([]map[string]string, len(metrics))
+	return w.EmitSets(dims, Set{Dimensions: keys, Metrics: metrics})
+}
+
+// EmitSets writes one line holding several metric directives, each with its
+// own dimension names, over one set of properties (the dimension values):
+// one line instead of one per set, with the same metrics in CloudWatch.
+// Metric names must differ across the sets; sets without metrics are left
+// out, and nothing is written when no set has one.
+func (w *Writer) EmitSets(props map[string]string, sets ...Set) error {
+	if w == nil {
+		return nil
+	}
 	line := map[string]any{}
-	for k, v := range dims {
+	for k, v := range props {
 		line[k] = v
 	}
-	for i, m := range metrics {
-		defs[i] = map[string]string{"Name": m.Name, "Unit": m.Unit}
-		line[m.Name] = m.Value
+	directives := make([]map[string]any, 0, len(sets))
+	for _, set := range sets {
+		if len(set.Metrics) == 0 {
+			continue
+		}
+		defs := make([]map[string]string, len(set.Metrics))
+		for i, m := range set.Metrics {
+			defs[i] = map[string]string{"Name": m.Name, "Unit": m.Unit}
+			line[m.Name] = m.Value
+		}
+		dims := set.Dimensions
+		if dims == nil {
+			dims = []string{}
+		}
+		directives = append(directives, map[string]any{
+			"Namespace":  Namespace,
+			"Dimensions": [][]string{dims},
+			"Metrics":    defs,
+		})
+	}
+	if len(directives) == 0 {
+		return nil
 	}
 	line["_aws"] = map[string]any{
-		"Timestamp": w.now().UnixMilli(),
-		"CloudWatchMetrics": []map[string]any{{
-			"Namespace":  Namespace,
-			"Dimensions": [][]string{keys},
-			"Metrics":    defs,
-		}},
+		"Timestamp":         w.now().UnixMilli(),
+		"CloudWatchMetrics": directives,
 	}
 	b, err := json.Marshal(line)
 	if err != nil {

@@ -1,7 +1,10 @@
 // Package receiver is the first stage of regtrigger: it takes one registry
 // notification, authenticates it, parses it into events, matches the
-// namespace's triggers, records the near misses and enqueues one delivery
-// task per (trigger, event).
+// namespace's triggers and enqueues one delivery task per (trigger, event).
+// An event that fires no trigger costs nothing but the log: no duplicate
+// key is claimed and no record stored (near misses are in the answer, the
+// Debug log and `regtrigger match`; Service.SampleUntriggered keeps a
+// sample of them in the store if asked to).
 //
 // It is platform-neutral: `regtrigger serve`, the Lambda function and the
 // SCF function translate their requests into a Request and a Response back,
@@ -19,6 +22,7 @@ import (
 	"net/http"
 	"runtime"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/regtrigger/regtrigger/internal/delivery"
@@ -103,14 +107,21 @@ type Response struct {
 type Service struct {
 	Triggers Triggers
 	Queue    Queue
-	Dedupe   Dedupe      // nil: no duplicate suppression
-	Records  record.Sink // nil: untriggered records go to the log only
-	Logger   *slog.Logger
+	Dedupe   Dedupe // nil: no duplicate suppression
+	// Records receives a sample of the untriggered records, one in every
+	// SampleUntriggered (0, the default: none; 1: all). Every untriggered
+	// record is a Debug log line either way. A stored near miss is a write
+	// per trigger that did not fire, paid for the notifications no one
+	// asked for, so none are stored by default.
+	Records           record.Sink
+	SampleUntriggered int
+	Logger            *slog.Logger
 	// DedupeWindow defaults to DefaultDedupeWindow.
 	DedupeWindow time.Duration
 	Now          func() time.Time
 
 	matchers matcherCache
+	missed   atomic.Uint64 // untriggered records seen, for the sample
 }
 
 // Accepted is the 202 answer.
@@ -214,7 +225,9 @@ func (s *Service) Receive(ctx context.Context, req Request) Response {
 			p.missed = make([]matcher.Result, 0, missed)
 		}
 		p.fp = Fingerprint(ev)
-		if s.Dedupe != nil && m.Len() > 0 {
+		// Only an event that makes a task claims its duplicate key: a
+		// re-sent notification that fires nothing has nothing to repeat.
+		if s.Dedupe != nil && fired > 0 {
 			p.claim.Key, p.claim.TTL = p.fp, claimTTL(ev, now, req.MaxAge, s.window())
 		}
 		for _, r := range rs {
@@ -247,7 +260,7 @@ func (s *Service) Receive(ctx context.Context, req Request) Response {
 		for _, r := range p.missed {
 			rec := record.UntriggeredRecord(TaskID(p.fp, r.Trigger.Name), r.Trigger.Name, ev, r.Explain(ev), now)
 			log.Record(ctx, rec)
-			if s.Records != nil {
+			if s.sampled() {
 				if err := s.Records.Put(ctx, rec); err != nil {
 					log.LogAttrs(ctx, slog.LevelError, "store untriggered record", slog.String("error", err.Error()))
 				}
@@ -376,6 +389,14 @@ func TaskID(fingerprint, triggerName string) string {
 	copy(out[:], prefix)
 	hex.Encode(out[len(prefix):], sum[:16])
 	return string(out[:])
+}
+
+// sampled reports whether this untriggered record is one to store.
+func (s *Service) sampled() bool {
+	if s.Records == nil || s.SampleUntriggered <= 0 {
+		return false
+	}
+	return (s.missed.Add(1)-1)%uint64(s.SampleUntriggered) == 0
 }
 
 func (s *Service) window() time.Duration {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -137,7 +138,7 @@ func decodeAccepted(t *testing.T, resp Response) Accepted {
 	return a
 }
 
-func TestReceiveEnqueuesAndRecordsNearMisses(t *testing.T) {
+func TestReceiveEnqueuesAndExplainsNearMisses(t *testing.T) {
 	r := newRig()
 	a := decodeAccepted(t, r.svc.Receive(context.Background(), Request{ID: "req_1", Body: tcrBody(t)}))
 	if a.Source != "tcr" || a.Tasks != 1 || len(a.Events) != 1 || len(a.Events[0].Tasks) != 1 || a.Events[0].Tasks[0].Trigger != "fires" {
@@ -146,18 +147,72 @@ func TestReceiveEnqueuesAndRecordsNearMisses(t *testing.T) {
 	if len(r.queue.tasks) != 1 || r.queue.tasks[0].ID != a.Events[0].Tasks[0].ID || r.queue.tasks[0].Trigger.Name != "fires" {
 		t.Fatalf("queue %+v", r.queue.tasks)
 	}
+	// The reasons are in the answer and the Debug log, not in the store.
 	reasons := map[string]string{}
-	for _, rec := range r.sink.recs {
-		if rec.Status != record.Untriggered {
-			t.Errorf("unexpected record %+v", rec)
-		}
-		reasons[rec.Trigger] = rec.Reason
+	for _, sk := range a.Events[0].Skipped {
+		reasons[sk.Trigger] = sk.Reason
 	}
 	if !strings.Contains(reasons["wrong-tag"], "tag") || !strings.Contains(reasons["wrong-action"], "action") || len(reasons) != 2 {
 		t.Errorf("untriggered reasons %v", reasons)
 	}
+	if n := strings.Count(r.logs.String(), `"msg":"untriggered"`); n != 2 {
+		t.Errorf("%d untriggered log lines, want 2", n)
+	}
+	if len(r.sink.recs) != 0 {
+		t.Errorf("%d untriggered records stored without sampling", len(r.sink.recs))
+	}
 	if !strings.Contains(r.logs.String(), `"request_id":"req_1"`) {
 		t.Errorf("request id not logged: %s", r.logs)
+	}
+}
+
+// TestReceiveSamplesUntriggered: SampleUntriggered stores one untriggered
+// record in every N, counted across notifications.
+func TestReceiveSamplesUntriggered(t *testing.T) {
+	tests := []struct {
+		name   string
+		sample int
+		want   int // records of 4 notifications, 2 near misses each
+	}{
+		{"off", 0, 0},
+		{"all", 1, 8},
+		{"every third", 3, 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig()
+			r.svc.SampleUntriggered = tt.sample
+			for i := range 4 {
+				body := bytes.ReplaceAll(tcrBody(t), []byte("1.10.0"), []byte(fmt.Sprintf("1.10.%d", i)))
+				decodeAccepted(t, r.svc.Receive(context.Background(), Request{Body: body}))
+			}
+			if len(r.sink.recs) != tt.want {
+				t.Fatalf("%d records, want %d", len(r.sink.recs), tt.want)
+			}
+			for _, rec := range r.sink.recs {
+				if rec.Status != record.Untriggered || rec.Reason == "" {
+					t.Errorf("record %+v", rec)
+				}
+			}
+		})
+	}
+}
+
+// TestReceiveNothingSelectedCostsNothing: an event no trigger fires (an
+// action no trigger selects, a disabled trigger, another tag) claims no
+// duplicate key and stores no record; it is answered as new every time.
+func TestReceiveNothingSelectedCostsNothing(t *testing.T) {
+	r := newRig()
+	r.trig.ts = append(r.trig.ts[1:], trigger.Trigger{Name: "off", Enabled: false, Namespace: "public", Repository: "nginx",
+		Actions: []event.Action{event.PushImage}, URL: "https://example.com/off", Version: 1})
+	for i := range 2 {
+		a := decodeAccepted(t, r.svc.Receive(context.Background(), Request{Body: tcrBody(t)}))
+		if a.Tasks != 0 || a.Events[0].Duplicate || len(a.Events[0].Skipped) != 3 {
+			t.Fatalf("notification %d: %+v", i, a)
+		}
+	}
+	if len(r.dedup.keys) != 0 || len(r.sink.recs) != 0 || len(r.queue.tasks) != 0 {
+		t.Errorf("%d keys claimed, %d records, %d tasks", len(r.dedup.keys), len(r.sink.recs), len(r.queue.tasks))
 	}
 }
 

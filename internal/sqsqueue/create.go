@@ -14,12 +14,21 @@ import (
 )
 
 // MaxReceiveCount is how often a message is received before the redrive
-// policy of CreateQueues moves it to the dead-letter queue.
-const MaxReceiveCount = 5
+// policy of CreateQueues moves it to the dead-letter queue. A retry waits in
+// its own message (its visibility), and every receive counts, so it leaves
+// room for the default 8 attempts and a failed settling; the dispatcher
+// sends a new message for a retry that would come closer (docs/sqs.md).
+const MaxReceiveCount = 10
+
+// MessageRetention is how long the task queue keeps a message. A retry
+// waiting in its message must come due before it ends; the dispatcher sends
+// a new message for one that would not (docs/sqs.md).
+const MessageRetention = 4 * 24 * time.Hour
 
 // CreateQueues creates (or finds, CreateQueue being idempotent) a dead-letter
 // queue "<name>-dlq" and the queue name with a redrive policy to it
-// (maxReceiveCount 5) and the given visibility timeout (at most 12 h). A
+// (MaxReceiveCount), MessageRetention and the given visibility timeout (at
+// most 12 h). A
 // name ending in ".fifo" makes both FIFO queues. It is meant for tests and
 // local setups; deployments declare the queues in template.yaml or
 // serverless.yml.
@@ -59,8 +68,9 @@ func CreateQueues(ctx context.Context, client *sqs.Client, name string, visibili
 	}
 
 	attrs := map[string]string{
-		string(types.QueueAttributeNameRedrivePolicy):     string(redrive),
-		string(types.QueueAttributeNameVisibilityTimeout): strconv.Itoa(int(seconds(min(max(visibility, 0), MaxVisibilityTimeout)))),
+		string(types.QueueAttributeNameRedrivePolicy):          string(redrive),
+		string(types.QueueAttributeNameVisibilityTimeout):      strconv.Itoa(int(seconds(min(max(visibility, 0), MaxVisibilityTimeout)))),
+		string(types.QueueAttributeNameMessageRetentionPeriod): strconv.Itoa(int(MessageRetention / time.Second)),
 	}
 	for k, v := range common {
 		attrs[k] = v

@@ -20,6 +20,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/regtrigger/regtrigger/internal/delivery"
 	"github.com/regtrigger/regtrigger/internal/dispatcher"
@@ -112,3 +113,13 @@ func escapeNoncharacters(b []byte) []byte {
 	b = bytes.ReplaceAll(b, []byte("\uFFFE"), []byte(`\ufffe`))
 	return bytes.ReplaceAll(b, []byte("\uFFFF"), []byte(`\uffff`))
 }
+
+// legacyPrefix starts every body of the legacy contract: Encode of that
+// version marshalled Message{Version: 1, ...}, which begins with its "v".
+const legacyPrefix = `{"v":1,`
+
+// Legacy reports whether body is a message of the legacy contract, which
+// embedded the whole trigger (URL, headers, secrets). Such a message must
+// leave the queue at its first receive: the dispatcher never holds one for
+// a retry but sends the retry as a new message of the current contract.
+func Legacy(body string) bool { return strings.HasPrefix(body, legacyPrefix) }

@@ -504,3 +504,50 @@ func TestEnqueueSplitsBySize(t *testing.T) {
 		t.Errorf("received %d, want 10", len(got))
 	}
 }
+
+// TestHoldForRetry is what the Lambda dispatcher does for a retry (see
+// functions/dispatcher): the received message is held for the delay and
+// comes back with the same body, the same SentTimestamp and its receive
+// count up by one, which is how the next attempt is counted. fauxqs 1.9.2
+// implements ChangeMessageVisibility and both system attributes.
+func TestHoldForRetry(t *testing.T) {
+	t.Parallel()
+	c := newClient(endpoint, nil)
+	q := newQueue(t, c, queueName(t))
+	ctx := context.Background()
+	if err := q.Enqueue(ctx, []delivery.Task{sampleTask(0)}); err != nil {
+		t.Fatal(err)
+	}
+	receive := func(wait int32) []types.Message {
+		t.Helper()
+		out, err := c.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
+			QueueUrl: aws.String(q.URL), MaxNumberOfMessages: 1, WaitTimeSeconds: wait,
+			MessageSystemAttributeNames: []types.MessageSystemAttributeName{
+				types.MessageSystemAttributeNameApproximateReceiveCount, types.MessageSystemAttributeNameSentTimestamp},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out.Messages
+	}
+	first := receive(1)
+	if len(first) != 1 || first[0].Attributes["ApproximateReceiveCount"] != "1" || first[0].Attributes["SentTimestamp"] == "" {
+		t.Fatalf("first receive: %+v", first)
+	}
+	if err := q.Hold(ctx, aws.ToString(first[0].ReceiptHandle), time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if again := receive(0); len(again) != 0 {
+		t.Fatalf("a held message was handed out at once: %+v", again)
+	}
+	second := receive(5) // long poll: back once the second is over
+	if len(second) != 1 {
+		t.Fatal("the held message did not come back")
+	}
+	m := second[0]
+	if aws.ToString(m.MessageId) != aws.ToString(first[0].MessageId) || aws.ToString(m.Body) != aws.ToString(first[0].Body) ||
+		m.Attributes["ApproximateReceiveCount"] != "2" || m.Attributes["SentTimestamp"] != first[0].Attributes["SentTimestamp"] {
+		t.Errorf("second receive: id %s count %s sent %s (first: %s, sent %s)", aws.ToString(m.MessageId), m.Attributes["ApproximateReceiveCount"],
+			m.Attributes["SentTimestamp"], aws.ToString(first[0].MessageId), first[0].Attributes["SentTimestamp"])
+	}
+}
