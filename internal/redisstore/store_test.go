@@ -36,7 +36,13 @@ func TestTriggerVersions(t *testing.T) {
 	}{
 		{"create", func() error { _, err := ts.Create(ctx, tr("a", "public")); return err }, nil},
 		{"create again", func() error { _, err := ts.Create(ctx, tr("a", "public")); return err }, trigger.ErrExists},
-		{"update at v1", func() error { x := tr("a", "public"); x.Version = 1; x.Description = "one"; _, err := ts.Update(ctx, x); return err }, nil},
+		{"update at v1", func() error {
+			x := tr("a", "public")
+			x.Version = 1
+			x.Description = "one"
+			_, err := ts.Update(ctx, x)
+			return err
+		}, nil},
 		{"update stale v1", func() error { x := tr("a", "public"); x.Version = 1; _, err := ts.Update(ctx, x); return err }, trigger.ErrConflict},
 		{"update missing", func() error { x := tr("zz", "public"); x.Version = 1; _, err := ts.Update(ctx, x); return err }, trigger.ErrNotFound},
 		{"move to another namespace at v2", func() error { x := tr("a", "team"); x.Version = 2; _, err := ts.Update(ctx, x); return err }, nil},
