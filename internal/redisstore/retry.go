@@ -160,3 +160,55 @@ func (r *Retries) NextDue(ctx context.Context) (time.Time, bool, error) {
 	}
 	return time.UnixMilli(int64(zs[0].Score)), true, nil
 }
+
+// RequeueLease is how long claimed retries stay hidden while Requeue
+// produces them.
+const RequeueLease = time.Minute
+
+// requeueBatch is how many retries one claim takes.
+const requeueBatch = 100
+
+// Requeue claims the retries due at now and hands them to produce (the
+// task topic's producer), batch by batch, removing each batch once it is
+// produced, until none is due or ctx ends; it returns how many it moved.
+// A batch produce fails is left claimed and comes back after
+// RequeueLease. Bodies that are not tasks are removed (and counted in
+// dropped): they would never decode.
+//
+// The SCF timer function and serve's requeue loop both run it; two of
+// them at once never take the same retry.
+func (r *Retries) Requeue(ctx context.Context, now func() time.Time, produce func(ctx context.Context, tasks []delivery.Task) error) (moved, dropped int, err error) {
+	for ctx.Err() == nil {
+		due, err := r.Claim(ctx, now(), RequeueLease, requeueBatch)
+		if err != nil || len(due) == 0 {
+			return moved, dropped, err
+		}
+		tasks := make([]delivery.Task, 0, len(due))
+		members := make([]string, 0, len(due))
+		var bad []string
+		for _, d := range due {
+			if d.Err != nil {
+				bad = append(bad, d.Member)
+				continue
+			}
+			tasks = append(tasks, d.Task)
+			members = append(members, d.Member)
+		}
+		if len(bad) > 0 {
+			if err := r.Done(ctx, bad...); err != nil {
+				return moved, dropped, err
+			}
+			dropped += len(bad)
+		}
+		if err := produce(ctx, tasks); err != nil {
+			return moved, dropped, fmt.Errorf("produce %d due retries: %w", len(tasks), err)
+		}
+		if err := r.Done(ctx, members...); err != nil {
+			// Produced but still claimed: they come back after the lease
+			// and are produced again (same ids: at least once).
+			return moved, dropped, err
+		}
+		moved += len(tasks)
+	}
+	return moved, dropped, ctx.Err()
+}

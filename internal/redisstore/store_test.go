@@ -369,3 +369,42 @@ func TestParseURL(t *testing.T) {
 		})
 	}
 }
+
+// TestRequeue: due retries are produced and removed; a failed produce
+// leaves them claimed, to come back after the lease; bad bodies go.
+func TestRequeue(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	s := newStore(t, nil)
+	r := s.Retries()
+	for i := 0; i < 3; i++ {
+		if err := r.Schedule(ctx, task(fmt.Sprintf("tsk_%d", i), 2), now.Add(-time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.Schedule(ctx, task("tsk_later", 1), now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.rdb.HSet(ctx, r.bodies(), "junk#1", "not a task").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.rdb.ZAdd(ctx, r.zset(), redis.Z{Score: ms(now.Add(-time.Second)), Member: "junk#1"}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	clock := func() time.Time { return now }
+	if _, _, err := r.Requeue(ctx, clock, func(context.Context, []delivery.Task) error { return errors.New("kafka down") }); err == nil {
+		t.Fatal("a failed produce was not reported")
+	}
+	var produced []delivery.Task
+	ok := func(_ context.Context, ts []delivery.Task) error { produced = append(produced, ts...); return nil }
+	if moved, _, err := r.Requeue(ctx, clock, ok); err != nil || moved != 0 {
+		t.Fatalf("within the lease: moved %d, %v", moved, err)
+	}
+	moved, _, err := r.Requeue(ctx, func() time.Time { return now.Add(RequeueLease + time.Second) }, ok)
+	if err != nil || moved != 3 || len(produced) != 3 || produced[0].Attempt != 2 {
+		t.Fatalf("moved %d: %+v, %v", moved, produced, err)
+	}
+	if left, _ := r.Pending(ctx, ""); len(left) != 1 || left[0].Task.ID != "tsk_later" {
+		t.Errorf("left %+v", left)
+	}
+}
