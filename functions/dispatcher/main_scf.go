@@ -42,7 +42,6 @@ type functions struct {
 	consumer *scf.Consumer // native: CKafka batches
 	requeuer *scf.Requeuer // native: the timer
 	drainer  *scf.Drainer  // DynamoDB + SQS: the timer
-	logger   *slog.Logger
 }
 
 func main() {
