@@ -31,7 +31,7 @@ func TestMain(m *testing.M) {
 var prefixes atomic.Int64
 
 // newStore is a store under a fresh prefix, with the clock now().
-func newStore(t *testing.T, now func() time.Time) *Store {
+func newStore(t testing.TB, now func() time.Time) *Store {
 	t.Helper()
 	opts, err := ParseURL(server.URL)
 	if err != nil {
