@@ -184,7 +184,7 @@ func (f *storeFlags) kind() (string, error) {
 	}
 	redisStore := strings.HasPrefix(kind, "redis://") || strings.HasPrefix(kind, "rediss://")
 	if kind != storeBolt && kind != storeDynamo && !redisStore {
-		return "", usageErr("%s: use %s, %s or redis://HOST:PORT/DB", from, storeBolt, storeDynamo)
+		return "", usageErr("%s: use %s or %s, or redis://HOST:PORT/DB", from, storeBolt, storeDynamo)
 	}
 	other := []string{flagData, flagQueue}
 	switch {
