@@ -41,6 +41,8 @@ type serveFlags struct {
 	logLevel     string
 	logFormat    string
 	drain        time.Duration
+	store        string // "" or bolt: the --data file; redis://...: shared with other instances (serve_shared.go)
+	queue        string // kafka://... with a redis:// store
 }
 
 func newServe() *cobra.Command {
@@ -96,6 +98,8 @@ stops accepting, lets in-flight deliveries finish for --drain and re-queues the 
 	fl.DurationVar(&f.drain, "drain", 15*time.Second, "on shutdown, how long in-flight deliveries may finish")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "text or json")
+	fl.StringVar(&f.store, "store", "", "redis://HOST:PORT/DB to share triggers, log and retries with other serve instances (with --queue); default: the --data file")
+	fl.StringVar(&f.queue, "queue", "", "kafka://BROKER[,BROKER]/TOPIC: the task topic, with --store redis://...")
 	return c
 }
 
@@ -123,6 +127,12 @@ func serve(ctx context.Context, c *cobra.Command, f serveFlags) error {
 	}
 
 	rules := trigger.Rules{AllowPrivate: prefixes}
+	if f.store != "" && f.store != storeBolt {
+		return serveShared(ctx, logger, f, authn, rules, policy, client)
+	}
+	if f.queue != "" {
+		return &exitError{code: 2, err: errors.New("--queue needs --store redis://...: the embedded store keeps its own queue")}
+	}
 	store, err := boltstore.Open(f.data, boltstore.Options{Retention: f.retention})
 	if err != nil {
 		return fail("%v", err)

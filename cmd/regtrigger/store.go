@@ -49,6 +49,7 @@ const (
 	flagTriggersTable = "triggers-table"
 	flagRecordsTable  = "records-table"
 	flagQueueURL      = "queue-url"
+	flagQueue         = "queue"
 )
 
 // unusedTable is the dedupe table name handed to dynamostore.New, which
@@ -119,6 +120,7 @@ type storeFlags struct {
 	store                                 string
 	data                                  string
 	triggersTable, recordsTable, queueURL string
+	queue                                 string // the kafka:// task topic of a redis:// store
 }
 
 // registerStore adds the backend flags for n to c, as persistent flags so
@@ -126,7 +128,7 @@ type storeFlags struct {
 func registerStore(c *cobra.Command, n needs) *storeFlags {
 	f := &storeFlags{needs: n, cmd: c}
 	pf := c.PersistentFlags()
-	pf.StringVar(&f.store, flagStore, "", `where triggers and the log live: "bolt" (the --data file serve uses) or "dynamodb" (the cloud functions' tables); default $`+envStore+`, else bolt`)
+	pf.StringVar(&f.store, flagStore, "", `where triggers and the log live: "bolt" (the --data file serve uses), "dynamodb" (the cloud functions' tables) or redis://HOST:PORT/DB (the Tencent functions' or several serves' Redis); default $`+envStore+`, else bolt`)
 	pf.StringVar(&f.data, flagData, "./regtrigger.db", "the embedded store file, as given to serve (--store bolt)")
 	if n.triggers {
 		pf.StringVar(&f.triggersTable, flagTriggersTable, "", "DynamoDB triggers table (--store dynamodb; default $"+config.EnvTriggersTable+")")
@@ -136,6 +138,7 @@ func registerStore(c *cobra.Command, n needs) *storeFlags {
 	}
 	if n.queue {
 		pf.StringVar(&f.queueURL, flagQueueURL, "", "SQS delivery queue URL (--store dynamodb; default $"+config.EnvQueueURL+")")
+		pf.StringVar(&f.queue, flagQueue, "", "the task topic, kafka://BROKER[,BROKER]/TOPIC (--store redis://...; default $"+config.EnvQueue+")")
 	}
 	return f
 }
@@ -179,12 +182,16 @@ func (f *storeFlags) kind() (string, error) {
 			kind, from = storeBolt, "the default"
 		}
 	}
-	if kind != storeBolt && kind != storeDynamo {
-		return "", usageErr("%s: use %s or %s", from, storeBolt, storeDynamo)
+	redisStore := strings.HasPrefix(kind, "redis://") || strings.HasPrefix(kind, "rediss://")
+	if kind != storeBolt && kind != storeDynamo && !redisStore {
+		return "", usageErr("%s: use %s or %s, or redis://HOST:PORT/DB", from, storeBolt, storeDynamo)
 	}
-	other := []string{flagData}
-	if kind == storeBolt {
-		other = []string{flagTriggersTable, flagRecordsTable, flagQueueURL}
+	other := []string{flagData, flagQueue}
+	switch {
+	case kind == storeBolt:
+		other = []string{flagTriggersTable, flagRecordsTable, flagQueueURL, flagQueue}
+	case redisStore:
+		other = []string{flagData, flagTriggersTable, flagRecordsTable, flagQueueURL}
 	}
 	for _, name := range other {
 		if flags.Lookup(name) != nil && flags.Changed(name) {
@@ -222,6 +229,9 @@ func (f *storeFlags) open(ctx context.Context, mode openMode) (*backend, error) 
 	}
 	if kind == storeDynamo {
 		return f.openDynamo(ctx)
+	}
+	if kind != storeBolt {
+		return f.openRedis(ctx, kind)
 	}
 	return f.openBolt(mode)
 }

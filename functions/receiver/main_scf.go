@@ -3,7 +3,9 @@
 package main
 
 // The Tencent SCF entry point (`make build-scf`): the same receiver behind an
-// SCF API Gateway trigger. SCF's Go runtime starts this binary and calls it
+// SCF function URL (or an API Gateway trigger, whose event has the same
+// fields). With REGTRIGGER_STORE set it runs on TencentDB for Redis and
+// CKafka (internal/scf.NativeReceiver); otherwise on DynamoDB and SQS. SCF's Go runtime starts this binary and calls it
 // over net/rpc on _LAMBDA_SERVER_PORT (scf-go-lib). The adapters are built
 // on the first invocation, not at start: scf-go-lib applies the function's
 // environment per invocation, and a configuration error is then the
@@ -48,6 +50,15 @@ func main() {
 }
 
 func newReceiver(ctx context.Context) (*scf.Receiver, *slog.Logger, error) {
+	if scf.Native(os.Getenv) {
+		cfg, err := config.FromEnv(os.Getenv, scf.NativeRequires...)
+		if err != nil {
+			return nil, scf.NewLogger(os.Stdout, slog.LevelInfo), err
+		}
+		logger := scf.NewLogger(os.Stdout, cfg.LogLevel)
+		r, err := scf.NativeReceiver(ctx, cfg, logger)
+		return r, logger, err
+	}
 	stack, err := cloud.FromEnv(ctx, os.Getenv, version, cloud.ReceiverRequires...)
 	if err != nil {
 		return nil, scf.NewLogger(os.Stdout, slog.LevelInfo), err

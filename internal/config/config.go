@@ -33,6 +33,10 @@ const (
 	EnvConcurrency     = "CONCURRENCY"  // deliveries at once in one batch, default 10
 	EnvLogLevel        = "LOG_LEVEL"    // debug, info, warn, error
 	EnvDrainIdle       = "DRAIN_IDLE"   // SCF timer dispatcher: stop after this long without work (Go duration, default 0 = never)
+	// The Tencent-native SCF functions (docs/tencent-scf.md): the store
+	// and queue URLs internal/backend opens, instead of the tables above.
+	EnvStore = "REGTRIGGER_STORE" // redis://[:password@]host:port/db
+	EnvQueue = "REGTRIGGER_QUEUE" // kafka://broker[,broker]/topic
 )
 
 // Env lists every environment variable FromEnv reads. The deployment
@@ -41,16 +45,19 @@ const (
 var Env = []string{
 	EnvRegistries, EnvTriggersTable, EnvRecordsTable, EnvDedupeTable, EnvQueueURL,
 	EnvTriggerCacheTTL, EnvDedupeWindow, EnvRetentionDays, EnvAllowPrivate,
-	EnvMaxAttempts, EnvConcurrency, EnvLogLevel, EnvDrainIdle,
+	EnvMaxAttempts, EnvConcurrency, EnvLogLevel, EnvDrainIdle, EnvStore, EnvQueue,
 }
 
 // Config is everything either function needs; each reads its part.
 type Config struct {
-	Registries      []auth.Config
-	TriggersTable   string
-	RecordsTable    string
-	DedupeTable     string
-	QueueURL        string
+	Registries    []auth.Config
+	TriggersTable string
+	RecordsTable  string
+	DedupeTable   string
+	QueueURL      string
+	// Store and Queue are the Tencent-native functions' store and queue
+	// URLs (REGTRIGGER_STORE, REGTRIGGER_QUEUE); empty on AWS.
+	Store, Queue    string
 	TriggerCacheTTL time.Duration
 	DedupeWindow    time.Duration
 	Retention       time.Duration
@@ -84,6 +91,7 @@ func FromEnv(getenv func(string) string, required ...string) (Config, error) {
 	c.RecordsTable = getenv(EnvRecordsTable)
 	c.DedupeTable = getenv(EnvDedupeTable)
 	c.QueueURL = getenv(EnvQueueURL)
+	c.Store, c.Queue = getenv(EnvStore), getenv(EnvQueue)
 	if v := getenv(EnvRegistries); v != "" {
 		regs, err := auth.ParseSpec(v)
 		if err == nil {

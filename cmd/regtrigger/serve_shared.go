@@ -1,0 +1,127 @@
+package main
+
+// serve on a shared Redis and Kafka (--store redis://... --queue
+// kafka://...): several instances behind one load balancer share the
+// triggers, the log, the duplicate keys and the retry set in Redis, and
+// the task topic's partitions through one consumer group. Each runs the
+// same receiver, Pool and delivery engine as on the embedded store, plus
+// the requeue loop the SCF timer function runs (due retries back to the
+// topic; the claim is atomic, so the instances never move one twice).
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/regtrigger/regtrigger/internal/auth"
+	backendpkg "github.com/regtrigger/regtrigger/internal/backend"
+	"github.com/regtrigger/regtrigger/internal/delivery"
+	"github.com/regtrigger/regtrigger/internal/dispatcher"
+	"github.com/regtrigger/regtrigger/internal/kafkaqueue"
+	"github.com/regtrigger/regtrigger/internal/outbound"
+	"github.com/regtrigger/regtrigger/internal/receiver"
+	"github.com/regtrigger/regtrigger/internal/trigger"
+)
+
+// requeueEvery is how often serve moves due retries to the topic.
+const requeueEvery = time.Second
+
+func serveShared(ctx context.Context, logger *slog.Logger, f serveFlags, authn *auth.Authenticator, rules trigger.Rules, policy delivery.Policy, client *outbound.Client) error {
+	kind, err := backendpkg.Kind(f.store)
+	if err != nil || kind != backendpkg.Redis {
+		return &exitError{code: 2, err: fmt.Errorf("--store %q: use redis://HOST:PORT/DB (or leave it out for the --data file)", f.store)}
+	}
+	if f.queue == "" {
+		return &exitError{code: 2, err: errors.New("--store redis://... needs --queue kafka://BROKER/TOPIC")}
+	}
+	b, err := backendpkg.Open(ctx, f.store, f.queue, backendpkg.Options{Retention: f.retention})
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	defer b.Close()
+	if err := b.Health(ctx); err != nil {
+		return fail("%v", err)
+	}
+	if f.triggers != "" {
+		ts, err := trigger.ReadFile(f.triggers, trigger.LoadOptions{Rules: rules, Warn: func(msg string) { logger.Warn(msg) }})
+		if err != nil {
+			return fail("%s: %v", f.triggers, err)
+		}
+		changes, err := trigger.Apply(ctx, b.Triggers, ts, trigger.ApplyOptions{Rules: rules})
+		if err != nil {
+			return fail("apply %s: %v", f.triggers, err)
+		}
+		for _, ch := range changes {
+			logger.Info("trigger applied", "trigger", ch.Name, "change", string(ch.Kind))
+		}
+	}
+	consumer, err := b.Consumer(kafkaqueue.ConsumerOptions{Logger: logger})
+	if err != nil {
+		return fail("%v", err)
+	}
+	// Other instances and the CLI write the triggers: read them through a
+	// short cache, as the functions do.
+	triggers := &delivery.TriggerCache{Triggers: b.Triggers, TTL: 2 * time.Second}
+	engine := &delivery.Engine{Sender: client, Triggers: triggers, Policy: policy, Sink: b.Records, Logger: logger, UserAgent: userAgent()}
+	pool := &dispatcher.Pool{Queue: consumer, Engine: engine, Workers: f.workers, Drain: f.drain, Records: b.Records, Logger: logger}
+	svc := &receiver.Service{Triggers: b.Triggers, Queue: b.Queue, Dedupe: b.Dedupe, Records: b.Records, Logger: logger, DedupeWindow: f.dedupeWindow}
+	endpoint := &receiver.Endpoint{Service: svc, Auth: authn, Health: b.Health}
+
+	ln, err := net.Listen("tcp", f.addr)
+	if err != nil {
+		return fail("listen on %s: %v", f.addr, err)
+	}
+	srv := &http.Server{
+		Handler: endpoint, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	if authn.Open() {
+		logger.Warn("NO REGISTRY TOKEN CONFIGURED: only clients on this machine are accepted; configure --registry name=token before exposing regtrigger")
+	}
+	logger.Info("regtrigger serving", "addr", ln.Addr().String(), "store", "redis", "queue", f.queue, "workers", f.workers, "version", version)
+
+	poolDone := make(chan error, 1)
+	go func() { poolDone <- pool.Run(ctx) }()
+	go requeueLoop(ctx, b, logger)
+	srvDone := make(chan error, 1)
+	go func() { srvDone <- srv.Serve(ln) }()
+	select {
+	case err := <-srvDone:
+		return fail("serve: %v", err)
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down: no new notifications; finishing in-flight deliveries", "drain", f.drain.String())
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		logger.Warn("http shutdown", "error", err.Error())
+	}
+	<-poolDone
+	logger.Info("stopped")
+	return nil
+}
+
+// requeueLoop moves due retries from Redis to the topic every second.
+func requeueLoop(ctx context.Context, b *backendpkg.Backend, logger *slog.Logger) {
+	t := time.NewTicker(requeueEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		moved, _, err := b.Redis.Retries().Requeue(ctx, time.Now, b.Producer.Enqueue)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			logger.Error("requeue due retries", "error", err.Error())
+		case moved > 0:
+			logger.Debug("due retries requeued", "count", moved)
+		}
+	}
+}
