@@ -56,10 +56,18 @@ fuzz:
 clean:
 	rm -rf bin bench.txt regtrigger.db regtrigger.db-journal dist .aws-sam
 
-# The API-compatible AWS servers the integration tests start on loopback
-# (dynalite for DynamoDB, fauxqs 1.9.2 for SQS), pinned in tools/node.
+# What the tests run besides Go: the API-compatible AWS servers the
+# integration tests start on loopback (dynalite for DynamoDB, fauxqs 1.9.2
+# for SQS) and the Serverless Framework 3 whose `serverless package` output
+# internal/deploy lints, pinned in tools/node; and cfn-lint (with
+# aws-sam-translator), a Python tool the machine image ships. The Lambda
+# Runtime Interface Emulator is a Go tool (go.mod), built by the e2e tests.
+CFN_LINT_INSTALL := pip install cfn-lint==1.51.0 aws-sam-translator==1.110.0
+
 test-deps:
 	npm ci --prefix tools/node --no-audit --no-fund
+	@command -v cfn-lint >/dev/null 2>&1 && cfn-lint --version || \
+	  echo "cfn-lint is not installed: internal/deploy's TestCfnLint skips here and fails in CI. Install it: $(CFN_LINT_INSTALL)"
 
 # --- AWS Lambda: template.yaml (SAM) and serverless.yml; see docs/aws.md ------
 # sam build (BuildMethod: makefile) runs `make build-<LogicalId>` with

@@ -30,7 +30,7 @@ import (
 
 func startLambda(t *testing.T, name string, env []string) *testserver.Lambda {
 	t.Helper()
-	l, err := testserver.StartLambda(bins[name], env...)
+	l, err := emulator.Start(bins[name], env...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -416,18 +416,24 @@ func TestLambdaDispatcherUndecodable(t *testing.T) {
 	}
 }
 
-// TestLambdaBadConfiguration: a function without its settings stops at
-// start with every problem named, before taking any event.
+// TestLambdaBadConfiguration: a function without its settings stops in
+// its init, at the first invocation, with every problem named, before
+// taking the event.
 func TestLambdaBadConfiguration(t *testing.T) {
 	for _, name := range []string{"lambda-receiver", "lambda-dispatcher"} {
 		t.Run(name, func(t *testing.T) {
-			_, err := testserver.StartLambda(bins[name], "MAX_ATTEMPTS=zero", "AWS_LAMBDA_LOG_FORMAT=JSON")
+			l := startLambda(t, name, []string{"MAX_ATTEMPTS=zero", "AWS_LAMBDA_LOG_FORMAT=JSON"})
+			out, err := l.Invoke(context.Background(), []byte(`{}`))
 			if err == nil {
-				t.Fatal("started without configuration")
+				t.Fatalf("invoked without configuration: %s", out)
+			}
+			var fe *testserver.FunctionError
+			if errors.As(err, &fe) {
+				t.Fatalf("the event reached the handler: %v", err)
 			}
 			for _, want := range []string{"TRIGGERS_TABLE is required", "QUEUE_URL is required", "MAX_ATTEMPTS="} {
-				if !strings.Contains(err.Error(), want) {
-					t.Errorf("missing %q in:\n%v", want, err)
+				if !l.WaitLogs(want, 10*time.Second) {
+					t.Errorf("missing %q in:\n%s", want, l.Logs())
 				}
 			}
 		})

@@ -26,11 +26,15 @@ import (
 
 var (
 	dynalite, fauxqs *testserver.Server
+	// emulator runs the Lambda binaries: AWS's Runtime Interface Emulator,
+	// built at the version go.mod pins.
+	emulator *testserver.Emulator
 	// bins are the function binaries, by package path.
 	bins = map[string]string{}
 )
 
-// TestMain starts dynalite and fauxqs and builds the function binaries once.
+// TestMain starts dynalite and fauxqs and builds the function binaries and
+// the Lambda emulator once.
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
 }
@@ -60,6 +64,10 @@ func run(m *testing.M) int {
 			return 1
 		}
 		bins[b.name] = bin
+	}
+	if emulator, err = testserver.BuildEmulator(dir); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
 	}
 	return m.Run()
 }

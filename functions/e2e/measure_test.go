@@ -52,15 +52,17 @@ func buildLikeMakefile(t *testing.T, out, pkg string) {
 	}
 }
 
-// TestMeasureLambdaStart: how long each function binary takes from exec
-// to its first GET /invocation/next (init: configuration, adapters), and to
-// the answer of its first invocation (a Function URL TCR push for the
-// receiver — a trigger cache miss, a dedupe claim, an untriggered record
-// and SendMessageBatch; one SQS task for the dispatcher — a delivery, its
-// record and the archive), then a second, warm one. Each of N runs is a new
-// process, as a cold start is. dynalite and fauxqs run on this machine, so
-// the first invocation's figure includes their latency, not AWS's; and real
-// Lambda adds its own init (sandbox, code download) that this cannot show.
+// TestMeasureLambdaStart: how long each function takes under the Lambda
+// emulator from the emulator's start to its listening, and to the answer of
+// the function's first invocation — a Function URL TCR push for the
+// receiver (a trigger cache miss, a dedupe claim, an untriggered record and
+// SendMessageBatch), one SQS task for the dispatcher (a delivery, its record
+// and the archive) — then a second, warm one. The emulator execs bootstrap
+// at the first invocation, so that one includes the function's init
+// (configuration, adapters). Each of N runs is a new process, as a cold
+// start is. dynalite and fauxqs run on this machine, so the first
+// invocation's figure includes their latency, not AWS's; and real Lambda
+// adds its own init (sandbox, code download) that this cannot show.
 func TestMeasureLambdaStart(t *testing.T) {
 	skipUnlessMeasuring(t)
 	n := 20
@@ -91,7 +93,7 @@ func TestMeasureLambdaStart(t *testing.T) {
 	var recv, disp timings
 	for i := range n {
 		t0 := time.Now()
-		l, err := testserver.StartLambda(recvBin, env...)
+		l, err := emulator.Start(recvBin, env...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -113,7 +115,7 @@ func TestMeasureLambdaStart(t *testing.T) {
 		l.Stop()
 
 		t0 = time.Now()
-		l, err = testserver.StartLambda(dispBin, env...)
+		l, err = emulator.Start(dispBin, env...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -139,7 +141,7 @@ func TestMeasureLambdaStart(t *testing.T) {
 		t.Errorf("%d deliveries, want %d", got, 2*n)
 	}
 	t.Logf("%d cold starts each, %s/%s, %d CPUs; median [min … max]", n, runtime.GOOS, runtime.GOARCH, runtime.NumCPU())
-	t.Logf("%-10s %-34s %-34s %-34s %-34s", "", "exec → first /invocation/next", "exec → first answer", "first invocation", "second (warm) invocation")
+	t.Logf("%-10s %-34s %-34s %-34s %-34s", "", "start → emulator listening", "start → first answer", "first invocation", "second (warm) invocation")
 	for _, row := range []struct {
 		name string
 		t    timings

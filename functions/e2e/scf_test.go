@@ -65,7 +65,9 @@ func invokeAPIGW(t *testing.T, f *testserver.SCF, event []byte) (apigwAnswer, ma
 	return ans, b
 }
 
-// apigwEvent is an API Gateway trigger event posting body to path.
+// apigwEvent is an API Gateway trigger event posting body to path. Its
+// queryString has each parameter as a string, as API Gateway sends one
+// value (scf-go-lib's own test event: {"a": ["b", "c"], "x": "y", "i": true}).
 func apigwEvent(t *testing.T, path string, header map[string]string, query map[string]string, body []byte) []byte {
 	t.Helper()
 	var ev scf.Request
@@ -77,16 +79,30 @@ func apigwEvent(t *testing.T, path string, header map[string]string, query map[s
 	for k, v := range header {
 		ev.Headers[k] = v
 	}
-	ev.QueryString = map[string][]string{}
-	for k, v := range query {
-		ev.QueryString[k] = []string{v}
-	}
+	ev.QueryString = nil
 	b, err := json.Marshal(ev)
 	if err != nil {
 		t.Fatal(err)
 	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	qs := map[string]any{}
+	for k, v := range query {
+		qs[k] = v
+	}
+	m["queryString"] = qs
+	if b, err = json.Marshal(m); err != nil {
+		t.Fatal(err)
+	}
 	return b
 }
+
+// scfGoLibAPIGW is the API Gateway event of scf-go-lib's own test
+// (events/apigw_test.go at the version go.mod pins), with a query string of
+// a list, a string and a flag: a GET of a path the receiver does not serve.
+const scfGoLibAPIGW = ` {"headerParameters": {}, "headers": {"accept": "text/html,application/xhtml+xml,application/xml;q=0.9,image/webp,image/apng,*/*;q=0.8", "accept-encoding": "gzip, deflate, br", "accept-language": "zh-CN,zh;q=0.9,en;q=0.8", "connection": "keep-alive", "endpoint-timeout": "15", "host": "service-xxx-123456.ap-shanghai.apigateway.myqcloud.com", "upgrade-insecure-requests": "1", "user-agent": "Mozilla/5.0 (Windows NT 6.1; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/72.0.3626.121 Safari/537.36", "x-anonymous-consumer": "true", "x-qualifier": "$LATEST"}, "httpMethod": "GET", "path": "/ritchiechen-apigw-test", "pathParameters": {}, "queryString": {"a": ["b", "c"], "x": "y", "i": true}, "queryStringParameters": {}, "requestContext": {"httpMethod": "ANY", "identity": {}, "path": "/ritchiechen-apigw-test", "serviceId": "service-xxx", "sourceIp": "8.8.8.8", "stage": "test"}}`
 
 func sample(t *testing.T, path string) []byte { return body(t, path) }
 
@@ -166,6 +182,7 @@ func TestSCFReceiverAnswers(t *testing.T) {
 		{"not json", apigwEvent(t, "/v1/notify", bearer, nil, []byte("hello")), http.StatusBadRequest},
 		{"unknown format", apigwEvent(t, "/v1/notify", bearer, nil, []byte(`{"a":1}`)), http.StatusUnsupportedMediaType},
 		{"unknown path", apigwEvent(t, "/v2/elsewhere", bearer, nil, body(t, "events/bodies/tcr-push.json")), http.StatusNotFound},
+		{"scf-go-lib's test event", []byte(scfGoLibAPIGW), http.StatusNotFound},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

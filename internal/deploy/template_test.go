@@ -725,6 +725,44 @@ func TestParameters(t *testing.T) {
 	}
 }
 
+// TestServerlessCloudFormationParameters: the CloudFormation Parameters of
+// serverless.yml (those its Conditions test) are template.yaml's, with the
+// same constraints, each defaulting to the param of the same name, so a
+// deploy passes the param's value through them.
+func TestServerlessCloudFormationParameters(t *testing.T) {
+	stacks := loadStacks(t)
+	sam, sls := stacks[0], stacks[1]
+	declared := asMap(get(sls.doc, "resources", "Parameters"))
+	if len(declared) == 0 {
+		t.Fatal("serverless.yml declares no CloudFormation Parameters: its Conditions would test constants")
+	}
+	for name, v := range declared {
+		def := asMap(v)
+		samDef, ok := sam.params[name]
+		if !ok {
+			t.Errorf("serverless.yml: resources.Parameters.%s is not a parameter of template.yaml", name)
+			continue
+		}
+		// The normaliser reads ${param:x} as a Ref of its SAM name.
+		if !Equal(def["Default"], Ref(name)) {
+			t.Errorf("serverless.yml: resources.Parameters.%s defaults to %s, want the param of the same name", name, Format(def["Default"]))
+		}
+		for _, k := range []string{"Type", "AllowedValues", "AllowedPattern", "MinValue", "MaxValue", "NoEcho"} {
+			if !Equal(def[k], samDef.Def[k]) {
+				t.Errorf("serverless.yml: resources.Parameters.%s.%s is %s, template.yaml has %s", name, k, Format(def[k]), Format(samDef.Def[k]))
+			}
+		}
+	}
+	// Every parameter a condition tests is one of them.
+	for name, c := range sls.conditions {
+		refs(c, nil, func(target string, _ []string) {
+			if _, ok := declared[target]; !ok {
+				t.Errorf("serverless.yml: condition %s tests %s, which is not in resources.Parameters", name, target)
+			}
+		})
+	}
+}
+
 // refs calls fn for every Ref and GetAtt target in v, with the conditions
 // the reference is guarded by (the Fn::If branches it sits in).
 func refs(v any, guard []string, fn func(target string, guard []string)) {

@@ -288,12 +288,13 @@ func parseEventGrid(n Notification, _ *top) ([]event.Event, error) {
 	if len(body) > 0 && body[0] == '[' {
 		var out []event.Event
 		i := 0
-		for e := elementsOf(body); e.next(); i++ {
-			evs, err := eventGridItem(n, e.val, fmt.Sprintf("[%d]", i))
+		for val := range elements(body) {
+			evs, err := eventGridItem(n, val, fmt.Sprintf("[%d]", i))
 			if err != nil {
 				return nil, err
 			}
 			out = append(out, evs...)
+			i++
 		}
 		if i == 0 {
 			return nil, malformed("azure", "the array holds no event")

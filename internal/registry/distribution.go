@@ -154,10 +154,11 @@ func detectDistribution(t *top, h http.Header) bool {
 		return false
 	}
 	count := 0
-	for e := elementsOf(raw); e.next(); count++ {
-		if !objectHas(e.val, "action", "target") {
+	for val := range elements(raw) {
+		if !objectHas(val, "action", "target") {
 			return false
 		}
+		count++
 	}
 	return count > 0
 }

@@ -166,7 +166,7 @@ func detectHarbor(t *top, _ http.Header) bool { return harborShape(t.obj) }
 // null); ok is false when it does not decode. When the fast path decodes
 // the whole envelope, as parsing the body does, t keeps it for the parser.
 func harborEventData(t *top) (d *harborData, ok bool) {
-	if env := new(harborEnvelope); t.body != nil && decodeStruct(t.body, env) {
+	if env := new(harborEnvelope); t.body != nil && decodeMembers(t.obj, env) {
 		t.harbor = env
 		return env.EventData, true
 	}

@@ -4,19 +4,25 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
+	"iter"
 	"reflect"
 	"strings"
-	"unicode/utf16"
+	"sync"
 	"unicode/utf8"
+
+	"github.com/go-json-experiment/json/jsontext"
 )
 
-// Every notification is read here, so the common path avoids what makes
-// encoding/json slow on it: a syntax check of the whole body on every
-// Unmarshal, a copy of every json.RawMessage, and reflection. decode checks
-// the body once (valid) and indexes its top level once (object), for
+// Every notification is read here, with jsontext, the syntactic layer of
+// the Go team's JSON v2 (github.com/go-json-experiment/json, which mirrors
+// encoding/json/jsontext; Go 1.26 ships the standard library package only
+// behind GOEXPERIMENT=jsonv2). decode reads the body once, token by token,
+// which checks its syntax and indexes its top level (object), for
 // detection and for the parsers; the parsers decode their structs through
-// small hand-written decodeField methods (structDecoder, decodeBody). A new
-// format does not need them: unmarshal does the same, only slower.
+// small hand-written decodeField methods (structDecoder, decodeBody)
+// instead of encoding/json's reflection. A new format does not need them:
+// unmarshal does the same, only slower.
 //
 // Everything here agrees with encoding/json, and the struct decoders never
 // decide anything encoding/json might decide otherwise. Wherever that is
@@ -27,418 +33,114 @@ import (
 // encoding/json from scratch, which also words every error. The fuzz tests
 // check both agree.
 
-// isSpace reports whether c is JSON whitespace.
-func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+// readOptions make jsontext read what encoding/json reads: an object may
+// give a name twice (RFC 7493 forbids it; encoding/json takes the last for
+// a map, merges for a struct), and a string may hold invalid UTF-8 (read as
+// U+FFFD).
+var readOptions = []jsontext.Options{jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true)}
 
-// skipSpace returns the index of the first byte at or after i that is not
-// JSON whitespace.
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && isSpace(b[i]) {
-		i++
-	}
-	return i
-}
+// valid reports whether b is one JSON value with only JSON whitespace
+// around it, as json.Valid does. (TestValid and FuzzRead check they agree.)
+func valid(b []byte) bool { return jsontext.Value(b).IsValid(readOptions...) }
 
 // trimSpace trims JSON whitespace (only), which is what encoding/json
 // accepts around a value.
-func trimSpace(b []byte) []byte {
-	i, j := 0, len(b)
-	for i < j && isSpace(b[i]) {
-		i++
-	}
-	for j > i && isSpace(b[j-1]) {
-		j--
-	}
-	return b[i:j]
+func trimSpace(b []byte) []byte { return bytes.Trim(b, " \t\r\n") }
+
+// reader is a jsontext.Decoder over one value in memory. Reading from a
+// bytes.Buffer, the decoder parses the buffer's own bytes, so every value it
+// returns is a slice of the body, not a copy, and stays valid as long as
+// the body: nothing writes to the buffer.
+type reader struct {
+	buf bytes.Buffer
+	dec jsontext.Decoder
 }
 
-// maxDepth is how deeply encoding/json lets arrays and objects nest.
-const maxDepth = 10000
+var readers = sync.Pool{New: func() any { return new(reader) }}
 
-// valid reports whether b is one JSON value with only JSON whitespace
-// around it: json.Valid, without encoding/json's byte-at-a-time state
-// machine. (FuzzValid checks they agree.)
-func valid(b []byte) bool {
-	open := make([]byte, 0, 32) // the arrays and objects open at i: '[' or '{'
-	i := skipSpace(b, 0)
-	for {
-		// A value starts at i.
-		if i >= len(b) {
-			return false
-		}
-		switch c := b[i]; c {
-		case '{', '[':
-			if len(open) == maxDepth {
-				return false
-			}
-			i = skipSpace(b, i+1)
-			if i < len(b) && b[i] == c+2 { // '}' or ']': empty
-				i++
-				break
-			}
-			open = append(open, c)
-			if c == '{' {
-				if i = memberValue(b, i); i < 0 {
-					return false
-				}
-			}
-			continue
-		case '"':
-			if i = validStringEnd(b, i); i < 0 {
-				return false
-			}
-		case 't':
-			if i = literalEnd(b, i, "true"); i < 0 {
-				return false
-			}
-		case 'f':
-			if i = literalEnd(b, i, "false"); i < 0 {
-				return false
-			}
-		case 'n':
-			if i = literalEnd(b, i, "null"); i < 0 {
-				return false
-			}
-		default:
-			if i = numberEnd(b, i); i < 0 {
-				return false
-			}
-		}
-		// A value ends at i: then comes a ',' and the next value, or the
-		// end of the array or object holding it, or the end of b.
-		for {
-			i = skipSpace(b, i)
-			if len(open) == 0 {
-				return i == len(b)
-			}
-			if i >= len(b) {
-				return false
-			}
-			inner := open[len(open)-1]
-			if b[i] == ',' {
-				i = skipSpace(b, i+1)
-				if inner == '{' {
-					if i = memberValue(b, i); i < 0 {
-						return false
-					}
-				}
-				break
-			}
-			if b[i] != inner+2 {
-				return false
-			}
-			open = open[:len(open)-1]
-			i++
-		}
-	}
+// read returns a reader of raw; put it back with done.
+func read(raw []byte) *reader {
+	r := readers.Get().(*reader)
+	r.buf = *bytes.NewBuffer(raw)
+	r.dec.Reset(&r.buf, readOptions...)
+	return r
 }
 
-// memberValue reads a member's key and colon at i and returns where its
-// value starts, or -1 when they are not there.
-func memberValue(b []byte, i int) int {
-	if i >= len(b) || b[i] != '"' {
-		return -1
-	}
-	if i = validStringEnd(b, i); i < 0 {
-		return -1
-	}
-	i = skipSpace(b, i)
-	if i >= len(b) || b[i] != ':' {
-		return -1
-	}
-	return skipSpace(b, i+1)
+func (r *reader) done() {
+	r.buf = bytes.Buffer{}
+	readers.Put(r)
 }
 
-// stringStop marks the bytes validStringEnd looks at: the end of a string,
-// an escape, and control characters, which JSON strings cannot hold.
-var stringStop = func() (t [256]bool) {
-	for c := range 0x20 {
-		t[c] = true
-	}
-	t['"'], t['\\'] = true, true
-	return t
-}()
-
-// validStringEnd returns the index just past the JSON string starting at
-// b[i], or -1 when it is not one. Like encoding/json, it takes any byte
-// but a control character, valid UTF-8 or not.
-func validStringEnd(b []byte, i int) int {
-	for i++; i < len(b); i++ {
-		if !stringStop[b[i]] {
-			continue
-		}
-		switch c := b[i]; {
-		case c == '"':
-			return i + 1
-		case c < 0x20:
-			return -1
-		case c == '\\':
-			i++
-			if i >= len(b) {
-				return -1
-			}
-			switch b[i] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-			case 'u':
-				for range 4 {
-					if i++; i >= len(b) || !isHexDigit(b[i]) {
-						return -1
-					}
-				}
-			default:
-				return -1
-			}
-		}
-	}
-	return -1
-}
-
-func isHexDigit(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
-}
-
-// literalEnd returns the index just past the literal lit (true, false,
-// null) at b[i], or -1 when it is not there.
-func literalEnd(b []byte, i int, lit string) int {
-	if !bytes.HasPrefix(b[i:], []byte(lit)) {
-		return -1
-	}
-	return i + len(lit)
-}
-
-// numberEnd returns the index just past the JSON number starting at b[i],
-// or -1 when there is none: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
-func numberEnd(b []byte, i int) int {
-	digits := func(i int) int { // past a run of at least one digit, or -1
-		j := i
-		for j < len(b) && '0' <= b[j] && b[j] <= '9' {
-			j++
-		}
-		if j == i {
-			return -1
-		}
-		return j
-	}
-	if b[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(b) && b[i] == '0':
-		i++
-	case i < len(b) && '1' <= b[i] && b[i] <= '9':
-		i = digits(i)
-	default:
-		return -1
-	}
-	if i < len(b) && b[i] == '.' {
-		if i = digits(i + 1); i < 0 {
-			return -1
-		}
-	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		if i = digits(i); i < 0 {
-			return -1
-		}
-	}
-	return i
-}
-
-// The readers below take text that is valid JSON (json.Valid holds for the
-// whole body it comes from) and never check it again.
-
-// stringEnd returns the index just past the JSON string starting at b[i].
-func stringEnd(b []byte, i int) int {
-	i++
-	for {
-		q := bytes.IndexByte(b[i:], '"')
-		if q < 0 {
-			return len(b)
-		}
-		i += q
-		// The quote is escaped when an odd number of backslashes precede it.
-		escaped := false
-		for k := i - 1; b[k] == '\\'; k-- {
-			escaped = !escaped
-		}
-		i++
-		if !escaped {
-			return i
-		}
-	}
-}
-
-// structural marks the bytes valueEnd stops at inside an array or object.
-var structural = [256]bool{'"': true, '{': true, '}': true, '[': true, ']': true}
-
-// valueEnd returns the index just past the JSON value starting at b[i].
-func valueEnd(b []byte, i int) int {
-	switch b[i] {
-	case '"':
-		return stringEnd(b, i)
-	case '{', '[':
-		depth := 0
-		for ; i < len(b); i++ {
-			if !structural[b[i]] {
-				continue
-			}
-			switch b[i] {
-			case '"':
-				i = stringEnd(b, i) - 1
-			case '{', '[':
-				depth++
-			default:
-				if depth--; depth == 0 {
-					return i + 1
-				}
-			}
-		}
-		return len(b)
-	}
-	// A number, true, false or null: it ends at a delimiter.
-	for i < len(b) && !isSpace(b[i]) && b[i] != ',' && b[i] != '}' && b[i] != ']' {
-		i++
-	}
-	return i
-}
-
-// nextItem returns where the next member of an object, or element of an
-// array, starts in rest (the text after the one before, or after the '{' or
-// '['): past whitespace and the ',' between two. There is the closing '}'
-// or ']' when there is no next one.
-func nextItem(rest []byte) int {
-	i := skipSpace(rest, 0)
-	if i < len(rest) && rest[i] == ',' {
-		i = skipSpace(rest, i+1)
-	}
-	return i
-}
-
-// members iterates over the members of a JSON object:
+// members iterates over the members of the JSON object raw (valid JSON):
+// each key, unescaped, and its value, without whitespace around it. It
+// yields nothing for a value of another kind.
 //
-//	for m := membersOf(raw); m.next(); { use(m.key, m.val) }
-type members struct {
-	rest []byte          // the text after the member read last
-	key  []byte          // the member's key, unescaped
-	val  json.RawMessage // the member's value, without whitespace around it
-}
-
-// membersOf iterates over the JSON object raw (which starts with '{').
-func membersOf(raw json.RawMessage) members { return members{rest: raw[1:]} }
-
-func (m *members) next() bool {
-	b := m.rest
-	i := nextItem(b)
-	if i >= len(b) || b[i] != '"' { // the closing '}'
-		return false
+//	for key, val := range members(raw) { ... }
+func members(raw json.RawMessage) iter.Seq2[[]byte, json.RawMessage] {
+	return func(yield func([]byte, json.RawMessage) bool) {
+		r := read(raw)
+		defer r.done()
+		if tok, err := r.dec.ReadToken(); err != nil || tok.Kind() != '{' {
+			return
+		}
+		for r.dec.PeekKind() == '"' {
+			name, err := r.dec.ReadValue()
+			if err != nil {
+				return
+			}
+			val, err := r.dec.ReadValue()
+			if err != nil || !yield(unquoteKey(name), json.RawMessage(val)) {
+				return
+			}
+		}
 	}
-	end := stringEnd(b, i)
-	m.key = unquoteKey(b[i:end])
-	i = skipSpace(b, skipSpace(b, end)+1) // past the ':'
-	end = valueEnd(b, i)
-	m.val = b[i:end]
-	m.rest = b[end:]
-	return true
 }
 
-// elements iterates over the elements of a JSON array, as members does
-// over an object's members.
-type elements struct {
-	rest []byte          // the text after the element read last
-	val  json.RawMessage // the element, without whitespace around it
-}
-
-// elementsOf iterates over the JSON array raw (which starts with '[').
-func elementsOf(raw json.RawMessage) elements { return elements{rest: raw[1:]} }
-
-func (e *elements) next() bool {
-	b := e.rest
-	i := nextItem(b)
-	if i >= len(b) || b[i] == ']' {
-		return false
+// elements iterates over the elements of the JSON array raw (valid JSON),
+// as members does over an object's members.
+func elements(raw json.RawMessage) iter.Seq[json.RawMessage] {
+	return func(yield func(json.RawMessage) bool) {
+		r := read(raw)
+		defer r.done()
+		if tok, err := r.dec.ReadToken(); err != nil || tok.Kind() != '[' {
+			return
+		}
+		for r.dec.PeekKind() != ']' {
+			val, err := r.dec.ReadValue()
+			if err != nil || !yield(json.RawMessage(val)) {
+				return
+			}
+		}
 	}
-	end := valueEnd(b, i)
-	e.val = b[i:end]
-	e.rest = b[end:]
-	return true
+}
+
+// verbatim reports whether the JSON string literal lit holds its own text:
+// no escapes, valid UTF-8.
+func verbatim(lit []byte) bool {
+	s := lit[1 : len(lit)-1]
+	return bytes.IndexByte(s, '\\') < 0 && utf8.Valid(s)
 }
 
 // unquote returns the string a JSON string literal (quotes included, valid
 // JSON) holds, as encoding/json decodes it: escapes resolved, and invalid
 // UTF-8 and lone surrogates each made U+FFFD.
 func unquote(lit []byte) string {
-	s := lit[1 : len(lit)-1]
-	if bytes.IndexByte(s, '\\') < 0 && utf8.Valid(s) {
-		return string(s)
+	if verbatim(lit) {
+		return string(lit[1 : len(lit)-1])
 	}
-	var b strings.Builder
-	b.Grow(len(s))
-	for i := 0; i < len(s); {
-		c := s[i]
-		switch {
-		case c == '\\' && s[i+1] == 'u':
-			r := hex4(s[i+2:])
-			i += 6
-			if utf16.IsSurrogate(r) {
-				// A pair makes one rune; a lone half, U+FFFD.
-				if i+6 <= len(s) && s[i] == '\\' && s[i+1] == 'u' {
-					if pair := utf16.DecodeRune(r, hex4(s[i+2:])); pair != utf8.RuneError {
-						r = pair
-						i += 6
-					}
-				}
-				if utf16.IsSurrogate(r) {
-					r = utf8.RuneError
-				}
-			}
-			b.WriteRune(r)
-		case c == '\\':
-			b.WriteByte(unescape[s[i+1]])
-			i += 2
-		case c < utf8.RuneSelf:
-			b.WriteByte(c)
-			i++
-		default:
-			r, size := utf8.DecodeRune(s[i:])
-			b.WriteRune(r) // U+FFFD for a byte that is not UTF-8
-			i += size
-		}
-	}
-	return b.String()
-}
-
-// unescape maps the letter of a one-letter escape (the n of \n) to what
-// it stands for.
-var unescape = [256]byte{'"': '"', '\\': '\\', '/': '/', 'b': '\b', 'f': '\f', 'n': '\n', 'r': '\r', 't': '\t'}
-
-// hex4 reads the four hex digits of a \u escape.
-func hex4(h []byte) rune {
-	var r rune
-	for _, c := range h[:4] {
-		switch {
-		case c <= '9':
-			c -= '0'
-		case c <= 'F':
-			c -= 'A' - 10
-		default:
-			c -= 'a' - 10
-		}
-		r = r<<4 | rune(c)
-	}
-	return r
+	// The error reports what was replaced by U+FFFD.
+	b, _ := jsontext.AppendUnquote(nil, lit)
+	return string(b)
 }
 
 // unquoteKey is unquote for an object key: without a copy when the key is
 // its own text, which it almost always is.
 func unquoteKey(lit []byte) []byte {
-	s := lit[1 : len(lit)-1]
-	if bytes.IndexByte(s, '\\') < 0 && utf8.Valid(s) {
-		return s
+	if verbatim(lit) {
+		return lit[1 : len(lit)-1]
 	}
-	return []byte(unquote(lit))
+	b, _ := jsontext.AppendUnquote(nil, lit)
+	return b
 }
 
 // isASCII reports whether s is ASCII only.
@@ -467,10 +169,37 @@ type object []member
 // returns nil, so that an empty object is told from no object.
 func objectOf(raw json.RawMessage) object { return appendMembers(make(object, 0, 16), raw) }
 
+// readObject appends the members of raw to o, if raw is one JSON object
+// (valid JSON, whitespace around it allowed): ok is valid(raw) for a raw
+// that starts with '{', from the one read that also indexes it.
+func readObject(o object, raw []byte) (_ object, ok bool) {
+	r := read(raw)
+	defer r.done()
+	if tok, err := r.dec.ReadToken(); err != nil || tok.Kind() != '{' {
+		return o, false
+	}
+	for r.dec.PeekKind() == '"' {
+		name, err := r.dec.ReadValue()
+		if err != nil {
+			return o, false
+		}
+		val, err := r.dec.ReadValue()
+		if err != nil {
+			return o, false
+		}
+		o = append(o, member{unquoteKey(name), json.RawMessage(val)})
+	}
+	if tok, err := r.dec.ReadToken(); err != nil || tok.Kind() != '}' {
+		return o, false
+	}
+	_, err := r.dec.ReadToken()
+	return o, err == io.EOF
+}
+
 // appendMembers appends the members of the JSON object raw to o.
 func appendMembers(o object, raw json.RawMessage) object {
-	for m := membersOf(raw); m.next(); {
-		o = append(o, member{m.key, m.val})
+	for key, val := range members(raw) {
+		o = append(o, member{key, val})
 	}
 	return o
 }
@@ -526,9 +255,9 @@ func objectHas(raw json.RawMessage, keys ...string) bool {
 		return false
 	}
 	var found uint64 // bit i: keys[i] was found
-	for m := membersOf(raw); m.next(); {
+	for key := range members(raw) {
 		for i, k := range keys {
-			if string(m.key) == k {
+			if string(key) == k {
 				found |= 1 << i
 			}
 		}
@@ -606,6 +335,18 @@ func (f *fieldSet) decode(d structDecoder, key []byte, val json.RawMessage) bool
 	return true // a key of no field: skipped, as encoding/json does
 }
 
+// decodeMembers decodes an object's members, as decode indexed them, into
+// the struct d. False when the fast path gives up.
+func decodeMembers(o object, d structDecoder) bool {
+	f := fieldSet{names: d.fields()}
+	for _, m := range o {
+		if !f.decode(d, m.key, m.val) {
+			return false
+		}
+	}
+	return true
+}
+
 // decodeStruct decodes a JSON value into the struct d, as encoding/json
 // does: null leaves it as it is. False when the fast path gives up.
 func decodeStruct(raw json.RawMessage, d structDecoder) bool {
@@ -614,8 +355,8 @@ func decodeStruct(raw json.RawMessage, d structDecoder) bool {
 		return true
 	case '{':
 		f := fieldSet{names: d.fields()}
-		for m := membersOf(raw); m.next(); {
-			if !f.decode(d, m.key, m.val) {
+		for key, val := range members(raw) {
+			if !f.decode(d, key, val) {
 				return false
 			}
 		}
@@ -649,9 +390,9 @@ func decodeSlice[T any, P decoderPtr[T]](raw json.RawMessage, s *[]T) bool {
 		return false
 	}
 	out := []T{}
-	for e := elementsOf(raw); e.next(); {
+	for val := range elements(raw) {
 		out = append(out, *new(T))
-		if !decodeStruct(e.val, P(&out[len(out)-1])) {
+		if !decodeStruct(val, P(&out[len(out)-1])) {
 			return false
 		}
 	}
@@ -689,5 +430,11 @@ func decodeBody[T any, P decoderPtr[T]](source string, n Notification, t *top, v
 	if t.body == nil {
 		return unmarshal(source, n.Body, v) // which refuses it, and says why
 	}
-	return decodeAt(source, "", t.body, v)
+	// The top level as decode read it, not read again.
+	if decodeMembers(t.obj, v) {
+		return nil
+	}
+	var zero T
+	*v = zero
+	return unmarshalAt(source, "", t.body, v)
 }

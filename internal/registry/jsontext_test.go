@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 // checkRead checks that b reads as encoding/json reads it: valid agrees
@@ -210,6 +211,10 @@ func TestReadAgrees(t *testing.T) {
 	}
 }
 
+// maxDepth is how deeply encoding/json (and jsontext) let arrays and
+// objects nest.
+const maxDepth = 10000
+
 func TestValid(t *testing.T) {
 	for _, s := range []string{
 		``, ` `, `{`, `}`, `{}`, `[]`, ` [ ] `, `[1,]`, `[,1]`, `{"a":1,}`, `{"a" 1}`, `{1:1}`, `{"a":1}x`,
@@ -268,4 +273,50 @@ func TestUnquote(t *testing.T) {
 func FuzzUnquote(f *testing.F) {
 	f.Add(`\ud83d\ude00 \ud83d\u00e9 \/\n` + "\xffé")
 	f.Fuzz(checkUnquote)
+}
+
+// TestValuesAreSlicesOfTheBody: the values decode indexes, and those the
+// iterators yield, point into the body (jsontext parses a bytes.Buffer's
+// own bytes), so a json.RawMessage field keeps no copy and stays valid.
+func TestValuesAreSlicesOfTheBody(t *testing.T) {
+	body := []byte(` {"a": {"b": [1, "x", {"c": null}]}, "d": "e"} `)
+	within := func(v []byte) bool {
+		return len(v) > 0 &&
+			uintptr(unsafe.Pointer(&v[0])) >= uintptr(unsafe.Pointer(&body[0])) &&
+			uintptr(unsafe.Pointer(&v[len(v)-1])) <= uintptr(unsafe.Pointer(&body[len(body)-1]))
+	}
+	top, err := decode(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		vals []json.RawMessage
+	}{
+		{"top level", []json.RawMessage{top.obj.get("a"), top.obj.get("d")}},
+		{"members", func() (out []json.RawMessage) {
+			for _, v := range members(top.obj.get("a")) {
+				out = append(out, v)
+			}
+			return out
+		}()},
+		{"elements", func() (out []json.RawMessage) {
+			for v := range elements(objectOf(top.obj.get("a")).get("b")) {
+				out = append(out, v)
+			}
+			return out
+		}()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if len(tt.vals) == 0 {
+				t.Fatal("no values")
+			}
+			for _, v := range tt.vals {
+				if !within(v) {
+					t.Errorf("%q is a copy, not a slice of the body", v)
+				}
+			}
+		})
+	}
 }

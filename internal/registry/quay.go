@@ -112,16 +112,16 @@ func quayTags(raw json.RawMessage) ([]string, error) {
 	var tags []string
 	switch raw[0] {
 	case '[':
-		for e := elementsOf(raw); e.next(); {
+		for val := range elements(raw) {
 			var s string // null leaves it empty, as encoding/json does
-			if !decodeString(e.val, &s) {
-				return nil, fmt.Errorf("updated_tags[%d]: want a JSON string, found a JSON %s", len(tags), jsonKind(e.val[0]))
+			if !decodeString(val, &s) {
+				return nil, fmt.Errorf("updated_tags[%d]: want a JSON string, found a JSON %s", len(tags), jsonKind(val[0]))
 			}
 			tags = append(tags, s)
 		}
 	case '{':
-		for m := membersOf(raw); m.next(); {
-			tags = append(tags, string(m.key))
+		for key := range members(raw) {
+			tags = append(tags, string(key))
 		}
 	default:
 		return nil, fmt.Errorf("updated_tags: want a JSON array of tags, found a JSON %s", jsonKind(raw[0]))

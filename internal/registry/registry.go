@@ -187,26 +187,34 @@ func decode(body []byte) (*top, error) {
 	if len(trimmed) == 0 {
 		return nil, fmt.Errorf("%w: the body is empty", ErrNotJSON)
 	}
-	ok := valid(trimmed)
+	// An object, nearly every body, is checked and indexed in one read.
+	var (
+		t  *top
+		ok bool
+	)
+	if trimmed[0] == '{' {
+		t = new(top)
+		t.obj, ok = readObject(t.members[:0], trimmed)
+	} else {
+		ok = valid(trimmed)
+	}
 	switch {
 	case !ok && (trimmed[0] == '{' || trimmed[0] == '['):
 		// encoding/json says what is wrong, whatever it decodes into.
 		return nil, fmt.Errorf("%w: %v", ErrNotJSON, json.Unmarshal(trimmed, new(json.RawMessage)))
 	case trimmed[0] == '{':
-		t := new(top)
-		t.obj = appendMembers(t.members[:0], trimmed)
 		if len(trimSpace(body)) == len(trimmed) {
 			t.body = trimmed
 		}
 		return t, nil
 	case trimmed[0] == '[':
 		var items []object
-		for e := elementsOf(trimmed); e.next(); {
-			if e.val[0] != '{' {
+		for val := range elements(trimmed) {
+			if val[0] != '{' {
 				items = nil
 				break
 			}
-			items = append(items, objectOf(e.val))
+			items = append(items, objectOf(val))
 		}
 		if len(items) == 0 {
 			return nil, fmt.Errorf("%w: found a JSON array at the top level, and not one of JSON objects", ErrNotJSON)

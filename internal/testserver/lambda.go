@@ -1,14 +1,16 @@
 package testserver
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,46 +18,62 @@ import (
 	"time"
 )
 
-// Lambda runs a function binary the way Lambda's provided runtimes
-// (provided.al2023) do: it serves the Lambda Runtime API (version
-// 2018-06-01) on loopback, starts the binary with AWS_LAMBDA_RUNTIME_API
-// pointing at it, and hands the binary one event per Invoke. The binary is
-// the real build (aws-lambda-go's runtime client, our main.go); only the
-// platform around it is stood in for.
-//
-// https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html
+// EmulatorPackage is the main package of the AWS Lambda Runtime Interface
+// Emulator, the Lambda Runtime API AWS publishes for running a function
+// outside Lambda. go.mod pins it with a tool directive, so go.sum holds its
+// checksums and `go mod download` fetches it with the project's modules.
+const EmulatorPackage = "github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie"
+
+// DefaultFunctionTimeout is the invocation deadline the emulator gives a
+// function unless its environment sets AWS_LAMBDA_FUNCTION_TIMEOUT.
+const DefaultFunctionTimeout = 30 * time.Second
+
+// Emulator is a built aws-lambda-rie.
+type Emulator struct {
+	// Path is the executable.
+	Path string
+}
+
+// BuildEmulator builds the emulator at the version go.mod pins into dir.
+func BuildEmulator(dir string) (*Emulator, error) {
+	root, err := RepoRoot()
+	if err != nil {
+		return nil, err
+	}
+	out := filepath.Join(dir, "aws-lambda-rie")
+	cmd := exec.Command("go", "build", "-o", out, EmulatorPackage)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("go build %s: %v\n%s", EmulatorPackage, err, b)
+	}
+	return &Emulator{Path: out}, nil
+}
+
+// Lambda is one function binary running under the emulator, as Lambda's
+// provided runtimes (provided.al2023) run bootstrap: the emulator serves
+// the Runtime API to it, starts it at the first invocation (where Lambda
+// runs a function's init) and hands it each event posted to the emulator's
+// invocation endpoint. The binary is the real build: aws-lambda-go's
+// runtime client and our main.go.
 type Lambda struct {
-	// Timeout is the deadline given to each invocation (default 30 s).
-	Timeout time.Duration
+	url string // the emulator's invocation endpoint
 
-	srv     *httptest.Server
-	cmd     *exec.Cmd
-	logs    *logBuffer
-	exited  chan struct{}
-	exitErr error
+	cmd      *exec.Cmd
+	out      *lineSplitter
+	logs     *logBuffer // what the function printed
+	platform *logBuffer // the emulator's own output
+	exited   chan struct{}
+	exitErr  error
 
-	pending chan *invocation
-	mu      sync.Mutex
-	running map[string]*invocation
-	seq     int
-	initErr string
-	stop    sync.Once
+	// mu lets one invocation run at a time, as one execution environment
+	// takes them.
+	mu   sync.Mutex
+	stop sync.Once
 }
 
-type invocation struct {
-	id      string
-	event   []byte
-	timeout time.Duration
-	done    chan result
-}
-
-type result struct {
-	payload []byte
-	err     *FunctionError
-}
-
-// FunctionError is the error a function reported for one invocation (or
-// its initialisation), as the runtime client posts it.
+// FunctionError is the error a function reported for one invocation, as
+// the runtime client posts it.
 type FunctionError struct {
 	Message string `json:"errorMessage"`
 	Type    string `json:"errorType"`
@@ -63,92 +81,128 @@ type FunctionError struct {
 
 func (e *FunctionError) Error() string { return e.Type + ": " + e.Message }
 
-// StartLambda starts bin with the environment env (added to this process's
-// own, minus anything naming a Lambda runtime) and waits for it to ask for
-// its first event.
-func StartLambda(bin string, env ...string) (*Lambda, error) {
-	l := &Lambda{
-		Timeout: 30 * time.Second,
-		logs:    &logBuffer{},
-		exited:  make(chan struct{}),
-		pending: make(chan *invocation),
-		running: map[string]*invocation{},
+// Start starts the emulator for bin, with the environment env added to
+// this process's own (minus anything naming a Lambda runtime), and waits
+// until its invocation endpoint accepts connections. The emulator passes
+// its environment on to the function. bin itself starts at the first
+// Invoke, so an init failure is that invocation's error.
+func (e *Emulator) Start(bin string, env ...string) (*Lambda, error) {
+	apiPort, err := FreePort()
+	if err != nil {
+		return nil, fmt.Errorf("runtime API port: %w", err)
 	}
-	ready := make(chan struct{})
-	var readyOnce sync.Once
-	l.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/2018-06-01/runtime/invocation/next" {
-			readyOnce.Do(func() { close(ready) })
-		}
-		l.serve(w, r)
-	}))
-	l.cmd = exec.Command(bin)
+	invokePort, err := FreePort()
+	if err != nil {
+		return nil, fmt.Errorf("invocation port: %w", err)
+	}
+	invokeAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(invokePort))
+	l := &Lambda{
+		url:      "http://" + invokeAddr + "/2015-03-31/functions/function/invocations",
+		logs:     &logBuffer{},
+		platform: &logBuffer{},
+		exited:   make(chan struct{}),
+	}
+	l.out = &lineSplitter{fn: l.logs, platform: l.platform}
+	l.cmd = exec.Command(e.Path,
+		"--log-level", "warn",
+		"--runtime-interface-emulator-address", invokeAddr,
+		"--runtime-api-address", net.JoinHostPort("127.0.0.1", strconv.Itoa(apiPort)),
+		bin)
+	l.cmd.Dir = filepath.Dir(bin)
 	l.cmd.Env = append(runtimeFreeEnv(), append([]string{
-		"AWS_LAMBDA_RUNTIME_API=" + strings.TrimPrefix(l.srv.URL, "http://"),
-		"AWS_LAMBDA_FUNCTION_NAME=" + bin,
+		"AWS_LAMBDA_FUNCTION_NAME=" + filepath.Base(bin),
 		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE=256",
 		"AWS_LAMBDA_FUNCTION_VERSION=$LATEST",
+		"AWS_LAMBDA_FUNCTION_TIMEOUT=" + strconv.Itoa(int(DefaultFunctionTimeout/time.Second)),
 	}, env...)...)
-	l.cmd.Stdout, l.cmd.Stderr = l.logs, l.logs
+	// The emulator writes the function's stdout and stderr, and its START,
+	// END and REPORT lines, to its stdout; its own log to stderr.
+	l.cmd.Stdout, l.cmd.Stderr = l.out, l.platform
 	l.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := l.cmd.Start(); err != nil {
-		l.srv.Close()
-		return nil, fmt.Errorf("start %s: %w", bin, err)
+		return nil, fmt.Errorf("start %s: %w", e.Path, err)
 	}
 	go func() {
 		l.exitErr = l.cmd.Wait()
 		close(l.exited)
 	}()
-	select {
-	case <-ready:
-		return l, nil
-	case <-l.exited:
-		l.srv.Close()
-		return nil, fmt.Errorf("%s exited before asking for an event (%v; init error %q):\n%s", bin, l.exitErr, l.initError(), l.Logs())
-	case <-time.After(StartTimeout):
-		l.Stop()
-		return nil, fmt.Errorf("%s did not ask for an event within %s:\n%s", bin, StartTimeout, l.Logs())
-	}
-}
-
-// runtimeFreeEnv is this process's environment without variables that
-// would make aws-lambda-go pick another mode.
-func runtimeFreeEnv() []string {
-	var out []string
-	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "AWS_LAMBDA_") || strings.HasPrefix(kv, "_LAMBDA_") {
-			continue
+	deadline := time.Now().Add(StartTimeout)
+	for {
+		c, err := net.DialTimeout("tcp", invokeAddr, time.Second)
+		if err == nil {
+			c.Close()
+			return l, nil
 		}
-		out = append(out, kv)
+		select {
+		case <-l.exited:
+			return nil, fmt.Errorf("the emulator for %s exited before listening (%v):\n%s", bin, l.exitErr, l.platform.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			l.Stop()
+			return nil, fmt.Errorf("the emulator for %s is not listening on %s after %s: %w\n%s", bin, invokeAddr, StartTimeout, err, l.platform.String())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	return out
 }
 
-// Invoke sends event and returns the function's answer. A function error is
-// returned as *FunctionError; other errors mean the function never answered.
+// Invoke posts event to the emulator's invocation endpoint and returns the
+// function's answer. A function error is returned as *FunctionError: the
+// emulator answers it 200 with the error document as the body (it drops
+// Lambda's X-Amz-Function-Error header), so a body of exactly that shape is
+// read as one. A function that fails to start or exits during the
+// invocation is an error with what it printed.
 func (l *Lambda) Invoke(ctx context.Context, event []byte) ([]byte, error) {
 	l.mu.Lock()
-	l.seq++
-	inv := &invocation{id: "req-" + strconv.Itoa(l.seq), event: event, timeout: l.Timeout, done: make(chan result, 1)}
-	l.mu.Unlock()
-	select {
-	case l.pending <- inv:
-	case <-l.exited:
-		return nil, fmt.Errorf("function exited (%v):\n%s", l.exitErr, l.Logs())
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	defer l.mu.Unlock()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.url, bytes.NewReader(event))
+	if err != nil {
+		return nil, err
 	}
-	select {
-	case r := <-inv.done:
-		if r.err != nil {
-			return r.payload, r.err
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		select {
+		case <-l.exited:
+			return nil, fmt.Errorf("the emulator exited (%v):\n%s%s", l.exitErr, l.platform.String(), l.Logs())
+		default:
 		}
-		return r.payload, nil
-	case <-l.exited:
-		return nil, fmt.Errorf("function exited during invocation %s (%v):\n%s", inv.id, l.exitErr, l.Logs())
-	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, fmt.Errorf("invoke: %w", err)
 	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("invoke: read the answer: %w", err)
+	}
+	switch {
+	case resp.StatusCode == http.StatusOK:
+		if fe := functionError(b); fe != nil {
+			return b, fe
+		}
+		return b, nil
+	case resp.StatusCode == http.StatusBadGateway:
+		return nil, fmt.Errorf("the function failed to start or exited (emulator: %s); it printed:\n%s", resp.Status, l.Logs())
+	default:
+		return nil, fmt.Errorf("the emulator answered %s: %s\n%s", resp.Status, b, l.platform.String())
+	}
+}
+
+// functionError reads b as the error document aws-lambda-go posts for a
+// failed invocation ({"errorMessage", "errorType", "stackTrace"}), or nil.
+func functionError(b []byte) *FunctionError {
+	var doc map[string]json.RawMessage
+	if json.Unmarshal(b, &doc) != nil || doc["errorMessage"] == nil || doc["errorType"] == nil {
+		return nil
+	}
+	for k := range doc {
+		if k != "errorMessage" && k != "errorType" && k != "stackTrace" {
+			return nil
+		}
+	}
+	fe := &FunctionError{}
+	if json.Unmarshal(b, fe) != nil {
+		return nil
+	}
+	return fe
 }
 
 // InvokeJSON marshals event, invokes, and unmarshals the answer into out.
@@ -172,83 +226,82 @@ func invokeJSON(ctx context.Context, invoke func(context.Context, []byte) ([]byt
 	return json.Unmarshal(payload, out)
 }
 
-// Logs returns what the function printed (the first 64 KiB).
+// Logs returns what the function printed (the first 64 KiB), without the
+// emulator's START, END and REPORT lines.
 func (l *Lambda) Logs() string { return l.logs.String() }
 
 // WaitLogs waits up to within until the function has printed sub.
 func (l *Lambda) WaitLogs(sub string, within time.Duration) bool { return l.logs.waitFor(sub, within) }
 
-// Stop ends the function and the Runtime API server.
+// Stop ends the emulator, which ends the function first (SIGTERM; SIGKILL
+// after 5 s).
 func (l *Lambda) Stop() {
 	l.stop.Do(func() {
-		_ = syscall.Kill(-l.cmd.Process.Pid, syscall.SIGKILL)
-		<-l.exited
-		l.srv.Close()
+		_ = l.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-l.exited:
+		case <-time.After(5 * time.Second):
+			_ = syscall.Kill(-l.cmd.Process.Pid, syscall.SIGKILL)
+			<-l.exited
+		}
+		l.out.flush()
 	})
 }
 
-func (l *Lambda) initError() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.initErr
+// runtimeFreeEnv is this process's environment without variables that
+// would make aws-lambda-go (or scf-go-lib) pick another mode.
+func runtimeFreeEnv() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "AWS_LAMBDA_") || strings.HasPrefix(kv, "_LAMBDA_") {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
 }
 
-// serve is the Runtime API.
-func (l *Lambda) serve(w http.ResponseWriter, r *http.Request) {
-	const prefix = "/2018-06-01/runtime/"
-	path := strings.TrimPrefix(r.URL.Path, prefix)
-	switch {
-	case r.Method == http.MethodGet && path == "invocation/next":
-		select {
-		case inv := <-l.pending:
-			l.mu.Lock()
-			l.running[inv.id] = inv
-			l.mu.Unlock()
-			h := w.Header()
-			h.Set("Lambda-Runtime-Aws-Request-Id", inv.id)
-			h.Set("Lambda-Runtime-Deadline-Ms", strconv.FormatInt(time.Now().Add(inv.timeout).UnixMilli(), 10))
-			h.Set("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:us-east-1:000000000000:function:test")
-			h.Set("Lambda-Runtime-Trace-Id", "Root=1-00000000-000000000000000000000000;Sampled=0")
-			h.Set("Content-Type", "application/json")
-			_, _ = w.Write(inv.event)
-		case <-r.Context().Done():
+// lineSplitter sends whole lines written to it to fn, except the
+// emulator's per-invocation lines, which go to platform.
+type lineSplitter struct {
+	mu           sync.Mutex
+	partial      []byte
+	fn, platform io.Writer
+}
+
+var platformLines = [][]byte{[]byte("START RequestId: "), []byte("END RequestId: "), []byte("REPORT RequestId: ")}
+
+func (s *lineSplitter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.partial = append(s.partial, p...)
+	for {
+		i := bytes.IndexByte(s.partial, '\n')
+		if i < 0 {
+			return len(p), nil
 		}
-	case r.Method == http.MethodPost && path == "init/error":
-		b, _ := io.ReadAll(r.Body)
-		l.mu.Lock()
-		l.initErr = string(b)
-		l.mu.Unlock()
-		w.WriteHeader(http.StatusAccepted)
-	case r.Method == http.MethodPost && strings.HasPrefix(path, "invocation/"):
-		id, kind, _ := strings.Cut(strings.TrimPrefix(path, "invocation/"), "/")
-		l.mu.Lock()
-		inv, ok := l.running[id]
-		delete(l.running, id)
-		l.mu.Unlock()
-		if !ok {
-			http.Error(w, "unknown request id", http.StatusBadRequest)
-			return
+		s.line(s.partial[:i+1])
+		s.partial = s.partial[i+1:]
+	}
+}
+
+func (s *lineSplitter) line(l []byte) {
+	w := s.fn
+	for _, prefix := range platformLines {
+		if bytes.HasPrefix(l, prefix) {
+			w = s.platform
 		}
-		b, err := io.ReadAll(r.Body)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		switch kind {
-		case "response":
-			inv.done <- result{payload: b}
-		case "error":
-			fe := &FunctionError{}
-			if json.Unmarshal(b, fe) != nil || fe.Message == "" {
-				fe = &FunctionError{Type: "Unknown", Message: string(b)}
-			}
-			inv.done <- result{err: fe}
-		default:
-			inv.done <- result{err: &FunctionError{Type: "Runtime", Message: "unexpected " + kind}}
-		}
-		w.WriteHeader(http.StatusAccepted)
-	default:
-		http.Error(w, "not part of the Runtime API", http.StatusNotFound)
+	}
+	_, _ = w.Write(l)
+}
+
+// flush passes on a last line without a newline.
+func (s *lineSplitter) flush() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.partial) > 0 {
+		s.line(s.partial)
+		s.partial = nil
 	}
 }
 

@@ -3,6 +3,11 @@
 // installed from npm into tools/node by `make test-deps`. Nothing here is a
 // mock: the adapters talk to real servers over HTTP.
 //
+// It also runs the function binaries as their platforms do: Lambda
+// functions under AWS's Runtime Interface Emulator (built from the module
+// go.mod pins as a tool), SCF functions through an RPC caller standing in
+// for SCF's Go runtime, which has no published emulator.
+//
 // It is test support only; no production code imports it.
 package testserver
 
