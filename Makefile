@@ -1,5 +1,5 @@
 # regtrigger — see README.md. Two commands matter to a newcomer:
-#   make run    the local all-in-one
+#   make run    the local all-in-one (make run ADDR=127.0.0.1:8081 SINK=127.0.0.1:9001)
 #   make test   every test
 
 GO        ?= go
@@ -7,25 +7,40 @@ STATICCHECK = $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BIN       := bin/regtrigger
 FUZZTIME  ?= 20s
 
+# The version every build target stamps into its binaries (regtrigger
+# --version, the User-Agent of deliveries, the functions' logs).
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+
+# make run / make sink: where serve listens, where the sink listens (the
+# example triggers deliver there), the store file. Each can also come from
+# the environment (ADDR=... make run).
+ADDR      ?= 127.0.0.1:8080
+SINK      ?= 127.0.0.1:9000
+DATA      ?= ./regtrigger.db
+
 .PHONY: all build run sink test test-deps lint fmt bench fuzz clean
 
 all: lint test build
 
 build:
-	$(GO) build -trimpath -o $(BIN) ./cmd/regtrigger
+	@echo "== go build $(BIN), version $(VERSION) (the first build downloads and compiles the dependencies: a minute or so)"
+	$(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/regtrigger
 
+# The example triggers (examples/local-triggers.yaml) deliver to
+# http://$REGTRIGGER_SINK/..., which serve may reach because of
+# --allow-private 127.0.0.1/32: keep SINK on 127.0.0.1.
 run: build
-	@echo "regtrigger serve: receiver + dispatcher + embedded store (./regtrigger.db) on http://127.0.0.1:8080"
-	@echo "Deliveries go to 'regtrigger sink' on 127.0.0.1:9000: start it in another terminal with  make sink"
+	@echo "regtrigger serve: receiver + dispatcher + embedded store ($(DATA), kept between runs) on http://$(ADDR)"
+	@echo "Deliveries go to 'regtrigger sink' on $(SINK): start it in another terminal with  make sink$(if $(filter-out 127.0.0.1:9000,$(SINK)), SINK=$(SINK))"
 	@echo "Then send a Tencent TCR push notification:"
-	@echo "  curl -sS -X POST -H 'Content-Type: application/json' --data-binary @events/bodies/tcr-push.json http://127.0.0.1:8080/v1/notify"
-	@echo "and read the trigger log (after stopping serve with Ctrl-C):  ./$(BIN) logs"
+	@echo "  curl -sS -X POST -H 'Content-Type: application/json' --data-binary @events/bodies/tcr-push.json http://$(ADDR)/v1/notify"
+	@echo "and read the trigger log (after stopping serve with Ctrl-C):  ./$(BIN) logs --data $(DATA)"
 	@echo
-	./$(BIN) serve --triggers examples/local-triggers.yaml --allow-private 127.0.0.1/32 --data ./regtrigger.db --retry-schedule 5s,30s,2m
+	REGTRIGGER_SINK=$(SINK) ./$(BIN) serve --addr $(ADDR) --data $(DATA) --triggers examples/local-triggers.yaml --allow-private 127.0.0.1/32 --retry-schedule 5s,30s,2m
 
 # A local webhook target that prints what regtrigger sends.
 sink: build
-	./$(BIN) sink --addr 127.0.0.1:9000 --secret whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+	./$(BIN) sink --addr $(SINK) --secret whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
 
 test: test-deps
 	$(GO) vet ./...
@@ -54,18 +69,31 @@ fuzz:
 	done
 
 clean:
-	rm -rf bin bench.txt regtrigger.db regtrigger.db-journal dist .aws-sam
+	rm -rf bin bench.txt $(DATA) $(DATA)-journal dist .aws-sam
 
 # What the tests run besides Go: the API-compatible AWS servers the
 # integration tests start on loopback (dynalite for DynamoDB, fauxqs 1.9.2
 # for SQS) and the Serverless Framework 3 whose `serverless package` output
-# internal/deploy lints, pinned in tools/node; and cfn-lint (with
-# aws-sam-translator), a Python tool the machine image ships. The Lambda
-# Runtime Interface Emulator is a Go tool (go.mod), built by the e2e tests.
+# internal/deploy lints, pinned in tools/node for Node.js 20 or newer; and
+# cfn-lint (with aws-sam-translator), a Python tool the machine image ships.
+# The Lambda Runtime Interface Emulator is a Go tool (go.mod), built by the
+# e2e tests. npm ci runs only when package.json or the lock file differ from
+# what the last install used (a copy kept in node_modules); tools/node/.npmrc
+# makes it refuse a dependency that does not support the running Node
+# (engine-strict) and run no install scripts.
 CFN_LINT_INSTALL := pip install cfn-lint==1.51.0 aws-sam-translator==1.110.0
+NODE_DIR   := tools/node
+NODE_STAMP := $(NODE_DIR)/node_modules/.regtrigger-installed
 
 test-deps:
-	npm ci --prefix tools/node --no-audit --no-fund
+	@command -v node >/dev/null && command -v npm >/dev/null || { echo "make test needs Node.js 20 or newer and npm (for the test servers in $(NODE_DIR))"; exit 1; }
+	@node -e 'const m = +process.versions.node.split(".")[0]; if (m < 20) { console.error("Node.js " + process.version + " is too old: the test servers in $(NODE_DIR) need Node.js 20 or newer"); process.exit(1) }'
+	@if cat $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json | cmp -s - $(NODE_STAMP); then \
+	  echo "== test tools: installed ($(NODE_DIR) unchanged since the last npm ci)"; \
+	else \
+	  echo "== test tools: npm ci --prefix $(NODE_DIR)"; \
+	  npm ci --prefix $(NODE_DIR) && cat $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json > $(NODE_STAMP); \
+	fi
 	@command -v cfn-lint >/dev/null 2>&1 && cfn-lint --version || \
 	  echo "cfn-lint is not installed: internal/deploy's TestCfnLint skips here and fails in CI. Install it: $(CFN_LINT_INSTALL)"
 
@@ -74,7 +102,6 @@ test-deps:
 # ARTIFACTS_DIR set; `make package` builds the same binaries into the zips that
 # serverless.yml deploys. Linux arm64 (Graviton), static, without aws-lambda-go's
 # legacy RPC mode (lambda.norpc): the provided.al2023 runtime runs bootstrap.
-VERSION       ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LAMBDA_ENV    := GOOS=linux GOARCH=arm64 CGO_ENABLED=0
 LAMBDA_BUILD  = $(LAMBDA_ENV) $(GO) build -tags lambda.norpc -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
 DIST          := dist
