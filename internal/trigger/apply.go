@@ -2,6 +2,7 @@ package trigger
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"sort"
@@ -35,6 +36,9 @@ type ApplyOptions struct {
 	DryRun bool
 	// Rules are the deployment's validation settings.
 	Rules Rules
+	// StoredIn names the store in problems with a stored trigger Apply
+	// keeps (without Prune), e.g. "./regtrigger.db"; "" says "the store".
+	StoredIn string
 }
 
 // Apply makes the store hold the desired triggers, declaratively: it
@@ -65,6 +69,21 @@ func Apply(ctx context.Context, s Store, desired []Trigger, opts ApplyOptions) (
 		}
 	}
 	if err := opts.Rules.ValidateSet(final); err != nil {
+		// Say which problems are in triggers the file does not hold: the
+		// file may be fine, and the stored ones were validated under
+		// these Rules, perhaps not the ones they were stored with.
+		var ve *ValidationError
+		if errors.As(err, &ve) {
+			where := opts.StoredIn
+			if where == "" {
+				where = "the store"
+			}
+			for i, p := range ve.Problems {
+				if _, stored := byName[p.Trigger]; stored && !wanted[p.Trigger] {
+					ve.Problems[i].StoredIn = where
+				}
+			}
+		}
 		return nil, err
 	}
 

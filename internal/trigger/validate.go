@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"net/textproto"
+	"net/url"
 	"regexp"
 	"sort"
 	"strings"
@@ -26,13 +27,22 @@ type Problem struct {
 	Field string `json:"field,omitempty"`
 	// Line is the line in the trigger file, when known.
 	Line int `json:"line,omitempty"`
+	// StoredIn is set for a trigger that is not in the file but in the
+	// store (Apply validates the stored triggers it keeps along with the
+	// file's): where it is stored, e.g. the store file.
+	StoredIn string `json:"stored_in,omitempty"`
 	// Message says what is wrong and what is allowed.
 	Message string `json:"message"`
 }
 
 func (p Problem) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "trigger %s", p.Trigger)
+	switch {
+	case p.StoredIn != "":
+		fmt.Fprintf(&b, "stored trigger %s (in %s, not in the file)", p.Trigger, p.StoredIn)
+	default:
+		fmt.Fprintf(&b, "trigger %s", p.Trigger)
+	}
 	if p.Line > 0 {
 		fmt.Fprintf(&b, " (line %d)", p.Line)
 	}
@@ -158,7 +168,7 @@ func (r Rules) Validate(t *Trigger) []Problem {
 		add("url", "is %d characters long, at most %d are allowed", len(t.URL), MaxURLLength)
 	default:
 		if _, err := (outbound.Config{AllowPrivate: r.AllowPrivate}).CheckURL(t.URL); err != nil {
-			add("url", "%v", err)
+			add("url", "%v%s", err, urlAllowHint(t.URL))
 		}
 	}
 
@@ -227,6 +237,39 @@ func (r Rules) Validate(t *Trigger) []Problem {
 		add("timeout", "%v is too short; use at least 100ms", d)
 	}
 	return ps
+}
+
+// AllowHint says how to allow deliveries to ip when only the allow-list
+// keeps them out (a loopback or private address): "allow it with
+// --allow-private 127.0.0.1/32". It is "" for an address no allow-list
+// opens (metadata endpoints, multicast, ...).
+func AllowHint(ip netip.Addr) string {
+	if !ip.IsValid() {
+		return ""
+	}
+	own := netip.PrefixFrom(ip, ip.BitLen())
+	if outbound.CheckIP(ip, nil) == nil || outbound.CheckIP(ip, []netip.Prefix{own}) != nil {
+		return ""
+	}
+	return "allow it with --allow-private " + own.String()
+}
+
+// urlAllowHint is AllowHint for the literal address of a URL, as the end
+// of a sentence: "; allow it with ... (serve's setting: give apply and
+// match the same)".
+func urlAllowHint(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	ip, err := netip.ParseAddr(u.Hostname())
+	if err != nil {
+		return ""
+	}
+	if h := AllowHint(ip); h != "" {
+		return "; " + h + " (serve's setting: give triggers apply and match the same)"
+	}
+	return ""
 }
 
 // PatternKey identifies the triggers that count towards MaxPerPattern.
