@@ -87,7 +87,7 @@ func TestInspectErrors(t *testing.T) {
 	}{
 		{"not JSON", "<xml/>", []string{"inspect"}, 1, "not a JSON object"},
 		{"unknown format", `{"a":1}`, []string{"inspect"}, 1, "matches no registry"},
-		{"unknown source", `{}`, []string{"inspect", "--source", "gitea"}, 1, "known sources"},
+		{"unknown source", `{}`, []string{"inspect", "--source", "gitea"}, 2, "not a registry format regtrigger knows"},
 		{"missing file", "", []string{"inspect", "nope.json"}, 1, "no such file"},
 		{"bad header flag", "{}", []string{"inspect", "-H", "nocolon"}, 2, "Name: value"},
 		{"too many args", "", []string{"inspect", "a", "b"}, 2, "accepts at most 1 arg"},

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -17,6 +18,24 @@ import (
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
+
+// The exit codes of every command, documented once in the README:
+//
+//	0  success
+//	1  the work asked failed: a body regtrigger cannot use, invalid
+//	   triggers, a refused URL, a store that cannot be opened or reached
+//	2  a usage error: an unknown command, flag or value, a missing
+//	   argument; nothing was done
+//
+// A command returns usageErr(...) for a usage error it detects itself;
+// cobra's own errors (flags, arguments, unknown commands) are usage errors
+// too. Every other error a command returns is a failure of the work (1),
+// whether or not it was made with fail: enforceExitCodes sees to that.
+const (
+	exitOK    = 0
+	exitFail  = 1
+	exitUsage = 2
+)
 
 // exitError carries an exit code up to main.
 type exitError struct {
@@ -29,28 +48,36 @@ func (e *exitError) Unwrap() error { return e.err }
 
 // fail wraps err so main exits with code 1 and prints it on one line.
 func fail(format string, args ...any) error {
-	return &exitError{code: 1, err: fmt.Errorf(format, args...)}
+	return &exitError{code: exitFail, err: fmt.Errorf(format, args...)}
 }
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
-// run executes the CLI and returns the exit code: 0 success, 1 a failure of
-// the work asked (bad body, invalid triggers, blocked URL), 2 a usage error.
+// run executes the CLI and returns the exit code (exitOK, exitFail or
+// exitUsage). A usage error's line ends with where to read the usage.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root := newRoot(stdin, stdout, stderr)
 	root.SetArgs(args)
-	err := root.Execute()
+	cmd, err := root.ExecuteC()
 	if err == nil {
-		return 0
+		return exitOK
 	}
-	fmt.Fprintf(stderr, "regtrigger: %v\n", err)
+	code := exitUsage
 	var ee *exitError
 	if errors.As(err, &ee) {
-		return ee.code
+		code = ee.code
 	}
-	return 2
+	if code == exitUsage {
+		if cmd == nil {
+			cmd = root
+		}
+		fmt.Fprintf(stderr, "regtrigger: %v (see %s --help)\n", err, cmd.CommandPath())
+	} else {
+		fmt.Fprintf(stderr, "regtrigger: %v\n", err)
+	}
+	return code
 }
 
 func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
@@ -68,7 +95,56 @@ call your webhooks, safely, with a log of every attempt.`,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(newInspect(), newMatch(), newCheckURL(), newServe(), newTriggers(), newTasks(), newLogs(), newRedeliver(), newSink(), newSecret())
+	// Added now rather than by Execute, so that the walks below (and the
+	// tests walking the tree) see them.
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &exitError{code: exitUsage, err: err} })
+	enforceExitCodes(root)
 	return root
+}
+
+// enforceExitCodes makes every command of the tree follow the exit code
+// table: an error a command's RunE returns without a code is a failure of
+// the work (1), not a usage error; a command that only groups others
+// (regtrigger, triggers, completion) is a usage error when run without one
+// of them, after printing their list on standard error.
+func enforceExitCodes(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		enforceExitCodes(sub)
+	}
+	switch {
+	case c.RunE != nil:
+		runE := c.RunE
+		c.RunE = func(c *cobra.Command, args []string) error {
+			err := runE(c, args)
+			var ee *exitError
+			if err != nil && !errors.As(err, &ee) {
+				return &exitError{code: exitFail, err: err}
+			}
+			return err
+		}
+	case c.Run == nil && c.HasSubCommands():
+		// The RunE makes cobra show the group as runnable ("regtrigger
+		// [flags]"); its usage lists only "regtrigger [command]".
+		tmpl := c.UsageTemplate()
+		if fixed := strings.Replace(tmpl, "{{if .Runnable}}", "{{if and .Runnable (not .HasAvailableSubCommands)}}", 1); fixed != tmpl {
+			c.SetUsageTemplate(fixed)
+		}
+		c.RunE = func(c *cobra.Command, args []string) error {
+			var names []string
+			for _, sub := range c.Commands() {
+				if sub.IsAvailableCommand() {
+					names = append(names, sub.Name())
+				}
+			}
+			if len(args) > 0 {
+				return usageErr("unknown command %q for %q: use one of %s", args[0], c.CommandPath(), strings.Join(names, ", "))
+			}
+			fmt.Fprint(c.ErrOrStderr(), c.UsageString())
+			return usageErr("%s needs a command: one of %s", c.CommandPath(), strings.Join(names, ", "))
+		}
+	}
 }
 
 // userAgent is the User-Agent of every outbound request.
@@ -88,7 +164,7 @@ webhook-signature header.`,
 		RunE: func(c *cobra.Command, _ []string) error {
 			s, err := signature.GenerateSecret()
 			if err != nil {
-				return fail("%v", err)
+				return fail("generate a secret: %v", err)
 			}
 			fmt.Fprintln(c.OutOrStdout(), s)
 			return nil
