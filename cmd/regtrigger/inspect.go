@@ -1,7 +1,8 @@
 package main
 
 import (
-	"encoding/json"
+	"fmt"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -31,7 +32,10 @@ func lineOf(e event.Event) inspectLine {
 }
 
 func newInspect() *cobra.Command {
-	var f bodyFlags
+	var (
+		f      bodyFlags
+		output string
+	)
 	c := &cobra.Command{
 		Use:   "inspect [--source NAME] [FILE|-]",
 		Short: "Print the events a registry body holds, one JSON object per line",
@@ -39,25 +43,32 @@ func newInspect() *cobra.Command {
 is "-" or missing) and prints one JSON object per event:
   {"source", "action", "namespace", "repository", "tag", "digest", "resource_url", "occurred_at", "operator"}
 A recognised body with no events (a scan result, a layer push) prints nothing.
+--output table prints a table instead, --output yaml YAML documents.
 It exits 1 with the reason when the body is not a format regtrigger knows.`,
 		Example: `  regtrigger inspect events/bodies/tcr-push.json
   curl -s ... | regtrigger inspect --source distribution -`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
 			evs, err := f.readEvents(c, args)
 			if err != nil {
 				return err
 			}
-			enc := json.NewEncoder(c.OutOrStdout())
-			enc.SetEscapeHTML(false)
-			for _, e := range evs {
-				if err := enc.Encode(lineOf(e)); err != nil {
-					return fail("write: %v", err)
-				}
+			lines := make([]inspectLine, len(evs))
+			for i, e := range evs {
+				lines[i] = lineOf(e)
 			}
-			return nil
+			return printObjects(c.OutOrStdout(), output, lines, func(tw *tabwriter.Writer) {
+				fmt.Fprintln(tw, "SOURCE\tACTION\tREPOSITORY\tTAG\tDIGEST\tOCCURRED\tOPERATOR")
+				for _, l := range lines {
+					fmt.Fprintf(tw, "%s\t%s\t%s/%s\t%s\t%s\t%s\t%s\n", l.Source, l.Action, l.Namespace, l.Repository, l.Tag, l.Digest, l.OccurredAt, l.Operator)
+				}
+			})
 		},
 	}
 	f.register(c)
+	outputFlagDefault(c, &output, outJSON)
 	return c
 }

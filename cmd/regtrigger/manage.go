@@ -1,31 +1,23 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"slices"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/regtrigger/regtrigger/internal/config"
 	"github.com/regtrigger/regtrigger/internal/outbound"
 	"github.com/regtrigger/regtrigger/internal/record"
 	"github.com/regtrigger/regtrigger/internal/trigger"
 )
-
-func outputFlag(c *cobra.Command, p *string) {
-	c.Flags().StringVarP(p, "output", "o", "table", "table or json")
-}
-
-func checkOutput(o string) error {
-	if o != "table" && o != "json" {
-		return &exitError{code: 2, err: fmt.Errorf("--output %q: use table or json", o)}
-	}
-	return nil
-}
 
 func newTriggers() *cobra.Command {
 	n := needs{triggers: true}
@@ -77,11 +69,20 @@ func newTriggersApply(sf *storeFlags) *cobra.Command {
 				mode = readIfExists
 			}
 			return sf.withTriggers(c.Context(), mode, func(store trigger.Store) error {
-				changes, err := trigger.Apply(c.Context(), store, ts, trigger.ApplyOptions{Prune: prune, DryRun: dryRun, Rules: rules})
-				printChanges(c.OutOrStdout(), output, changes, dryRun)
+				changes, err := trigger.Apply(c.Context(), store, ts, trigger.ApplyOptions{Prune: prune, DryRun: dryRun, Rules: rules, StoredIn: storedIn(sf)})
+				if perr := printChanges(c.OutOrStdout(), output, changes, dryRun); perr != nil && err == nil {
+					err = perr
+				}
 				if err != nil {
 					if errors.Is(err, trigger.ErrConflict) {
 						return fail("%v (another change happened meanwhile: run apply again)", err)
+					}
+					var ve *trigger.ValidationError
+					switch {
+					case errors.As(err, &ve) && slices.ContainsFunc(ve.Problems, func(p trigger.Problem) bool { return p.StoredIn != "" }):
+						return fail("%v\n(the stored triggers the file does not list are checked too, with this command's --allow-private: give it the one serve runs with, or --prune them)", err)
+					case ve != nil:
+						return fail("%s: %v", file, err)
 					}
 					return fail("%v", err)
 				}
@@ -89,7 +90,7 @@ func newTriggersApply(sf *storeFlags) *cobra.Command {
 			})
 		},
 	}
-	c.Flags().StringVarP(&file, "file", "f", "", "trigger file (YAML)")
+	c.Flags().StringVarP(&file, "file", "f", "", "the trigger `FILE` (YAML, see README)")
 	c.Flags().BoolVar(&prune, "prune", false, "delete stored triggers the file does not list")
 	c.Flags().BoolVar(&dryRun, "dry-run", false, "show the changes without making them")
 	allowFlag(c, &allow)
@@ -98,27 +99,32 @@ func newTriggersApply(sf *storeFlags) *cobra.Command {
 	return c
 }
 
-func printChanges(w io.Writer, output string, changes []trigger.Change, dryRun bool) {
-	if output == "json" {
-		enc := json.NewEncoder(w)
+// storedIn names the store in problems with stored triggers.
+func storedIn(sf *storeFlags) string {
+	if kind, _ := sf.kind(); kind == storeDynamo {
+		name := sf.triggersTable
+		if name == "" {
+			name = os.Getenv(config.EnvTriggersTable)
+		}
+		return "the DynamoDB table " + name
+	}
+	return sf.data
+}
+
+func printChanges(w io.Writer, output string, changes []trigger.Change, dryRun bool) error {
+	return printObjects(w, output, changes, func(tw *tabwriter.Writer) {
 		for _, ch := range changes {
-			_ = enc.Encode(ch)
+			kind := string(ch.Kind)
+			if dryRun && ch.Kind != trigger.Unchanged {
+				kind = "would be " + kind
+			}
+			fields := ""
+			if len(ch.Fields) > 0 {
+				fields = "(" + strings.Join(ch.Fields, ", ") + ")"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", ch.Name, kind, fields)
 		}
-		return
-	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	for _, ch := range changes {
-		kind := string(ch.Kind)
-		if dryRun && ch.Kind != trigger.Unchanged {
-			kind = "would be " + kind
-		}
-		fields := ""
-		if len(ch.Fields) > 0 {
-			fields = "(" + strings.Join(ch.Fields, ", ") + ")"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", ch.Name, kind, fields)
-	}
-	_ = tw.Flush()
+	})
 }
 
 func newTriggersList(sf *storeFlags) *cobra.Command {
@@ -145,27 +151,65 @@ func newTriggersList(sf *storeFlags) *cobra.Command {
 }
 
 func printTriggers(w io.Writer, output string, ts []trigger.Trigger) error {
-	if output == "json" {
-		enc := json.NewEncoder(w)
-		enc.SetEscapeHTML(false)
-		for _, t := range ts {
-			if err := enc.Encode(t.Redacted()); err != nil {
-				return err
-			}
-		}
-		return nil
+	redacted := make([]trigger.Trigger, len(ts))
+	for i, t := range ts {
+		redacted[i] = t.Redacted()
 	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tENABLED\tACTIONS\tNAMESPACE\tREPOSITORY\tTAG\tFORMAT\tURL")
-	for _, t := range ts {
-		actions := make([]string, len(t.Actions))
-		for i, a := range t.Actions {
-			actions[i] = string(a)
+	return printObjects(w, output, redacted, func(tw *tabwriter.Writer) {
+		fmt.Fprintln(tw, "NAME\tENABLED\tACTIONS\tNAMESPACE\tREPOSITORY\tTAG\tFORMAT\tURL")
+		for _, t := range redacted {
+			fmt.Fprintf(tw, "%s\t%v\t%s\t%s\t%s\t%s\t%s\t%s\n", t.Name, t.Enabled, actionList(t), t.Namespace,
+				orAll(t.Repository), orAll(t.Tag), t.Format, t.URL)
 		}
-		fmt.Fprintf(tw, "%s\t%v\t%s\t%s\t%s\t%s\t%s\t%s\n", t.Name, t.Enabled, strings.Join(actions, ","), t.Namespace,
-			orAll(t.Repository), orAll(t.Tag), t.Format, t.Redacted().URL)
+	})
+}
+
+// printTrigger prints one trigger; its table is one field a line, every
+// field shown (header values and secrets redacted).
+func printTrigger(w io.Writer, output string, t trigger.Trigger) error {
+	t = t.Redacted()
+	return printObjects(w, output, []trigger.Trigger{t}, func(tw *tabwriter.Writer) {
+		row := func(k string, v any) { fmt.Fprintf(tw, "%s:\t%v\n", k, v) }
+		row("name", t.Name)
+		if t.Description != "" {
+			row("description", t.Description)
+		}
+		row("enabled", t.Enabled)
+		row("actions", actionList(t))
+		row("namespace", t.Namespace)
+		row("repository", orAll(t.Repository))
+		row("tag", orAll(t.Tag))
+		row("url", t.URL)
+		names := make([]string, 0, len(t.Headers))
+		for k := range t.Headers {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		for _, k := range names {
+			row("header", k+": "+t.Headers[k])
+		}
+		row("format", t.Format)
+		if len(t.Secrets) > 0 {
+			row("secret", fmt.Sprintf("%d set (not shown)", len(t.Secrets)))
+		}
+		if t.Timeout != 0 {
+			row("timeout", time.Duration(t.Timeout))
+		}
+		if t.Version != 0 {
+			row("version", t.Version)
+		}
+		if !t.UpdatedAt.IsZero() {
+			row("updated", t.UpdatedAt.Local().Format(time.DateTime))
+		}
+	})
+}
+
+func actionList(t trigger.Trigger) string {
+	actions := make([]string, len(t.Actions))
+	for i, a := range t.Actions {
+		actions[i] = string(a)
 	}
-	return tw.Flush()
+	return strings.Join(actions, ",")
 }
 
 func orAll(s string) string {
@@ -190,10 +234,7 @@ func newTriggersGet(sf *storeFlags) *cobra.Command {
 				if err != nil {
 					return notFound(args[0], err)
 				}
-				if output == "table" {
-					output = "json" // one trigger reads best in full
-				}
-				return printTriggers(c.OutOrStdout(), output, []trigger.Trigger{t})
+				return printTrigger(c.OutOrStdout(), output, t)
 			})
 		},
 	}
@@ -311,53 +352,43 @@ never shown (30 days; on --store dynamodb, RETENTION_DAYS as the functions read 
 		},
 	}
 	sf = registerStore(c, logNeeds)
-	c.Flags().StringVar(&q.Trigger, "trigger", "", "only this trigger")
-	c.Flags().StringVar(&status, "status", "", "only this status: success, retrying, failed, blocked, untriggered")
-	c.Flags().StringVar(&q.TaskID, "task", "", "only this task id")
-	c.Flags().DurationVar(&since, "since", 0, "only records newer than this (e.g. 1h, 30m)")
-	c.Flags().IntVar(&q.Limit, "limit", record.DefaultLimit, "at most this many records")
+	c.Flags().StringVar(&q.Trigger, "trigger", "", "only the trigger named `NAME`")
+	c.Flags().StringVar(&status, "status", "", "only this `STATUS`: success, retrying, failed, blocked, untriggered")
+	c.Flags().StringVar(&q.TaskID, "task", "", "only the task with this `ID` (tsk_...)")
+	c.Flags().DurationVar(&since, "since", 0, "only records newer than this `DURATION` (e.g. 1h, 30m)")
+	c.Flags().IntVar(&q.Limit, "limit", record.DefaultLimit, "at most `N` records")
 	outputFlag(c, &output)
 	return c
 }
 
 func printRecords(w io.Writer, output string, recs []record.Record) error {
-	if output == "json" {
-		enc := json.NewEncoder(w)
-		enc.SetEscapeHTML(false)
+	return printObjects(w, output, recs, func(tw *tabwriter.Writer) {
+		fmt.Fprintln(tw, "TIME\tTRIGGER\tSTATUS\tHTTP\tATTEMPT\tACTION\tREPOSITORY\tTAG\tTASK\tDETAIL")
 		for _, r := range recs {
-			if err := enc.Encode(r); err != nil {
-				return err
+			code, attempt := "-", "-"
+			if r.HTTPStatus != 0 {
+				code = fmt.Sprint(r.HTTPStatus)
 			}
+			if r.Attempt != 0 {
+				attempt = fmt.Sprint(r.Attempt)
+			}
+			detail := r.Error
+			if r.Status == record.Untriggered {
+				detail = r.Reason
+			}
+			if r.ErrorClass != "" {
+				detail = r.ErrorClass + ": " + detail
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s/%s\t%s\t%s\t%s\n", r.Time.Local().Format(time.DateTime), r.Trigger, r.Status, code, attempt,
+				r.Action, r.Namespace, r.Repository, r.Tag, r.TaskID, detail)
 		}
-		return nil
-	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TIME\tTRIGGER\tSTATUS\tHTTP\tATTEMPT\tACTION\tREPOSITORY\tTAG\tTASK\tDETAIL")
-	for _, r := range recs {
-		code, attempt := "-", "-"
-		if r.HTTPStatus != 0 {
-			code = fmt.Sprint(r.HTTPStatus)
-		}
-		if r.Attempt != 0 {
-			attempt = fmt.Sprint(r.Attempt)
-		}
-		detail := r.Error
-		if r.Status == record.Untriggered {
-			detail = r.Reason
-		}
-		if r.ErrorClass != "" {
-			detail = r.ErrorClass + ": " + detail
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s/%s\t%s\t%s\t%s\n", r.Time.Local().Format(time.DateTime), r.Trigger, r.Status, code, attempt,
-			r.Action, r.Namespace, r.Repository, r.Tag, r.TaskID, detail)
-	}
-	return tw.Flush()
+	})
 }
 
 // allowFlag adds --allow-private, which must match serve's for URLs with
 // literal private addresses to validate.
 func allowFlag(c *cobra.Command, p *[]string) {
-	c.Flags().StringArrayVar(p, "allow-private", nil, "accept URLs with literal addresses in this private CIDR (repeatable; as given to serve)")
+	c.Flags().StringArrayVar(p, "allow-private", nil, "accept URLs with literal addresses in this private `CIDR` (repeatable; give the ones serve runs with)")
 }
 
 func rulesFrom(allow []string) (trigger.Rules, error) {

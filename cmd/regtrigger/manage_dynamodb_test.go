@@ -283,8 +283,10 @@ func TestDynamoTriggerManagement(t *testing.T) {
 					t.Errorf("get: %+v", ts)
 				}
 			}},
-		{name: "get as a table shows the json", args: args("triggers", "get", "deploy-nginx"), not: secrets,
-			want: []string{`"name":"deploy-nginx"`, `"X-Deploy-Key":"<redacted>"`}},
+		{name: "get as a table", args: args("triggers", "get", "deploy-nginx", "-o", "table"), not: secrets,
+			want: []string{"name:", "deploy-nginx", "X-Deploy-Key: <redacted>", "1 set (not shown)"}},
+		{name: "get as yaml", args: args("triggers", "get", "deploy-nginx", "-o", "yaml"), not: secrets,
+			want: []string{"name: deploy-nginx\n", "X-Deploy-Key: <redacted>"}},
 		{name: "disable", args: args("triggers", "disable", "deploy-nginx"), want: []string{"deploy-nginx disabled"},
 			check: func(t *testing.T, _ result) {
 				if s.stored(t, "deploy-nginx").Enabled {
@@ -330,7 +332,7 @@ func TestDynamoTriggerManagement(t *testing.T) {
 		{name: "store and table from the environment", args: []string{"triggers", "list"},
 			env:  []string{"REGTRIGGER_STORE=dynamodb", "TRIGGERS_TABLE=" + s.names.Triggers},
 			want: []string{"only", "https://example.com/"}},
-		{name: "bad output", args: args("triggers", "list", "-o", "yaml"), code: 2, want: []string{"--output"}},
+		{name: "bad output", args: args("triggers", "list", "-o", "xml"), code: 2, want: []string{"--output"}},
 	})
 }
 

@@ -43,7 +43,7 @@ func TestTriggerManagement(t *testing.T) {
 	if !strings.Contains(list, "deploy-nginx") || strings.Contains(list, "querysecret") || !strings.Contains(list, "?<redacted>") {
 		t.Errorf("list: %s", list)
 	}
-	get := cli(t, "triggers", "get", "deploy-nginx", "--data", data)
+	get := cli(t, "triggers", "get", "deploy-nginx", "-o", "json", "--data", data)
 	var tr trigger.Trigger
 	if err := json.Unmarshal([]byte(get), &tr); err != nil || tr.Name != "deploy-nginx" {
 		t.Fatalf("get: %v %s", err, get)
@@ -69,7 +69,7 @@ func TestTriggerManagement(t *testing.T) {
 	}
 	cliFail(t, 1, "problem(s)", "triggers", "apply", "-f", "../../internal/trigger/testdata/invalid.yaml", "--data", data)
 	cliFail(t, 2, "--status", "logs", "--status", "bogus", "--data", data)
-	cliFail(t, 2, "--output", "triggers", "list", "-o", "yaml", "--data", data)
+	cliFail(t, 2, "--output", "triggers", "list", "-o", "xml", "--data", data)
 }
 
 func TestLogsAndRedeliver(t *testing.T) {

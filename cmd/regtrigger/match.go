@@ -82,9 +82,10 @@ func newMatch() *cobra.Command {
 namespace. It prints one JSON line per (event, trigger):
   {"event": {...}, "trigger": "name", "fired": true|false, "reason": "...", "detail": "..."}
 reason is empty when the trigger fires, otherwise one of: disabled, action not selected,
-repository not matched, tag not matched, tag excluded. --output text prints a table instead.
+repository not matched, tag not matched, tag excluded. --output table (or text) prints a
+table instead, --output yaml YAML documents.
 With --render, each fired line also holds the request its trigger's format makes
-("request": format, content type and body; the text output prints each body after the
+("request": format, content type and body; the table output prints each body after the
 table): the message a chat robot would post, before a trigger points at a channel.
 An invalid trigger file exits 1 with every problem listed.`,
 		Example: `  regtrigger match -f examples/triggers.yaml events/bodies/tcr-push.json
@@ -92,8 +93,14 @@ An invalid trigger file exits 1 with every problem listed.`,
   regtrigger match -f examples/chat-triggers.yaml --render -o text events/bodies/tcr-push.json`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			if output != "json" && output != "text" {
-				return &exitError{code: 2, err: fmt.Errorf("--output %q: use json or text", output)}
+			if output == "text" { // the name before table, json and yaml were every command's
+				output = outTable
+			}
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			if _, err := f.check(); err != nil {
+				return err
 			}
 			rules, err := rulesFrom(allow)
 			if err != nil {
@@ -121,8 +128,7 @@ An invalid trigger file exits 1 with every problem listed.`,
 					lines = append(lines, l)
 				}
 			}
-			if output == "text" {
-				tw := tabwriter.NewWriter(c.OutOrStdout(), 0, 4, 2, ' ', 0)
+			err = printObjects(c.OutOrStdout(), output, lines, func(tw *tabwriter.Writer) {
 				fmt.Fprintln(tw, "ACTION\tREPOSITORY\tTAG\tTRIGGER\tFIRED\tWHY")
 				for _, l := range lines {
 					fmt.Fprintf(tw, "%s\t%s/%s\t%s\t%s\t%v\t%s\n", l.Event.Action, l.Event.Namespace, l.Event.Repository, l.Event.Tag, l.Trigger, l.Fired, l.Detail)
@@ -130,29 +136,23 @@ An invalid trigger file exits 1 with every problem listed.`,
 				if len(lines) == 0 {
 					fmt.Fprintf(tw, "(%d event(s), no trigger in their namespace)\n", len(evs))
 				}
-				if err := tw.Flush(); err != nil {
-					return err
-				}
+			})
+			if err != nil {
+				return err
+			}
+			if output == outTable {
 				for _, l := range lines {
 					if l.Request != nil {
 						printRendered(c.OutOrStdout(), l)
 					}
-				}
-				return nil
-			}
-			enc := json.NewEncoder(c.OutOrStdout())
-			enc.SetEscapeHTML(false)
-			for _, l := range lines {
-				if err := enc.Encode(l); err != nil {
-					return fail("write: %v", err)
 				}
 			}
 			return nil
 		},
 	}
 	f.register(c)
-	c.Flags().StringVarP(&file, "file", "f", "", "trigger file (YAML, see README)")
-	c.Flags().StringVarP(&output, "output", "o", "json", "json or text")
+	c.Flags().StringVarP(&file, "file", "f", "", "the trigger `FILE` (YAML, see README)")
+	outputFlagDefault(c, &output, outJSON)
 	c.Flags().BoolVar(&doRender, "render", false, "show the request each fired trigger's format makes")
 	allowFlag(c, &allow)
 	_ = c.MarkFlagRequired("file")

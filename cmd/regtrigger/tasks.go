@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -72,26 +71,16 @@ func printQueued(w, notes io.Writer, output string, v queueView) error {
 	if v.Note != "" {
 		fmt.Fprintln(notes, "note: "+v.Note)
 	}
-	if output == "json" {
-		enc := json.NewEncoder(w)
-		enc.SetEscapeHTML(false)
+	return printObjects(w, output, v.Tasks, func(tw *tabwriter.Writer) {
+		fmt.Fprintln(tw, "TASK\tTRIGGER\tREVISION\tACTION\tREPOSITORY\tTAG\tATTEMPTS\tDUE")
 		for _, t := range v.Tasks {
-			if err := enc.Encode(t); err != nil {
-				return err
+			due := "-"
+			if !t.Due.IsZero() {
+				due = t.Due.Local().Format(time.DateTime)
 			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s/%s\t%s\t%d\t%s\n", t.ID, t.Trigger, t.Revision, t.Action, t.Namespace, t.Repository, t.Tag, t.Attempts, due)
 		}
-		return nil
-	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TASK\tTRIGGER\tREVISION\tACTION\tREPOSITORY\tTAG\tATTEMPTS\tDUE")
-	for _, t := range v.Tasks {
-		due := "-"
-		if !t.Due.IsZero() {
-			due = t.Due.Local().Format(time.DateTime)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s/%s\t%s\t%d\t%s\n", t.ID, t.Trigger, t.Revision, t.Action, t.Namespace, t.Repository, t.Tag, t.Attempts, due)
-	}
-	return tw.Flush()
+	})
 }
 
 func newTasksCancel(sf *storeFlags) *cobra.Command {
