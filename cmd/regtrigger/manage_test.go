@@ -84,7 +84,7 @@ func TestLogsAndRedeliver(t *testing.T) {
 	s.waitLog(t, `"msg":"task finished"`, 10*time.Second)
 
 	// While serve holds the store, the CLI says so.
-	cliFail(t, 1, "serve holds the store", "logs", "--data", data)
+	cliFail(t, 1, "is held by another regtrigger process (pid ", "logs", "--data", data)
 	s.stop(t)
 
 	failed := records(t, data, "--status", "failed")

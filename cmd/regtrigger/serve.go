@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -85,32 +86,32 @@ stops accepting, lets in-flight deliveries finish for --drain and re-queues the 
 		},
 	}
 	fl := c.Flags()
-	fl.StringVar(&f.addr, "addr", "127.0.0.1:8080", "listen address")
-	fl.StringVar(&f.data, "data", "./regtrigger.db", "the embedded store file")
-	fl.StringVar(&f.triggers, "triggers", "", "apply this trigger file at start (creates and updates; never deletes)")
-	fl.StringArrayVar(&f.allow, "allow-private", nil, "allow deliveries to this private CIDR or address (repeatable; off by default)")
-	fl.StringArrayVar(&f.registries, "registry", nil, "a registry allowed to notify: 'name[:source]=[scheme:]secret[,next-secret][ max-age=D]' (repeatable)")
-	fl.IntVar(&f.workers, "workers", 4, "concurrent deliveries")
-	fl.IntVar(&f.attempts, "attempts", 8, "attempts per task before it fails")
-	fl.DurationSliceVar(&f.schedule, "retry-schedule", delivery.DefaultBackoff, "waits after each failed attempt (the last repeats), jittered by ±20%")
-	fl.DurationVar(&f.dedupeWindow, "dedupe-window", receiver.DefaultDedupeWindow, "a re-sent notification within this window makes no new task")
-	fl.DurationVar(&f.retention, "retention", record.DefaultRetention, "how long log records are kept")
-	fl.DurationVar(&f.drain, "drain", 15*time.Second, "on shutdown, how long in-flight deliveries may finish")
-	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
-	fl.StringVar(&f.logFormat, "log-format", "text", "text or json")
-	fl.StringVar(&f.store, "store", "", "redis://HOST:PORT/DB to share triggers, log and retries with other serve instances (with --queue); default: the --data file")
-	fl.StringVar(&f.queue, "queue", "", "kafka://BROKER[,BROKER]/TOPIC: the task topic, with --store redis://...")
+	fl.StringVar(&f.addr, "addr", "127.0.0.1:8080", "listen on this `HOST:PORT` (:8080 for every interface)")
+	fl.StringVar(&f.data, "data", "./regtrigger.db", "the embedded store `FILE`, kept between runs (its journal is FILE-journal)")
+	fl.StringVar(&f.triggers, "triggers", "", "apply this trigger `FILE` once the port is bound (creates and updates; never deletes)")
+	fl.StringArrayVar(&f.allow, "allow-private", nil, "allow deliveries to this private `CIDR` or address (repeatable; off by default)")
+	fl.StringArrayVar(&f.registries, "registry", nil, "a registry allowed to notify, as the `SPEC` 'name[:source]=[scheme:]secret[,next-secret][ max-age=D]' (repeatable)")
+	fl.IntVar(&f.workers, "workers", 4, "at most `N` concurrent deliveries")
+	fl.IntVar(&f.attempts, "attempts", 8, "`N` attempts per task before it fails")
+	fl.DurationSliceVar(&f.schedule, "retry-schedule", delivery.DefaultBackoff, "the `WAITS` after each failed attempt, e.g. 5s,30s,2m (the last repeats), jittered by ±20%")
+	fl.DurationVar(&f.dedupeWindow, "dedupe-window", receiver.DefaultDedupeWindow, "a re-sent notification within this `DURATION` makes no new task")
+	fl.DurationVar(&f.retention, "retention", record.DefaultRetention, "keep log records and finished tasks for this `DURATION`")
+	fl.DurationVar(&f.drain, "drain", 15*time.Second, "on shutdown, let in-flight deliveries finish for this `DURATION`")
+	fl.StringVar(&f.logLevel, "log-level", "info", "the `LEVEL`: debug, info, warn or error")
+	fl.StringVar(&f.logFormat, "log-format", "text", "the `FORMAT` of log lines: text or json")
+	fl.StringVar(&f.store, "store", "", "share triggers, log and retries with other serve instances through the Redis `URL` redis://HOST:PORT/DB (with --queue); default: the --data file")
+	fl.StringVar(&f.queue, "queue", "", "the task topic, as the `URL` kafka://BROKER[,BROKER]/TOPIC, with --store redis://...")
 	return c
 }
 
 func serve(ctx context.Context, c *cobra.Command, f serveFlags) error {
 	logger, err := newLogger(c.ErrOrStderr(), f.logFormat, f.logLevel)
 	if err != nil {
-		return &exitError{code: 2, err: err}
+		return usageErr("%v", err)
 	}
 	authn, err := registriesFrom(f.registries)
 	if err != nil {
-		return &exitError{code: 2, err: err}
+		return usageErr("%v (see docs/authentication.md)", err)
 	}
 	prefixes, err := outbound.ParseCIDRs(f.allow)
 	if err != nil {
@@ -123,7 +124,7 @@ func serve(ctx context.Context, c *cobra.Command, f serveFlags) error {
 	}
 	client, err := outbound.NewClient(outbound.Config{AllowPrivate: prefixes, Timeout: outbound.MaxTimeout, UserAgent: userAgent()})
 	if err != nil {
-		return &exitError{code: 2, err: err}
+		return usageErr("--allow-private: %v", err)
 	}
 
 	rules := trigger.Rules{AllowPrivate: prefixes}
@@ -131,11 +132,28 @@ func serve(ctx context.Context, c *cobra.Command, f serveFlags) error {
 		return serveShared(ctx, logger, f, authn, rules, policy, client)
 	}
 	if f.queue != "" {
-		return &exitError{code: 2, err: errors.New("--queue needs --store redis://...: the embedded store keeps its own queue")}
+		return usageErr("--queue needs --store redis://...: the embedded store keeps its own queue")
 	}
+	// The trigger file is read and validated before anything else is
+	// touched, and applied only once the port is bound: a serve that
+	// cannot start changes nothing.
+	var (
+		desired      []trigger.Trigger
+		fileWarnings []string
+	)
+	if f.triggers != "" {
+		// The file's warnings are logged after the store's line, which
+		// stays the first.
+		warn := func(msg string) { fileWarnings = append(fileWarnings, msg) }
+		if desired, err = trigger.ReadFile(f.triggers, trigger.LoadOptions{Rules: rules, Warn: warn}); err != nil {
+			return fail("--triggers %s: %v", f.triggers, err)
+		}
+	}
+	_, statErr := os.Stat(f.data)
+	fresh := errors.Is(statErr, fs.ErrNotExist)
 	store, err := boltstore.Open(f.data, boltstore.Options{Retention: f.retention})
 	if err != nil {
-		return fail("%v", err)
+		return openStoreErr(f.data, err, "stop it, or give this serve another --data file")
 	}
 	defer func() {
 		// Nothing is lost if the last checkpoint fails: the next start
@@ -144,18 +162,25 @@ func serve(ctx context.Context, c *cobra.Command, f serveFlags) error {
 			logger.Error("close the store", "error", err.Error())
 		}
 	}()
+	if err := logStore(ctx, logger, store, fresh); err != nil {
+		return err
+	}
+	for _, w := range fileWarnings {
+		logger.Warn(w, "file", f.triggers)
+	}
+
+	ln, err := listen(f.addr, "--addr")
+	if err != nil {
+		return err
+	}
+	defer ln.Close() // after Serve, a no-op; before it, the only close
 	if f.triggers != "" {
-		warn := func(msg string) { logger.Warn(msg) }
-		ts, err := trigger.ReadFile(f.triggers, trigger.LoadOptions{Rules: rules, Warn: warn})
+		changes, err := trigger.Apply(ctx, store.Triggers(), desired, trigger.ApplyOptions{Rules: rules, StoredIn: f.data})
 		if err != nil {
-			return fail("%s: %v", f.triggers, err)
-		}
-		changes, err := trigger.Apply(ctx, store.Triggers(), ts, trigger.ApplyOptions{Rules: rules})
-		if err != nil {
-			return fail("apply %s: %v", f.triggers, err)
+			return fail("apply --triggers %s: %v", f.triggers, err)
 		}
 		for _, ch := range changes {
-			logger.Info("trigger applied", "trigger", ch.Name, "change", string(ch.Kind))
+			logger.Info("trigger applied", "trigger", ch.Name, "change", string(ch.Kind), "file", f.triggers)
 		}
 	}
 
@@ -169,10 +194,6 @@ func serve(ctx context.Context, c *cobra.Command, f serveFlags) error {
 	svc := &receiver.Service{Triggers: store.Triggers(), Queue: queue, Dedupe: store, Records: store.Records(), Logger: logger, DedupeWindow: f.dedupeWindow}
 	endpoint := &receiver.Endpoint{Service: svc, Auth: authn, Health: store.Ping}
 
-	ln, err := net.Listen("tcp", f.addr)
-	if err != nil {
-		return fail("listen on %s: %v", f.addr, err)
-	}
 	srv := &http.Server{
 		Handler:           endpoint,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -197,7 +218,7 @@ func serve(ctx context.Context, c *cobra.Command, f serveFlags) error {
 
 	select {
 	case err := <-srvDone:
-		return fail("serve: %v", err)
+		return fail("serve HTTP on %s: %v", ln.Addr(), err)
 	case <-ctx.Done():
 	}
 	logger.Info("shutting down: no new notifications; finishing in-flight deliveries", "drain", f.drain.String())
@@ -263,5 +284,75 @@ func newLogger(w interface{ Write([]byte) (int, error) }, format, level string) 
 	case "text":
 		return slog.New(slog.NewTextHandler(w, opts)), nil
 	}
-	return nil, errors.New("--log-format: use text or json")
+	return nil, fmt.Errorf("--log-format %q: use text or json", format)
+}
+
+// logStore writes serve's first log line: the store file and what it
+// holds, the tasks it recovered in particular (queued before a stop or a
+// crash, delivered from now on).
+func logStore(ctx context.Context, logger *slog.Logger, store *boltstore.Store, fresh bool) error {
+	path := store.Path()
+	if fresh {
+		logger.Info(fmt.Sprintf("store %s: a new file (it and %s-journal are kept between runs; delete both to start afresh)", path, path),
+			"data", path, "triggers", 0, "queued", 0)
+		return nil
+	}
+	ts, err := store.Triggers().List(ctx)
+	if err != nil {
+		return fail("read the triggers of %s: %v", path, err)
+	}
+	queued, err := store.Len(ctx)
+	if err != nil {
+		return fail("read the queue of %s: %v", path, err)
+	}
+	attrs := []any{"data", path, "triggers", len(ts), "queued", queued}
+	if due, ok, err := store.NextDue(ctx); err == nil && ok {
+		attrs = append(attrs, "next_due", due.UTC().Format(time.RFC3339))
+	}
+	if dead, err := store.DeadLetters(ctx); err == nil && dead > 0 {
+		attrs = append(attrs, "dead_letters", dead)
+	}
+	logger.Info(fmt.Sprintf("store %s: %s, %s recovered", path, plural(len(ts), "trigger"), plural(queued, "queued task")), attrs...)
+	return nil
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}
+
+// openStoreErr explains a failure to open the store file. A lock held by
+// another process names it when the system says which (on Linux), and
+// what to do: whatHelps differs between serve and the management commands.
+func openStoreErr(path string, err error, whatHelps string) error {
+	if !errors.Is(err, boltstore.ErrLocked) {
+		return fail("%v", err)
+	}
+	who := "another regtrigger process"
+	if pid, ok := boltstore.LockHolder(path); ok {
+		who += fmt.Sprintf(" (pid %d", pid)
+		if cmd := processCommand(pid); cmd != "" {
+			who += ": " + cmd
+		}
+		who += ")"
+	}
+	return fail("store %s is held by %s; a store file has one process at a time: %s", path, who, whatHelps)
+}
+
+// processCommand is the start of a process's command line ("regtrigger
+// serve --addr ..."), where the system shows it (Linux: /proc); "" when
+// it does not.
+func processCommand(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil || len(b) == 0 {
+		return ""
+	}
+	args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+	args[0] = filepath.Base(args[0])
+	if len(args) > 4 {
+		args = append(args[:4], "...")
+	}
+	return strings.Join(args, " ")
 }

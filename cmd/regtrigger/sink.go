@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -35,17 +34,20 @@ webhook-signature header. It answers --status (default 200), so retries can be t
 with --status 500. Point a trigger at it and run serve with --allow-private 127.0.0.1/32.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
+			if status < 100 || status > 599 {
+				return usageErr("--status %d: use an HTTP status from 100 to 599, e.g. 500 to make regtrigger retry", status)
+			}
 			var secrets []signature.Secret
 			if secret != "" {
 				s, err := signature.ParseSecret(secret)
 				if err != nil {
-					return &exitError{code: 2, err: fmt.Errorf("--secret: %w", err)}
+					return usageErr("--secret: %v (make one with regtrigger secret)", err)
 				}
 				secrets = append(secrets, s)
 			}
-			ln, err := net.Listen("tcp", addr)
+			ln, err := listen(addr, "--addr")
 			if err != nil {
-				return fail("listen on %s: %v", addr, err)
+				return err
 			}
 			out := c.OutOrStdout()
 			fmt.Fprintf(out, "sink listening on http://%s/ (answers %d)\n", ln.Addr(), status)
@@ -91,8 +93,8 @@ with --status 500. Point a trigger at it and run serve with --allow-private 127.
 			return nil
 		},
 	}
-	c.Flags().StringVar(&addr, "addr", "127.0.0.1:9000", "listen address")
-	c.Flags().StringVar(&secret, "secret", "", "verify signatures with this whsec_ secret")
-	c.Flags().IntVar(&status, "status", 200, "HTTP status to answer")
+	c.Flags().StringVar(&addr, "addr", "127.0.0.1:9000", "listen on this `HOST:PORT`")
+	c.Flags().StringVar(&secret, "secret", "", "verify signatures with this whsec_ `SECRET`")
+	c.Flags().IntVar(&status, "status", 200, "the HTTP `STATUS` to answer")
 	return c
 }

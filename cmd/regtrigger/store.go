@@ -128,17 +128,17 @@ type storeFlags struct {
 func registerStore(c *cobra.Command, n needs) *storeFlags {
 	f := &storeFlags{needs: n, cmd: c}
 	pf := c.PersistentFlags()
-	pf.StringVar(&f.store, flagStore, "", `where triggers and the log live: "bolt" (the --data file serve uses), "dynamodb" (the cloud functions' tables) or redis://HOST:PORT/DB (the Tencent functions' or several serves' Redis); default $`+envStore+`, else bolt`)
-	pf.StringVar(&f.data, flagData, "./regtrigger.db", "the embedded store file, as given to serve (--store bolt)")
+	pf.StringVar(&f.store, flagStore, "", "where triggers and the log live, the `STORE`: bolt (the --data file serve uses), dynamodb (the cloud functions' tables) or redis://HOST:PORT/DB (the Tencent functions' or several serves' Redis); default $"+envStore+", else bolt")
+	pf.StringVar(&f.data, flagData, "./regtrigger.db", "the embedded store `FILE`, as given to serve (--store bolt)")
 	if n.triggers {
-		pf.StringVar(&f.triggersTable, flagTriggersTable, "", "DynamoDB triggers table (--store dynamodb; default $"+config.EnvTriggersTable+")")
+		pf.StringVar(&f.triggersTable, flagTriggersTable, "", "the DynamoDB triggers table's `NAME` (--store dynamodb; default $"+config.EnvTriggersTable+")")
 	}
 	if n.records {
-		pf.StringVar(&f.recordsTable, flagRecordsTable, "", "DynamoDB records table (--store dynamodb; default $"+config.EnvRecordsTable+")")
+		pf.StringVar(&f.recordsTable, flagRecordsTable, "", "the DynamoDB records table's `NAME` (--store dynamodb; default $"+config.EnvRecordsTable+")")
 	}
 	if n.queue {
-		pf.StringVar(&f.queueURL, flagQueueURL, "", "SQS delivery queue URL (--store dynamodb; default $"+config.EnvQueueURL+")")
-		pf.StringVar(&f.queue, flagQueue, "", "the task topic, kafka://BROKER[,BROKER]/TOPIC (--store redis://...; default $"+config.EnvQueue+")")
+		pf.StringVar(&f.queueURL, flagQueueURL, "", "the SQS delivery queue's `URL` (--store dynamodb; default $"+config.EnvQueueURL+")")
+		pf.StringVar(&f.queue, flagQueue, "", "the task topic, as the `URL` kafka://BROKER[,BROKER]/TOPIC (--store redis://...; default $"+config.EnvQueue+")")
 	}
 	return f
 }
@@ -262,10 +262,7 @@ func (f *storeFlags) openBolt(mode openMode) (*backend, error) {
 	}
 	s, err := boltstore.Open(f.data, boltstore.Options{MustExist: mode == mustExist})
 	if err != nil {
-		if errors.Is(err, boltstore.ErrLocked) {
-			return nil, fail("%v\n(serve holds the store while it runs: stop it first, or apply triggers at start with serve --triggers FILE)", err)
-		}
-		return nil, fail("%v", err)
+		return nil, openStoreErr(f.data, err, "stop serve first, or apply triggers at start with serve --triggers FILE")
 	}
 	return &backend{
 		triggers: s.Triggers(),
