@@ -515,7 +515,7 @@ func TestDynamoRedeliver(t *testing.T) {
 			queued(2)(t, r)
 		}},
 		{name: "unknown task", args: args("redeliver", "tsk_unknown"), code: 1,
-			want: []string{`no finished task "tsk_unknown" is kept`}, check: queued(0)},
+			want: []string{`no task with id "tsk_unknown" (untriggered events have no task`}, check: queued(0)},
 		{name: "env only", args: []string{"redeliver", task.ID},
 			env:  []string{"REGTRIGGER_STORE=dynamodb", "TRIGGERS_TABLE=" + s.names.Triggers, "RECORDS_TABLE=" + s.names.Records, "QUEUE_URL=" + s.queueURL},
 			want: []string{"queued for delivery"}, check: queued(1)},

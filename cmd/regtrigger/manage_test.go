@@ -99,7 +99,7 @@ func TestLogsAndRedeliver(t *testing.T) {
 	}
 	cli(t, "redeliver", failed[0].TaskID, "--data", data)
 	cliFail(t, 1, "still queued", "redeliver", failed[0].TaskID, "--data", data)
-	cliFail(t, 1, "no finished task", "redeliver", "tsk_unknown", "--data", data)
+	cliFail(t, 1, `no task with id "tsk_unknown" (untriggered events have no task`, "redeliver", "tsk_unknown", "--data", data)
 
 	s2 := startServe(t, data)
 	got := tg.wait(t, 2, 10*time.Second)

@@ -44,7 +44,7 @@ twice. Both deliveries carry the same webhook-id, which receivers dedupe on.
 				task, err := b.tasks.Archived(ctx, id)
 				switch {
 				case errors.Is(err, errNotKept):
-					return fail("no finished task %q is kept (tasks are kept for the log retention period; see regtrigger logs)", id)
+					return fail("no task with id %q (untriggered events have no task; a finished task is kept for the log retention period, and regtrigger logs shows the ids)", id)
 				case errors.Is(err, errStillQueued):
 					return fail("task %q is still queued: it will be delivered without help", id)
 				case err != nil:
