@@ -93,7 +93,7 @@ resolves differently later (DNS rebinding) is still refused.`,
 			return sendTest(c, client, rules, res.URL.String(), format, secret, timeout)
 		},
 	}
-	c.Flags().StringArrayVar(&allow, "allow-private", nil, "allow a private CIDR or address (repeatable), as `regtrigger serve --allow-private` does")
+	c.Flags().StringArrayVar(&allow, "allow-private", nil, "allow a private `CIDR` or address (repeatable), as serve --allow-private does")
 	c.Flags().BoolVar(&send, "send", false, "POST a sample pushImage event and print the answer")
 	c.Flags().StringVar(&format, "format", string(payload.Default), "payload format for --send")
 	c.Flags().StringVar(&secret, "secret", "", "sign the test request with this whsec_ secret")
