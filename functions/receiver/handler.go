@@ -167,6 +167,7 @@ func inbound(req events.APIGatewayV2HTTPRequest) (receiver.Inbound, receiver.Res
 		Body: body, TooLarge: tooLarge || len(body) > receiver.MaxBody,
 		// A cloud function's clients are never on its machine.
 		Loopback: false,
+		Remote:   req.RequestContext.HTTP.SourceIP,
 	}, receiver.Response{}
 }
 

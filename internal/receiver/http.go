@@ -26,7 +26,10 @@ import (
 //	POST    /v1/notify/{source}  format forced
 //	OPTIONS the same paths       the CloudEvents webhook validation handshake (Azure Event Grid)
 //	GET     /healthz             200 when the store answers
+//	GET     /                    a short JSON index of these endpoints, for a person with a browser
 //
+// Every refusal is logged with the request id, the client's address where
+// the adapter knows it, the status and why.
 // A notification is authenticated on its raw body (signatures) before
 // anything parses it. An Azure Event Grid subscription-validation event is
 // answered after authentication instead of being parsed into events. Every
@@ -52,6 +55,9 @@ type Inbound struct {
 	TooLarge bool
 	// Loopback is true when the client is on this machine (never on a cloud platform).
 	Loopback bool
+	// Remote is the client's address as the platform saw it, for the log
+	// lines ("" when unknown).
+	Remote string
 }
 
 // allowNotify is the Allow header of the notification paths.
@@ -62,26 +68,36 @@ func (e *Endpoint) Handle(ctx context.Context, in Inbound) Response {
 	if in.ID == "" {
 		in.ID = newRequestID()
 	}
-	log := requestLog{l: e.Service.logger(), id: in.ID}
+	log := requestLog{l: e.Service.logger(), id: in.ID, remote: in.Remote}
 	path := strings.TrimSuffix(in.Path, "/")
+	// Paths and methods nothing answers are refused at Info: browsers and
+	// scanners send them, registries do not.
+	turnAway := func(resp Response, why string) Response {
+		log.LogAttrs(ctx, slog.LevelInfo, "request refused", slog.Int("status", resp.Status), slog.String("method", in.Method),
+			slog.String("path", in.Path), slog.String("error", why))
+		return resp
+	}
+	const notifyHere = "post notifications to /v1/notify or /v1/notify/{source}"
 	switch {
 	case path == "/healthz":
 		if in.Method != http.MethodGet && in.Method != http.MethodHead {
-			return ErrorResponse(http.StatusMethodNotAllowed, "method not allowed", "use GET")
+			return turnAway(ErrorResponse(http.StatusMethodNotAllowed, "method not allowed", "use GET"), "/healthz answers GET")
 		}
 		return e.health(ctx)
+	case path == "" && (in.Method == http.MethodGet || in.Method == http.MethodHead):
+		return Response{Status: http.StatusOK, Body: index}
 	case path == "" || path == "/v1/notify" || strings.HasPrefix(path, "/v1/notify/"):
 	default:
-		return ErrorResponse(http.StatusNotFound, "not found", "post notifications to /v1/notify or /v1/notify/{source}")
+		return turnAway(ErrorResponse(http.StatusNotFound, "not found", notifyHere), "no such path")
 	}
 	if in.Method != http.MethodPost && in.Method != http.MethodOptions {
 		resp := ErrorResponse(http.StatusMethodNotAllowed, "method not allowed", "registries POST notifications")
 		resp.Header = allowNotify.Clone()
-		return resp
+		return turnAway(resp, "the notification paths answer POST and OPTIONS")
 	}
 	source := strings.TrimPrefix(strings.TrimPrefix(path, "/v1/notify"), "/")
 	if strings.Contains(source, "/") {
-		return ErrorResponse(http.StatusNotFound, "not found", "post notifications to /v1/notify or /v1/notify/{source}")
+		return turnAway(ErrorResponse(http.StatusNotFound, "not found", notifyHere), "no such path")
 	}
 	if in.Header == nil {
 		in.Header = http.Header{}
@@ -96,7 +112,9 @@ func (e *Endpoint) Handle(ctx context.Context, in Inbound) Response {
 		return refuse(ctx, log, err)
 	}
 	if tooLarge {
-		log.LogAttrs(ctx, slog.LevelWarn, "notification refused", slog.Int("status", http.StatusRequestEntityTooLarge))
+		log.sender = reg.Name
+		log.LogAttrs(ctx, slog.LevelWarn, "notification refused", slog.Int("status", http.StatusRequestEntityTooLarge),
+			slog.String("error", "the body is larger than 1 MiB, the most a notification may be"))
 		return ErrorResponse(http.StatusRequestEntityTooLarge, "body too large", "a notification may be at most 1 MiB")
 	}
 	log.sender = reg.Name
@@ -111,8 +129,15 @@ func (e *Endpoint) Handle(ctx context.Context, in Inbound) Response {
 	if source == "" {
 		source = reg.Source
 	}
-	return e.Service.Receive(ctx, Request{ID: in.ID, Body: in.Body, Header: in.Header, Source: source, Sender: reg.Name, MaxAge: e.maxAge(reg)})
+	return e.Service.Receive(ctx, Request{ID: in.ID, Body: in.Body, Header: in.Header, Source: source, Sender: reg.Name, Remote: in.Remote, MaxAge: e.maxAge(reg)})
 }
+
+// index is the answer to GET /: what this is and where to post.
+var index = []byte(`{"service":"regtrigger","endpoints":{` +
+	`"POST /v1/notify":"a registry notification; the format is detected from the body",` +
+	`"POST /v1/notify/{source}":"a notification in the named format (tcr, harbor, acr, dockerhub, distribution, quay, azure, ecr, ghcr, jfrog, nexus, gar)",` +
+	`"GET /healthz":"200 when the store answers"},` +
+	`"docs":"https://github.com/regtrigger/regtrigger#configuring-registries"}`)
 
 // refuse answers a request that failed authentication: 403 in loopback-only
 // mode (no credential could help), else 401. The message names the header
@@ -191,13 +216,15 @@ func (e *Endpoint) health(ctx context.Context) Response {
 
 // ServeHTTP adapts the Endpoint to net/http (`regtrigger serve`).
 func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	in := Inbound{Method: r.Method, Path: r.URL.Path, Header: r.Header, Loopback: isLoopback(r.RemoteAddr)}
+	in := Inbound{Method: r.Method, Path: r.URL.Path, Header: r.Header, Loopback: isLoopback(r.RemoteAddr), Remote: r.RemoteAddr}
 	if r.URL.RawQuery != "" { // most registries send none: no empty map to make
 		in.Query = r.URL.Query()
 	}
 	if r.Method == http.MethodPost {
 		body, err := readBody(r.Body, r.ContentLength)
 		if err != nil {
+			e.Service.logger().LogAttrs(r.Context(), slog.LevelWarn, "notification refused", slog.String("remote", r.RemoteAddr),
+				slog.Int("status", http.StatusBadRequest), slog.String("error", "read the body: "+err.Error()))
 			write(w, ErrorResponse(http.StatusBadRequest, "read body", err.Error()))
 			return
 		}

@@ -90,6 +90,8 @@ type Request struct {
 	Source string
 	// Sender is who authenticated (a configured registry name), for logs.
 	Sender string
+	// Remote is the client's address, for logs ("" when unknown).
+	Remote string
 	// MaxAge > 0 refuses events whose registry time is further than this
 	// from now (replayed signed bodies, see checkAge); 0 checks nothing.
 	MaxAge time.Duration
@@ -174,7 +176,7 @@ func ErrorResponse(status int, msg, detail string) Response {
 
 // Receive handles one authenticated notification.
 func (s *Service) Receive(ctx context.Context, req Request) Response {
-	log := requestLog{l: s.logger(), id: req.ID, sender: req.Sender}
+	log := requestLog{l: s.logger(), id: req.ID, sender: req.Sender, remote: req.Remote}
 	now := s.now()
 	evs, err := registry.Parse(registry.Notification{Body: req.Body, Header: req.Header, ReceivedAt: now}, req.Source)
 	if err != nil {
@@ -248,8 +250,10 @@ func (s *Service) Receive(ctx context.Context, req Request) Response {
 	}
 
 	ans := Accepted{RequestID: req.ID, Source: source, Events: make([]AcceptedEvent, 0, len(evs))}
+	duplicates := 0
 	for i, p := range ps {
 		if !fresh[i] {
+			duplicates++
 			ans.Events = append(ans.Events, AcceptedEvent{Action: p.ae.Action, Namespace: p.ae.Namespace, Repository: p.ae.Repository,
 				Tag: p.ae.Tag, Digest: p.ae.Digest, Duplicate: true, Tasks: []TaskRef{}})
 			continue
@@ -267,7 +271,14 @@ func (s *Service) Receive(ctx context.Context, req Request) Response {
 			}
 		}
 	}
-	log.LogAttrs(ctx, slog.LevelInfo, "notification accepted", slog.String("source", source), slog.Int("events", len(evs)), slog.Int("tasks", ans.Tasks))
+	if duplicates > 0 {
+		// Say why there are fewer tasks: the registry sent these events
+		// again within the dedupe window.
+		log.LogAttrs(ctx, slog.LevelInfo, "notification accepted", slog.String("source", source), slog.Int("events", len(evs)), slog.Int("tasks", ans.Tasks),
+			slog.Int("duplicates", duplicates), slog.String("note", "duplicate events (sent again within the dedupe window) make no task"))
+	} else {
+		log.LogAttrs(ctx, slog.LevelInfo, "notification accepted", slog.String("source", source), slog.Int("events", len(evs)), slog.Int("tasks", ans.Tasks))
+	}
 	// The capacity fits the answer for one event and ten triggers, and
 	// the newline ServeHTTP adds.
 	return Response{Status: http.StatusAccepted, Body: ans.appendJSON(make([]byte, 0, 1024))}
@@ -469,6 +480,7 @@ func (s *Service) logger() *slog.Logger {
 type requestLog struct {
 	l      *slog.Logger
 	id     string
+	remote string // the client's address; "" when unknown
 	sender string // "" until the sender is authenticated
 }
 
@@ -482,19 +494,22 @@ func (r requestLog) LogAttrs(ctx context.Context, level slog.Level, msg string, 
 	var pcs [1]uintptr
 	runtime.Callers(2, pcs[:]) // skip runtime.Callers and LogAttrs
 	rec := slog.NewRecord(time.Now(), level, msg, pcs[0])
-	rec.AddAttrs(r.attrs(make([]slog.Attr, 0, 2))...)
+	rec.AddAttrs(r.attrs(make([]slog.Attr, 0, 3))...)
 	rec.AddAttrs(attrs...)
 	_ = h.Handle(ctx, rec)
 }
 
 // Record logs a record of the request (record.Log).
 func (r requestLog) Record(ctx context.Context, rec record.Record) {
-	record.Log(ctx, r.l, rec, r.attrs(make([]slog.Attr, 0, 2))...)
+	record.Log(ctx, r.l, rec, r.attrs(make([]slog.Attr, 0, 3))...)
 }
 
 // attrs appends the request's attributes to dst.
 func (r requestLog) attrs(dst []slog.Attr) []slog.Attr {
 	dst = append(dst, slog.String("request_id", r.id))
+	if r.remote != "" {
+		dst = append(dst, slog.String("remote", r.remote))
+	}
 	if r.sender != "" {
 		dst = append(dst, slog.String("sender", r.sender))
 	}

@@ -82,6 +82,7 @@ func Inbound(ctx context.Context, req Request) (receiver.Inbound, receiver.Respo
 		Body: body, TooLarge: tooLarge || len(body) > receiver.MaxBody,
 		// Behind API Gateway no client is on the function's machine.
 		Loopback: false,
+		Remote:   req.Context.SourceIP,
 	}, receiver.Response{}
 }
 
