@@ -64,7 +64,7 @@ func (f *bodyFlags) readEvents(c *cobra.Command, args []string) ([]event.Event, 
 	}
 	body, err := io.ReadAll(io.LimitReader(r, maxBody+1))
 	if err != nil {
-		return nil, fail("read %s: %v", name, err)
+		return nil, fail("read the body: %v", err)
 	}
 	if len(body) > maxBody {
 		return nil, fail("%s is larger than %d bytes, the most a registry may send", name, maxBody)

@@ -333,10 +333,14 @@ never shown (30 days; on --store dynamodb, RETENTION_DAYS as the functions read 
 				return err
 			}
 			if status != "" && !record.Status(status).Valid() {
-				return &exitError{code: 2, err: fmt.Errorf("--status %q: use one of %v", status, record.Statuses)}
+				names := make([]string, len(record.Statuses))
+				for i, s := range record.Statuses {
+					names[i] = string(s)
+				}
+				return usageErr("--status %q: use one of %s", status, strings.Join(names, ", "))
 			}
 			if q.Limit < 0 {
-				return &exitError{code: 2, err: errors.New("--limit must be positive")}
+				return usageErr("--limit %d: use a positive number of records", q.Limit)
 			}
 			q.Status = record.Status(status)
 			if since > 0 {
@@ -394,7 +398,7 @@ func allowFlag(c *cobra.Command, p *[]string) {
 func rulesFrom(allow []string) (trigger.Rules, error) {
 	prefixes, err := outbound.ParseCIDRs(allow)
 	if err != nil {
-		return trigger.Rules{}, &exitError{code: 2, err: fmt.Errorf("--allow-private: %w", err)}
+		return trigger.Rules{}, usageErr("--allow-private: %v", err)
 	}
 	return trigger.Rules{AllowPrivate: prefixes}, nil
 }

@@ -46,7 +46,7 @@ twice. Both deliveries carry the same webhook-id, which receivers dedupe on.
 				case errors.Is(err, errNotKept):
 					return fail("no task with id %q (untriggered events have no task; a finished task is kept for the log retention period, and regtrigger logs shows the ids)", id)
 				case errors.Is(err, errStillQueued):
-					return fail("task %q is still queued: it will be delivered without help", id)
+					return fail("task %q is still queued: serve delivers it when it is due (regtrigger logs --task %s shows its attempts)", id, id)
 				case err != nil:
 					return fail("%v", err)
 				}
@@ -63,7 +63,7 @@ twice. Both deliveries carry the same webhook-id, which receivers dedupe on.
 				err = b.tasks.Requeue(ctx, task.Requeued(&tr))
 				switch {
 				case errors.Is(err, errStillQueued):
-					return fail("task %q is still queued: it will be delivered without help", id)
+					return fail("task %q is still queued: serve delivers it when it is due (regtrigger logs --task %s shows its attempts)", id, id)
 				case err != nil:
 					return fail("%v", err)
 				}

@@ -111,16 +111,19 @@ func serve(ctx context.Context, c *cobra.Command, f serveFlags) error {
 	}
 	authn, err := registriesFrom(f.registries)
 	if err != nil {
-		return usageErr("%v (see docs/authentication.md)", err)
+		return usageErr("--registry / REGTRIGGER_REGISTRIES: %v; docs/authentication.md has an entry for each registry", err)
 	}
 	prefixes, err := outbound.ParseCIDRs(f.allow)
 	if err != nil {
-		return &exitError{code: 2, err: fmt.Errorf("--allow-private: %w", err)}
+		return usageErr("--allow-private: %v", err)
 	}
 	policy := delivery.DefaultPolicy()
 	policy.MaxAttempts, policy.Backoff = f.attempts, f.schedule
 	if err := policy.Validate(); err != nil {
-		return &exitError{code: 2, err: fmt.Errorf("--attempts / --retry-schedule: %w", err)}
+		return usageErr("--attempts / --retry-schedule: %v", err)
+	}
+	if f.workers < 1 {
+		return usageErr("--workers %d: at least 1 delivery worker is needed", f.workers)
 	}
 	client, err := outbound.NewClient(outbound.Config{AllowPrivate: prefixes, Timeout: outbound.MaxTimeout, UserAgent: userAgent()})
 	if err != nil {
@@ -262,11 +265,11 @@ func registriesFrom(flags []string) (*auth.Authenticator, error) {
 	}
 	cfgs, err := auth.ParseSpec(spec)
 	if err != nil {
-		return nil, fmt.Errorf("registries: %w", err)
+		return nil, err
 	}
 	a, err := auth.New(cfgs)
 	if err != nil {
-		return nil, fmt.Errorf("registries: %w", err)
+		return nil, err
 	}
 	return a, nil
 }

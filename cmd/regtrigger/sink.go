@@ -88,7 +88,7 @@ with --status 500. Point a trigger at it and run serve with --allow-private 127.
 				_ = srv.Shutdown(sctx)
 			}()
 			if err := srv.Serve(ln); err != http.ErrServerClosed {
-				return fail("sink: %v", err)
+				return fail("sink on %s: %v", ln.Addr(), err)
 			}
 			return nil
 		},

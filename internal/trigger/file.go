@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"regexp"
 	"sort"
@@ -104,7 +105,12 @@ type LoadOptions struct {
 func ReadFile(path string, opts LoadOptions) ([]Trigger, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("open trigger file: %w", err)
+		// The caller names the file; the *PathError would name it again.
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, fmt.Errorf("cannot read the trigger file: %w", err)
 	}
 	defer f.Close()
 	var inClear []string
@@ -168,6 +174,11 @@ func Parse(r io.Reader, opts LoadOptions) ([]Trigger, error) {
 
 	ts := make([]Trigger, 0, len(list.Content))
 	lines := make([]int, 0, len(list.Content))
+	// A field whose ${NAME} could not be expanded is reported once, as
+	// that: its validation would only add a confusing follow-on ("empty
+	// host").
+	unexpanded := map[string]bool{} // line and field
+	unexpandedKey := func(line int, field string) string { return fmt.Sprint(line, "\x00", field) }
 	for i, n := range list.Content {
 		label := fmt.Sprintf("#%d", i+1)
 		if n.Kind != yaml.MappingNode {
@@ -201,6 +212,9 @@ func Parse(r io.Reader, opts LoadOptions) ([]Trigger, error) {
 		for _, p := range tps {
 			p.Trigger, p.Line = label, n.Line
 			ps = append(ps, p)
+			if p.env {
+				unexpanded[unexpandedKey(p.Line, p.Field)] = true
+			}
 		}
 		ts = append(ts, t)
 		lines = append(lines, n.Line)
@@ -208,7 +222,11 @@ func Parse(r io.Reader, opts LoadOptions) ([]Trigger, error) {
 	if err := opts.Rules.validateSet(ts, lines); err != nil {
 		var ve *ValidationError
 		errors.As(err, &ve)
-		ps = append(ps, ve.Problems...)
+		for _, p := range ve.Problems {
+			if !unexpanded[unexpandedKey(p.Line, p.Field)] {
+				ps = append(ps, p)
+			}
+		}
 	}
 	if len(ps) > 0 {
 		sort.SliceStable(ps, func(i, j int) bool { return ps[i].Line < ps[j].Line })
@@ -275,7 +293,7 @@ func (ft fileTrigger) toTrigger(lookup func(string) (string, bool)) (Trigger, []
 	expand := func(field, s string) string {
 		out, err := expandEnv(s, lookup)
 		if err != nil {
-			add(field, "%v", err)
+			ps = append(ps, Problem{Field: field, Message: err.Error(), env: true})
 		}
 		return out
 	}
@@ -346,7 +364,7 @@ func expandEnv(s string, lookup func(string) (string, bool)) (string, error) {
 		}
 		v, ok := lookup(name)
 		if !ok {
-			err = errors.Join(err, fmt.Errorf("environment variable %s is not set", name))
+			err = errors.Join(err, fmt.Errorf("environment variable %s is not set: export it before running regtrigger, or write the value in the file", name))
 		}
 		return v
 	})

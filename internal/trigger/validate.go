@@ -33,6 +33,8 @@ type Problem struct {
 	StoredIn string `json:"stored_in,omitempty"`
 	// Message says what is wrong and what is allowed.
 	Message string `json:"message"`
+
+	env bool // a ${NAME} reference that could not be expanded
 }
 
 func (p Problem) String() string {
