@@ -102,6 +102,12 @@ func TestExitCodes(t *testing.T) {
 		{"triggers without a command", []string{"triggers"}, exitUsage, "regtrigger triggers needs a command: one of apply"},
 		{"triggers unknown command", []string{"triggers", "frob"}, exitUsage, `unknown command "frob" for "regtrigger triggers"`},
 
+		{"tasks list", []string{"tasks", "list", "--data", data}, exitOK, "TASK"},
+		{"tasks list -o xml", []string{"tasks", "list", "-o", "xml", "--data", data}, exitUsage, "--output"},
+		{"tasks cancel unknown trigger", []string{"tasks", "cancel", "--trigger", "nope", "--data", data}, exitFail, `no trigger named "nope"`},
+		{"tasks cancel without --trigger", []string{"tasks", "cancel", "--data", data}, exitUsage, `required flag(s) "trigger" not set`},
+		{"tasks without a command", []string{"tasks"}, exitUsage, "regtrigger tasks needs a command"},
+
 		{"logs", []string{"logs", "--data", data}, exitOK, "TIME"},
 		{"logs without a store", []string{"logs", "--data", missing}, exitFail, "no store file"},
 		{"logs --status bogus", []string{"logs", "--status", "bogus", "--data", data}, exitUsage, `--status "bogus"`},

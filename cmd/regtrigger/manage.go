@@ -179,6 +179,9 @@ func printTrigger(w io.Writer, output string, t trigger.Trigger) error {
 		row("namespace", t.Namespace)
 		row("repository", orAll(t.Repository))
 		row("tag", orAll(t.Tag))
+		if len(t.ExcludeTags) > 0 {
+			row("exclude tags", strings.Join(t.ExcludeTags, ", "))
+		}
 		row("url", t.URL)
 		names := make([]string, 0, len(t.Headers))
 		for k := range t.Headers {
@@ -189,6 +192,12 @@ func printTrigger(w io.Writer, output string, t trigger.Trigger) error {
 			row("header", k+": "+t.Headers[k])
 		}
 		row("format", t.Format)
+		if t.ContentType != "" {
+			row("content type", t.ContentType)
+		}
+		if t.Template != "" {
+			row("template", fmt.Sprintf("%d bytes (-o yaml shows it)", len(t.Template)))
+		}
 		if len(t.Secrets) > 0 {
 			row("secret", fmt.Sprintf("%d set (not shown)", len(t.Secrets)))
 		}
@@ -200,6 +209,9 @@ func printTrigger(w io.Writer, output string, t trigger.Trigger) error {
 		}
 		if !t.UpdatedAt.IsZero() {
 			row("updated", t.UpdatedAt.Local().Format(time.DateTime))
+		}
+		if t.CancelThrough != 0 {
+			row("cancel through", fmt.Sprintf("revision %d (queued tasks matched against it or older are cancelled)", t.CancelThrough))
 		}
 	})
 }

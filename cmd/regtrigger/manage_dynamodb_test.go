@@ -696,8 +696,10 @@ func TestDynamoTasks(t *testing.T) {
 					t.Errorf("trigger after the cancel: %+v, %v", tr, err)
 				}
 			}},
-		{name: "triggers get shows it", args: []string{"triggers", "get", "deploy-nginx", "--store", "dynamodb", "--triggers-table", s.names.Triggers},
+		{name: "triggers get shows it", args: []string{"triggers", "get", "deploy-nginx", "-o", "json", "--store", "dynamodb", "--triggers-table", s.names.Triggers},
 			want: []string{`"cancel_through":1`}, not: secrets},
+		{name: "triggers get's table shows it", args: []string{"triggers", "get", "deploy-nginx", "--store", "dynamodb", "--triggers-table", s.names.Triggers},
+			want: []string{"cancel through:", "revision 1 (queued tasks"}, not: secrets},
 		{name: "disable --cancel-queued", args: []string{"triggers", "disable", "deploy-nginx", "--cancel-queued", "--store", "dynamodb", "--triggers-table", s.names.Triggers},
 			want: []string{"deploy-nginx disabled", "revision 2 or older"}, check: func(t *testing.T, _ result) {
 				tr, err := s.store.Triggers().Get(ctx, "deploy-nginx")

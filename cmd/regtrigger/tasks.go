@@ -62,7 +62,7 @@ func newTasksList(sf *storeFlags) *cobra.Command {
 			})
 		},
 	}
-	c.Flags().StringVar(&name, "trigger", "", "only this trigger's tasks")
+	c.Flags().StringVar(&name, "trigger", "", "only the tasks of the trigger named `NAME`")
 	outputFlag(c, &output)
 	return c
 }
@@ -95,7 +95,7 @@ func newTasksCancel(sf *storeFlags) *cobra.Command {
 			})
 		},
 	}
-	c.Flags().StringVar(&name, "trigger", "", "the trigger whose queued tasks to cancel")
+	c.Flags().StringVar(&name, "trigger", "", "cancel the queued tasks of the trigger named `NAME`")
 	_ = c.MarkFlagRequired("trigger")
 	return c
 }
