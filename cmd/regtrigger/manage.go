@@ -101,7 +101,11 @@ func newTriggersApply(sf *storeFlags) *cobra.Command {
 
 // storedIn names the store in problems with stored triggers.
 func storedIn(sf *storeFlags) string {
-	if kind, _ := sf.kind(); kind == storeDynamo {
+	kind, _ := sf.kind()
+	if strings.HasPrefix(kind, "redis://") || strings.HasPrefix(kind, "rediss://") {
+		return "the Redis store" // its URL may hold a password
+	}
+	if kind == storeDynamo {
 		name := sf.triggersTable
 		if name == "" {
 			name = os.Getenv(config.EnvTriggersTable)

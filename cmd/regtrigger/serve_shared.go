@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"time"
 
@@ -38,6 +37,14 @@ func serveShared(ctx context.Context, logger *slog.Logger, f serveFlags, authn *
 	if f.queue == "" {
 		return &exitError{code: 2, err: errors.New("--store redis://... needs --queue kafka://BROKER/TOPIC")}
 	}
+	// As on the embedded store: validate the trigger file first, apply it
+	// only once the port is bound.
+	var desired []trigger.Trigger
+	if f.triggers != "" {
+		if desired, err = trigger.ReadFile(f.triggers, trigger.LoadOptions{Rules: rules, Warn: func(msg string) { logger.Warn(msg, "file", f.triggers) }}); err != nil {
+			return fail("--triggers %s: %v", f.triggers, err)
+		}
+	}
 	b, err := backendpkg.Open(ctx, f.store, f.queue, backendpkg.Options{Retention: f.retention})
 	if err != nil {
 		return &exitError{code: 2, err: err}
@@ -46,17 +53,18 @@ func serveShared(ctx context.Context, logger *slog.Logger, f serveFlags, authn *
 	if err := b.Health(ctx); err != nil {
 		return fail("%v", err)
 	}
+	ln, err := listen(f.addr, "--addr")
+	if err != nil {
+		return err
+	}
+	defer ln.Close() // after Serve, a no-op; before it, the only close
 	if f.triggers != "" {
-		ts, err := trigger.ReadFile(f.triggers, trigger.LoadOptions{Rules: rules, Warn: func(msg string) { logger.Warn(msg) }})
+		changes, err := trigger.Apply(ctx, b.Triggers, desired, trigger.ApplyOptions{Rules: rules, StoredIn: "the Redis store"})
 		if err != nil {
-			return fail("%s: %v", f.triggers, err)
-		}
-		changes, err := trigger.Apply(ctx, b.Triggers, ts, trigger.ApplyOptions{Rules: rules})
-		if err != nil {
-			return fail("apply %s: %v", f.triggers, err)
+			return fail("apply --triggers %s: %v", f.triggers, err)
 		}
 		for _, ch := range changes {
-			logger.Info("trigger applied", "trigger", ch.Name, "change", string(ch.Kind))
+			logger.Info("trigger applied", "trigger", ch.Name, "change", string(ch.Kind), "file", f.triggers)
 		}
 	}
 	consumer, err := b.Consumer(kafkaqueue.ConsumerOptions{Logger: logger})
@@ -71,10 +79,6 @@ func serveShared(ctx context.Context, logger *slog.Logger, f serveFlags, authn *
 	svc := &receiver.Service{Triggers: b.Triggers, Queue: b.Queue, Dedupe: b.Dedupe, Records: b.Records, Logger: logger, DedupeWindow: f.dedupeWindow}
 	endpoint := &receiver.Endpoint{Service: svc, Auth: authn, Health: b.Health}
 
-	ln, err := net.Listen("tcp", f.addr)
-	if err != nil {
-		return fail("listen on %s: %v", f.addr, err)
-	}
 	srv := &http.Server{
 		Handler: endpoint, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,

@@ -193,9 +193,13 @@ func (f *storeFlags) kind() (string, error) {
 	case redisStore:
 		other = []string{flagData, flagTriggersTable, flagRecordsTable, flagQueueURL}
 	}
+	shown := kind
+	if redisStore { // its URL may hold a password: never echo it
+		shown, from = "redis", "a redis:// URL"
+	}
 	for _, name := range other {
 		if flags.Lookup(name) != nil && flags.Changed(name) {
-			return "", usageErr("--%s does not apply to the %s store (%s): pick the store with --%s", name, kind, from, flagStore)
+			return "", usageErr("--%s does not apply to the %s store (%s): pick the store with --%s", name, shown, from, flagStore)
 		}
 	}
 	return kind, nil
