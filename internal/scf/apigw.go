@@ -82,7 +82,8 @@ func Inbound(ctx context.Context, req Request) (receiver.Inbound, receiver.Respo
 		Body: body, TooLarge: tooLarge || len(body) > receiver.MaxBody,
 		// Behind API Gateway no client is on the function's machine.
 		Loopback: false,
-		Remote:   req.Context.SourceIP,
+		// API Gateway's requestContext, or the function URL's header.
+		Remote: firstNonEmpty(req.Context.SourceIP, header.Get("X-Scf-Remote-Addr")),
 	}, receiver.Response{}
 }
 
@@ -100,4 +101,13 @@ func Response(resp receiver.Response) events.APIGatewayResponse {
 		}
 	}
 	return out
+}
+
+func firstNonEmpty(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
 }

@@ -67,6 +67,18 @@ func TestInbound(t *testing.T) {
 				}
 			}, 0},
 		{"bad base64", `{"httpMethod":"POST","path":"/","isBase64Encoded":true,"body":"%%%"}`, context.Background(), nil, http.StatusBadRequest},
+		{"client address from API Gateway", `{"httpMethod":"POST","path":"/","requestContext":{"sourceIp":"198.51.100.7"}}`, context.Background(),
+			func(t *testing.T, in receiver.Inbound) {
+				if in.Remote != "198.51.100.7" {
+					t.Errorf("remote %q", in.Remote)
+				}
+			}, 0},
+		{"client address from a function URL", `{"httpMethod":"POST","path":"/","headers":{"x-scf-remote-addr":"198.51.100.8"}}`, context.Background(),
+			func(t *testing.T, in receiver.Inbound) {
+				if in.Remote != "198.51.100.8" {
+					t.Errorf("remote %q", in.Remote)
+				}
+			}, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
