@@ -94,6 +94,8 @@ test-deps:
 	  echo "== test tools: npm ci --prefix $(NODE_DIR)"; \
 	  npm ci --prefix $(NODE_DIR) && cat $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json > $(NODE_STAMP); \
 	fi
+	@command -v redis-server >/dev/null 2>&1 && redis-server --version || \
+	  echo "redis-server is not installed: the Redis tests fail without it. Install it: apt-get install -y redis-server"
 	@command -v cfn-lint >/dev/null 2>&1 && cfn-lint --version || \
 	  echo "cfn-lint is not installed: internal/deploy's TestCfnLint skips here and fails in CI. Install it: $(CFN_LINT_INSTALL)"
 

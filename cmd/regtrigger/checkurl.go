@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
+	"net/url"
 	"strings"
 	"time"
 
@@ -63,6 +65,13 @@ resolves differently later (DNS rebinding) is still refused.`,
 			res, err := client.Check(ctx, args[0])
 			if res == nil {
 				fmt.Fprintf(out, "url      %s\nverdict  blocked\n", outbound.Redact(args[0]))
+				if u, perr := url.Parse(args[0]); perr == nil {
+					if ip, perr := netip.ParseAddr(u.Hostname()); perr == nil {
+						if hint := trigger.AllowHint(ip); hint != "" {
+							return fail("%v (%s)", err, hint)
+						}
+					}
+				}
 				return fail("%v", err)
 			}
 			fmt.Fprintf(out, "url      %s\n", outbound.Redact(res.URL.String()))
@@ -70,7 +79,11 @@ resolves differently later (DNS rebinding) is still refused.`,
 			for _, v := range res.Addrs {
 				if v.Err != nil {
 					refused++
-					fmt.Fprintf(out, "address  %-40s refused: %s\n", v.Addr, blockedReason(v.Err))
+					reason := blockedReason(v.Err)
+					if hint := trigger.AllowHint(v.Addr); hint != "" {
+						reason += " (" + hint + ")"
+					}
+					fmt.Fprintf(out, "address  %-40s refused: %s\n", v.Addr, reason)
 				} else {
 					fmt.Fprintf(out, "address  %-40s allowed\n", v.Addr)
 				}

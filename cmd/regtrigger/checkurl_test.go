@@ -50,7 +50,7 @@ func TestCheckURL(t *testing.T) {
 		// Static rules.
 		{name: "https on 8443", args: with(nil, "https://example.com:8443/"), code: 1, want: []string{"only 443"}},
 		{name: "public literal", args: with(nil, "http://8.8.8.8/"), code: 0, want: []string{"address  8.8.8.8", "verdict  allowed"}},
-		{name: "loopback without allow-list", args: with(nil, "http://127.0.0.1:9/"), code: 1, want: []string{"loopback"}},
+		{name: "loopback without allow-list", args: with(nil, "http://127.0.0.1:9/"), code: 1, want: []string{"loopback", "allow it with --allow-private 127.0.0.1/32"}},
 		{name: "loopback allowed", args: with(local, "http://127.0.0.1:1025/"), code: 0, want: []string{"verdict  allowed"}},
 		{name: "other loopback not allowed", args: with(local, "http://127.0.0.2:1025/"), code: 1, want: []string{"address 127.0.0.2 is loopback"}},
 		{name: "mapped loopback literal", args: with(local, "http://[::ffff:127.0.0.1]:"+port+"/"), code: 1, want: []string{"IPv4-mapped"}},
