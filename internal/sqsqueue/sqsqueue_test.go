@@ -157,7 +157,7 @@ func TestEnqueueBatches(t *testing.T) {
 	if n := ct.count("SendMessageBatch"); n != 3 {
 		t.Errorf("%d SendMessageBatch calls, want 3", n)
 	}
-	got := receiveAll(t, q, 25, 10*time.Second)
+	got := receiveAll(t, q, 25, 30*time.Second) // generous: fauxqs under a loaded -race run is slow
 	if len(got) != 25 {
 		t.Fatalf("received %d messages, want 25", len(got))
 	}
