@@ -122,6 +122,11 @@ type Engine struct {
 	// Triggers reads each task's trigger when it is sent.
 	Triggers Triggers
 	Policy   Policy
+	// Health keeps each target's circuit and each trigger's failures
+	// (see Circuit); nil means no circuit breaker.
+	Health Health
+	// Circuit tunes the circuit breaker.
+	Circuit Circuit
 	// Sink receives every record; nil keeps them only in the log.
 	Sink record.Sink
 	// Logger receives one line per attempt; nil means slog.Default().
@@ -147,13 +152,19 @@ func (e *Engine) Deliver(ctx context.Context, t Task) Outcome {
 	rec := record.FromEvent(t.ID, t.Trigger.Name, t.Event)
 	var out Outcome
 	if tr, ok := e.resolve(ctx, t, &rec, &out); ok {
-		t.Attempt++
-		rec.Attempt = t.Attempt
 		rec.Target = targetHost(tr.URL)
 		rec.TriggerVersion = tr.Version
-		out = e.attempt(ctx, t, &tr, &rec, now)
-		if rec.ErrorClass == record.ClassCanceled {
-			t.Attempt-- // the dispatcher stopped: not the target's failure
+		g, held := e.admit(ctx, t, &tr, &rec, now)
+		if held != nil {
+			out = *held // the circuit is open: not sent, not an attempt
+		} else {
+			t.Attempt++
+			rec.Attempt = t.Attempt
+			out = e.attempt(ctx, t, &tr, &rec, now)
+			if rec.ErrorClass == record.ClassCanceled {
+				t.Attempt-- // the dispatcher stopped: not the target's failure
+			}
+			e.report(ctx, g, &tr, &rec, now)
 		}
 	}
 	out.Task = t
@@ -332,10 +343,7 @@ func (e *Engine) retry(t Task, rec *record.Record, class, msg string, retryAfter
 // finish stamps, logs and stores the record.
 func (e *Engine) finish(ctx context.Context, out *Outcome) {
 	out.Record.Time = e.now().UTC()
-	l := e.Logger
-	if l == nil {
-		l = slog.Default()
-	}
+	l := e.logger()
 	record.Log(ctx, l, out.Record)
 	if e.Sink != nil {
 		// Store the record even if ctx is ending: the attempt happened.
@@ -394,6 +402,13 @@ func (e *Engine) header(id string, tr *trigger.Trigger, ctype string, now time.T
 		set(keySignature, signature.Sign(secrets, id, now, body))
 	}
 	return h, nil
+}
+
+func (e *Engine) logger() *slog.Logger {
+	if e.Logger != nil {
+		return e.Logger
+	}
+	return slog.Default()
 }
 
 func (e *Engine) policy() Policy {

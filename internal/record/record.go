@@ -61,6 +61,7 @@ const (
 	ClassUndecodable     = "undecodable"      // the queued task could not be read: dead-lettered
 	ClassPlatform        = "platform"         // a chat platform answered 2xx with an error code: final
 	ClassPlatformLimit   = "platform_limit"   // a chat platform said it was sent too often: retried
+	ClassCircuitOpen     = "circuit_open"     // the target's circuit is open: held back, nothing sent, not an attempt
 )
 
 // Record is one line of the trigger log.
