@@ -161,7 +161,9 @@ func concat(ps ...[]Permission) []Permission {
 // The dispatcher reads each task's trigger when it sends it (GetItem on the
 // triggers table, cached for TRIGGER_CACHE_TTL), writes a record per
 // attempt and an archive copy of each finished task into the records table
-// (PutItem), sends retries back
+// (PutItem), keeps each target's circuit and each trigger's failures in
+// the dedupe table (BatchGetItem, UpdateItem, DeleteItem: dynamostore
+// Health), sends retries back
 // to the queue (SendMessageBatch) and needs what the SQS event source mapping
 // polls with: ReceiveMessage, DeleteMessage, GetQueueAttributes and
 // ChangeMessageVisibility.
@@ -192,7 +194,8 @@ var Functions = []Function{
 		Role: DispatcherRole, LogGroup: DispatcherLogGroup, Timeout: 60, MemorySize: 256,
 		Env: map[string]any{
 			// The store opens with all three table names (internal/cloud
-			// DispatcherRequires); the role grants nothing on the dedupe table.
+			// DispatcherRequires); on the dedupe table the role grants only
+			// the delivery policies' health items (dynamostore.Health).
 			config.EnvTriggersTable:   Ref(TriggersTable),
 			config.EnvDedupeTable:     Ref(DedupeTable),
 			config.EnvRecordsTable:    Ref(RecordsTable),
@@ -209,6 +212,7 @@ var Functions = []Function{
 			allow(DispatcherLogGroup, "logs:CreateLogStream", "logs:PutLogEvents"),
 			allow(TriggersTable, "dynamodb:GetItem"),
 			allow(RecordsTable, "dynamodb:PutItem"),
+			allow(DedupeTable, "dynamodb:BatchGetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"),
 			allow(TaskQueue, "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility", "sqs:SendMessage"),
 		),
 	},
