@@ -287,6 +287,9 @@ func newTriggersToggle(sf *storeFlags, verb string, enabled bool) *cobra.Command
 					return nil
 				}
 				t.Enabled = enabled
+				if enabled {
+					t.DisabledReason, t.DisabledAt = "", time.Time{}
+				}
 				if _, err := s.Update(c.Context(), t); err != nil {
 					return fail("%s %s: %v", verb, t.Name, err)
 				}

@@ -201,9 +201,12 @@ func (h *handler) delivered(out delivery.Outcome) {
 	_ = h.metrics.Emit(map[string]string{"Function": "dispatcher", "Status": string(out.Record.Status)},
 		emf.Metric{Name: "Deliveries", Unit: emf.Count, Value: 1},
 		emf.Metric{Name: "DeliveryLatency", Unit: emf.Milliseconds, Value: float64(out.Record.Latency.Microseconds()) / 1000})
-	if out.Record.ErrorClass == record.ClassCircuitOpen {
+	switch out.Record.ErrorClass {
+	case record.ClassCircuitOpen:
 		// Held back by an open circuit: nothing was sent.
 		h.count("CircuitOpen", "")
+	case record.ClassAutoDisabled:
+		h.count("TriggersAutoDisabled", "")
 	}
 }
 

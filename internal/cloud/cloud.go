@@ -138,6 +138,7 @@ func (s *Stack) Engine(logger *slog.Logger) (*delivery.Engine, error) {
 	// TRIGGER_CACHE_TTL so that a batch for one trigger reads it once.
 	triggers := &delivery.TriggerCache{Triggers: s.Store.Triggers(), TTL: s.Config.TriggerCacheTTL}
 	// Each target's circuit and each trigger's failures are items of the
-	// dedupe table, shared by every container.
-	return &delivery.Engine{Sender: client, Triggers: triggers, Policy: policy, Health: s.Store.Health(), Sink: s.Store.Records(), Logger: logger, UserAgent: ua}, nil
+	// dedupe table, shared by every container; a trigger failing for its
+	// auto-disable-after is disabled with a conditional PutItem.
+	return &delivery.Engine{Sender: client, Triggers: triggers, Policy: policy, Health: s.Store.Health(), Disable: s.Store.Triggers(), Sink: s.Store.Records(), Logger: logger, UserAgent: ua}, nil
 }

@@ -127,6 +127,9 @@ type Engine struct {
 	Health Health
 	// Circuit tunes the circuit breaker.
 	Circuit Circuit
+	// Disable writes a trigger the dispatcher disables (a trigger's
+	// auto-disable-after, tracked in Health); nil never disables one.
+	Disable TriggerWriter
 	// Sink receives every record; nil keeps them only in the log.
 	Sink record.Sink
 	// Logger receives one line per attempt; nil means slog.Default().
@@ -157,6 +160,9 @@ func (e *Engine) Deliver(ctx context.Context, t Task) Outcome {
 		g, held := e.admit(ctx, t, &tr, &rec, now)
 		if held != nil {
 			out = *held // the circuit is open: not sent, not an attempt
+			if e.autoDisable(ctx, g.state, &tr, &rec, now) {
+				out = Outcome{} // failing for too long, held or not
+			}
 		} else {
 			t.Attempt++
 			rec.Attempt = t.Attempt
@@ -164,7 +170,9 @@ func (e *Engine) Deliver(ctx context.Context, t Task) Outcome {
 			if rec.ErrorClass == record.ClassCanceled {
 				t.Attempt-- // the dispatcher stopped: not the target's failure
 			}
-			e.report(ctx, g, &tr, &rec, now)
+			if st, counted := e.report(ctx, g, &tr, &rec, now); counted && e.autoDisable(ctx, st, &tr, &rec, now) {
+				out = Outcome{} // the trigger is disabled: no retry
+			}
 		}
 	}
 	out.Task = t
@@ -211,6 +219,9 @@ func (e *Engine) resolve(ctx context.Context, t Task, rec *record.Record, out *O
 		return tr, false
 	case !tr.Enabled:
 		rec.Status, rec.ErrorClass, rec.Error = record.Skipped, record.ClassTriggerDisabled, "trigger disabled"
+		if tr.DisabledReason != "" {
+			rec.Error += ": " + tr.DisabledReason
+		}
 		rec.TriggerVersion = tr.Version
 		return tr, false
 	case tr.CancelThrough > 0 && ref.Version <= tr.CancelThrough:

@@ -159,7 +159,9 @@ func concat(ps ...[]Permission) []Permission {
 // events it gave up on to their dead-letter queue with the receiver's role.
 //
 // The dispatcher reads each task's trigger when it sends it (GetItem on the
-// triggers table, cached for TRIGGER_CACHE_TTL), writes a record per
+// triggers table, cached for TRIGGER_CACHE_TTL), disables one whose
+// deliveries all failed for its auto-disable-after (a conditional PutItem
+// there: dynamostore Triggers.Update), writes a record per
 // attempt and an archive copy of each finished task into the records table
 // (PutItem), keeps each target's circuit and each trigger's failures in
 // the dedupe table (BatchGetItem, UpdateItem, DeleteItem: dynamostore
@@ -210,7 +212,7 @@ var Functions = []Function{
 		},
 		Permissions: concat(
 			allow(DispatcherLogGroup, "logs:CreateLogStream", "logs:PutLogEvents"),
-			allow(TriggersTable, "dynamodb:GetItem"),
+			allow(TriggersTable, "dynamodb:GetItem", "dynamodb:PutItem"),
 			allow(RecordsTable, "dynamodb:PutItem"),
 			allow(DedupeTable, "dynamodb:BatchGetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"),
 			allow(TaskQueue, "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility", "sqs:SendMessage"),

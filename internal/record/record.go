@@ -62,6 +62,7 @@ const (
 	ClassPlatform        = "platform"         // a chat platform answered 2xx with an error code: final
 	ClassPlatformLimit   = "platform_limit"   // a chat platform said it was sent too often: retried
 	ClassCircuitOpen     = "circuit_open"     // the target's circuit is open: held back, nothing sent, not an attempt
+	ClassAutoDisabled    = "auto_disabled"    // every delivery failed for auto-disable-after: the trigger was disabled
 )
 
 // Record is one line of the trigger log.

@@ -238,6 +238,9 @@ func (r Rules) Validate(t *Trigger) []Problem {
 	case d > 0 && d < 100*time.Millisecond:
 		add("timeout", "%v is too short; use at least 100ms", d)
 	}
+	if t.AutoDisableAfter != nil && *t.AutoDisableAfter < 0 {
+		add("auto-disable-after", "must not be negative (0 = never)")
+	}
 	return ps
 }
 
