@@ -127,6 +127,9 @@ type Engine struct {
 	Health Health
 	// Circuit tunes the circuit breaker.
 	Circuit Circuit
+	// Limits enforces each trigger's max-concurrency and rate in this
+	// process; nil enforces none.
+	Limits *Limits
 	// Disable writes a trigger the dispatcher disables (a trigger's
 	// auto-disable-after, tracked in Health); nil never disables one.
 	Disable TriggerWriter
@@ -157,10 +160,19 @@ func (e *Engine) Deliver(ctx context.Context, t Task) Outcome {
 	if tr, ok := e.resolve(ctx, t, &rec, &out); ok {
 		rec.Target = targetHost(tr.URL)
 		rec.TriggerVersion = tr.Version
-		g, held := e.admit(ctx, t, &tr, &rec, now)
+		release, held := e.limit(ctx, t, &tr, &rec)
+		defer release()
+		var g gate
+		if held == nil {
+			now = e.now() // a limit may have waited
+			g, held = e.admit(ctx, t, &tr, &rec, now)
+			if held != nil {
+				release()
+			}
+		}
 		if held != nil {
 			out = *held // the circuit is open: not sent, not an attempt
-			if e.autoDisable(ctx, g.state, &tr, &rec, now) {
+			if g.read && e.autoDisable(ctx, g.state, &tr, &rec, now) {
 				out = Outcome{} // failing for too long, held or not
 			}
 		} else {
@@ -179,6 +191,24 @@ func (e *Engine) Deliver(ctx context.Context, t Task) Outcome {
 	out.Record = rec
 	e.finish(ctx, &out)
 	return out
+}
+
+// limit takes the task's slot of its trigger's max-concurrency and rate.
+// When the task must wait on the queue it fills rec and returns the retry
+// outcome, which counts no attempt.
+func (e *Engine) limit(ctx context.Context, t Task, tr *trigger.Trigger, rec *record.Record) (func(), *Outcome) {
+	if e.Limits == nil {
+		return func() {}, nil
+	}
+	release, wait, class := e.Limits.acquire(ctx, tr, t.ID)
+	switch class {
+	case "":
+		return release, nil
+	case record.ClassCanceled:
+		rec.Status, rec.ErrorClass, rec.Error = record.Retrying, record.ClassCanceled, "dispatcher stopped while the task waited for its trigger's limit"
+		return func() {}, &Outcome{Retry: true}
+	}
+	return func() {}, limited(rec, tr, class, wait, e.now())
 }
 
 // resolve reads the task's trigger. When the task must not be sent it

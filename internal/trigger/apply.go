@@ -160,6 +160,8 @@ func Diff(a, b Trigger) []string {
 	add("template", a.Template == b.Template)
 	add("content-type", a.ContentType == b.ContentType)
 	add("auto-disable-after", a.DisableAfter() == b.DisableAfter())
+	add("max-concurrency", a.MaxConcurrency == b.MaxConcurrency)
+	add("rate", a.Rate == b.Rate)
 	return out
 }
 

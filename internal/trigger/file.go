@@ -25,7 +25,7 @@ const MaxFileSize = 4 << 20
 var fileFields = []string{
 	"name", "description", "enabled", "actions", "namespace", "repository",
 	"tag", "exclude-tags", "url", "headers", "format", "secret", "timeout", "template", "content-type",
-	"auto-disable-after",
+	"auto-disable-after", "max-concurrency", "rate",
 }
 
 // fileTrigger is a trigger as written in a file.
@@ -48,6 +48,9 @@ type fileTrigger struct {
 	// AutoDisableAfter is a Go duration or a number of days ("5d"); "0"
 	// is never.
 	AutoDisableAfter *string `yaml:"auto-disable-after"`
+	// MaxConcurrency and Rate are limits; given, they must be positive.
+	MaxConcurrency *int     `yaml:"max-concurrency"`
+	Rate           *float64 `yaml:"rate"`
 }
 
 // stringList accepts a scalar or a sequence of scalars.
@@ -354,6 +357,18 @@ func (ft fileTrigger) toTrigger(lookup func(string) (string, bool)) (Trigger, []
 		}
 		v := Duration(d)
 		t.AutoDisableAfter = &v
+	}
+	if ft.MaxConcurrency != nil {
+		if *ft.MaxConcurrency < 1 {
+			add("max-concurrency", "%d: use at least 1 (leave it out for no limit)", *ft.MaxConcurrency)
+		}
+		t.MaxConcurrency = *ft.MaxConcurrency
+	}
+	if ft.Rate != nil {
+		if !(*ft.Rate > 0) { // NaN too
+			add("rate", "%v: requests per second must be more than 0 (leave it out for no limit)", *ft.Rate)
+		}
+		t.Rate = *ft.Rate
 	}
 	return t, ps
 }

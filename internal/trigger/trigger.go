@@ -31,6 +31,8 @@ const (
 	// DefaultAutoDisableAfter is how long every delivery of a trigger may
 	// fail before it is disabled, as Svix does.
 	DefaultAutoDisableAfter = 5 * 24 * time.Hour
+	MaxConcurrency          = 1000  // max-concurrency at most
+	MaxRate                 = 10000 // rate (requests per second) at most
 )
 
 // Trigger is one rule. Its JSON form is what stores keep.
@@ -60,6 +62,11 @@ type Trigger struct {
 	// AutoDisableAfter disables the trigger when all its deliveries have
 	// failed for that long; nil means DefaultAutoDisableAfter, 0 never.
 	AutoDisableAfter *Duration `json:"auto_disable_after,omitempty"`
+	// MaxConcurrency bounds the trigger's requests in flight at once, and
+	// Rate its requests per second, in one dispatcher process (0: no
+	// limit). Tasks over either wait; they are not failed.
+	MaxConcurrency int     `json:"max_concurrency,omitempty"`
+	Rate           float64 `json:"rate,omitempty"`
 
 	// DisabledReason says why the dispatcher disabled the trigger
 	// (auto-disable-after), DisabledAt when; both are cleared when it is
