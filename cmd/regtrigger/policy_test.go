@@ -48,11 +48,14 @@ func TestPolicyVisibility(t *testing.T) {
 	}
 
 	var got trigger.Trigger
-	if err := json.Unmarshal([]byte(cli(t, "triggers", "get", "deploy-nginx", "--data", data)), &got); err != nil {
+	if err := json.Unmarshal([]byte(cli(t, "triggers", "get", "deploy-nginx", "-o", "json", "--data", data)), &got); err != nil {
 		t.Fatal(err)
 	}
 	if got.Enabled || got.DisabledReason != why || got.DisabledAt.IsZero() {
 		t.Errorf("triggers get: enabled %v, disabled_reason %q, disabled_at %v", got.Enabled, got.DisabledReason, got.DisabledAt)
+	}
+	if table := cli(t, "triggers", "get", "deploy-nginx", "--data", data); !strings.Contains(table, "disabled:") || !strings.Contains(table, why) {
+		t.Errorf("triggers get does not say why it is disabled:\n%s", table)
 	}
 	logs := cli(t, "logs", "--trigger", "deploy-nginx", "--data", data)
 	for _, want := range []string{"circuit_open", "auto_disabled"} {
@@ -65,7 +68,7 @@ func TestPolicyVisibility(t *testing.T) {
 	}
 	cli(t, "triggers", "enable", "deploy-nginx", "--data", data)
 	got = trigger.Trigger{}
-	if err := json.Unmarshal([]byte(cli(t, "triggers", "get", "deploy-nginx", "--data", data)), &got); err != nil {
+	if err := json.Unmarshal([]byte(cli(t, "triggers", "get", "deploy-nginx", "-o", "json", "--data", data)), &got); err != nil {
 		t.Fatal(err)
 	}
 	if !got.Enabled || got.DisabledReason != "" || !got.DisabledAt.IsZero() {
