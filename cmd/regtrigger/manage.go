@@ -179,6 +179,9 @@ func printTrigger(w io.Writer, output string, t trigger.Trigger) error {
 			row("description", t.Description)
 		}
 		row("enabled", t.Enabled)
+		if t.DisabledReason != "" {
+			row("disabled", t.DisabledAt.Local().Format(time.DateTime)+": "+t.DisabledReason)
+		}
 		row("actions", actionList(t))
 		row("namespace", t.Namespace)
 		row("repository", orAll(t.Repository))
@@ -207,6 +210,17 @@ func printTrigger(w io.Writer, output string, t trigger.Trigger) error {
 		}
 		if t.Timeout != 0 {
 			row("timeout", time.Duration(t.Timeout))
+		}
+		if after := t.DisableAfter(); after == 0 {
+			row("auto-disable after", "never")
+		} else if t.AutoDisableAfter != nil {
+			row("auto-disable after", after)
+		}
+		if t.MaxConcurrency > 0 {
+			row("max concurrency", t.MaxConcurrency)
+		}
+		if t.Rate > 0 {
+			row("rate", fmt.Sprintf("%v requests per second", t.Rate))
 		}
 		if t.Version != 0 {
 			row("version", t.Version)
@@ -287,6 +301,9 @@ func newTriggersToggle(sf *storeFlags, verb string, enabled bool) *cobra.Command
 					return nil
 				}
 				t.Enabled = enabled
+				if enabled {
+					t.DisabledReason, t.DisabledAt = "", time.Time{}
+				}
 				if _, err := s.Update(c.Context(), t); err != nil {
 					return fail("%s %s: %v", verb, t.Name, err)
 				}

@@ -191,7 +191,9 @@ func serve(ctx context.Context, c *cobra.Command, f serveFlags) error {
 	// No Sink: the queue stores each delivery's record with its settlement.
 	// Each task's trigger is read from the store when it is sent; the
 	// store answers from memory, emptied by every trigger write.
-	engine := &delivery.Engine{Sender: client, Triggers: store.Triggers(), Policy: policy, Logger: logger, UserAgent: userAgent()}
+	// Each target's circuit lives in the store's memory: this process is
+	// the only one delivering from the file.
+	engine := &delivery.Engine{Sender: client, Triggers: store.Triggers(), Policy: policy, Health: store.Health(), Disable: store.Triggers(), Limits: &delivery.Limits{}, Logger: logger, UserAgent: userAgent()}
 	pool := &dispatcher.Pool{Queue: queue, Engine: engine, Workers: f.workers, Drain: f.drain, Records: store.Records(), Logger: logger}
 	queue.OnEnqueue = pool.Wake
 	svc := &receiver.Service{Triggers: store.Triggers(), Queue: queue, Dedupe: store, Records: store.Records(), Logger: logger, DedupeWindow: f.dedupeWindow}

@@ -74,7 +74,9 @@ func serveShared(ctx context.Context, logger *slog.Logger, f serveFlags, authn *
 	// Other instances and the CLI write the triggers: read them through a
 	// short cache, as the functions do.
 	triggers := &delivery.TriggerCache{Triggers: b.Triggers, TTL: 2 * time.Second}
-	engine := &delivery.Engine{Sender: client, Triggers: triggers, Policy: policy, Sink: b.Records, Logger: logger, UserAgent: userAgent()}
+	// The circuits are in Redis, shared by every instance; max-concurrency
+	// and rate hold per instance (docs/delivery.md).
+	engine := &delivery.Engine{Sender: client, Triggers: triggers, Policy: policy, Health: b.TargetHealth, Disable: b.Triggers, Limits: &delivery.Limits{}, Sink: b.Records, Logger: logger, UserAgent: userAgent()}
 	pool := &dispatcher.Pool{Queue: consumer, Engine: engine, Workers: f.workers, Drain: f.drain, Records: b.Records, Logger: logger}
 	svc := &receiver.Service{Triggers: b.Triggers, Queue: b.Queue, Dedupe: b.Dedupe, Records: b.Records, Logger: logger, DedupeWindow: f.dedupeWindow}
 	endpoint := &receiver.Endpoint{Service: svc, Auth: authn, Health: b.Health}

@@ -201,6 +201,13 @@ func (h *handler) delivered(out delivery.Outcome) {
 	_ = h.metrics.Emit(map[string]string{"Function": "dispatcher", "Status": string(out.Record.Status)},
 		emf.Metric{Name: "Deliveries", Unit: emf.Count, Value: 1},
 		emf.Metric{Name: "DeliveryLatency", Unit: emf.Milliseconds, Value: float64(out.Record.Latency.Microseconds()) / 1000})
+	switch out.Record.ErrorClass {
+	case record.ClassCircuitOpen:
+		// Held back by an open circuit: nothing was sent.
+		h.count("CircuitOpen", "")
+	case record.ClassAutoDisabled:
+		h.count("TriggersAutoDisabled", "")
+	}
 }
 
 func (h *handler) count(name, status string) {

@@ -308,3 +308,25 @@ func TestRetryWaitsInItsMessage(t *testing.T) {
 		})
 	}
 }
+
+// A task the circuit holds back made no attempt: it goes back as a new
+// message (its receive was not an attempt) and is counted as CircuitOpen;
+// an auto-disabled trigger is counted too.
+func TestCircuitOpenIsRequeuedAndCounted(t *testing.T) {
+	eng := scripted{
+		"held":     {Retry: true, Delay: time.Minute, Record: record.Record{Status: record.Retrying, ErrorClass: record.ClassCircuitOpen}},
+		"disabled": {Record: record.Record{Status: record.Failed, ErrorClass: record.ClassAutoDisabled}},
+	}
+	rq := &requeued{tasks: map[string]time.Duration{}}
+	var metrics bytes.Buffer
+	held := false
+	h := testHandler(eng, rq, &metrics)
+	h.hold = func(context.Context, string, time.Duration) error { held = true; return nil }
+	resp, _ := h.handle(context.Background(), events.SQSEvent{Records: []events.SQSMessage{msg("m1", `{"id":"held"}`, time.Time{}), msg("m2", `{"id":"disabled"}`, time.Time{})}})
+	if len(resp.BatchItemFailures) != 0 || held || rq.tasks["held"] != time.Minute {
+		t.Errorf("failures %+v, held %v, requeued %v: want a new message due in 1m", resp.BatchItemFailures, held, rq.tasks)
+	}
+	if !strings.Contains(metrics.String(), `"CircuitOpen":1`) || !strings.Contains(metrics.String(), `"TriggersAutoDisabled":1`) {
+		t.Errorf("metrics:\n%s", metrics.String())
+	}
+}

@@ -72,6 +72,9 @@ type Backend struct {
 	Archived func(ctx context.Context, id string) (delivery.Task, error)
 	// Health checks the store the receiver needs for every notification.
 	Health func(ctx context.Context) error
+	// TargetHealth keeps the delivery policies' state (circuits,
+	// triggers failing since); nil without one.
+	TargetHealth delivery.Health
 
 	// Kind-specific parts, for the wiring that needs more.
 	Bolt      *boltstore.Store
@@ -143,7 +146,7 @@ func openBolt(path string, o Options) (*Backend, error) {
 	q := boltstore.NewTaskQueue(s)
 	return &Backend{
 		Kind: Bolt, Triggers: s.Triggers(), Records: s.Records(), Dedupe: s, Queue: q,
-		Archived: q.Archived, Health: s.Ping, Bolt: s, BoltQueue: q,
+		Archived: q.Archived, Health: s.Ping, TargetHealth: s.Health(), Bolt: s, BoltQueue: q,
 		closers: []func() error{s.Close},
 	}, nil
 }
@@ -161,7 +164,7 @@ func openRedis(storeURL, queueURL string, o Options) (*Backend, error) {
 	}
 	b := &Backend{
 		Kind: Redis, Triggers: s.Triggers(), Records: s.Records(), Dedupe: s,
-		Archive: s.Archive, Archived: s.Archived, Health: s.Ping, Redis: s,
+		Archive: s.Archive, Archived: s.Archived, Health: s.Ping, TargetHealth: s.Health(), Redis: s,
 		closers: []func() error{client.Close},
 	}
 	if queueURL == "" {
@@ -194,7 +197,7 @@ func openDynamo(ctx context.Context, o Options) (*Backend, error) {
 	records := st.Store.Records()
 	return &Backend{
 		Kind: Dynamo, Triggers: st.Store.Triggers(), Records: records, Dedupe: st.Store, Queue: st.Queue,
-		Archive: records.Archive, Archived: records.Archived, Cloud: st,
+		Archive: records.Archive, Archived: records.Archived, TargetHealth: st.Store.Health(), Cloud: st,
 		Health: func(ctx context.Context) error {
 			_, err := st.Triggers.Namespace(ctx, "regtrigger-health")
 			return err

@@ -100,6 +100,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 
+	"github.com/regtrigger/regtrigger/internal/delivery"
 	"github.com/regtrigger/regtrigger/internal/journal"
 	"github.com/regtrigger/regtrigger/internal/record"
 	"github.com/regtrigger/regtrigger/internal/trigger"
@@ -191,9 +192,20 @@ type Store struct {
 	getCache map[string]trigger.Trigger
 	nsGen    uint64
 
+	// health is the delivery policies' state (Health), in memory.
+	health delivery.MemHealth
+
 	closeOnce sync.Once
 	closeErr  error
 }
+
+// Health is the delivery policies' state — each target's circuit and each
+// trigger's first failure since its last success — kept in memory, not
+// in the file: the file lock means one process delivers from this store,
+// so no other needs to see it. A restart forgets it: circuits start
+// closed (the next failures open them again) and auto-disable-after
+// counts from the first failure after the start.
+func (s *Store) Health() *delivery.MemHealth { return &s.health }
 
 // Open opens (or creates) the store file at path, creates the buckets,
 // checks the schema version (converting an older file) and reads the queued

@@ -137,5 +137,9 @@ func (s *Stack) Engine(logger *slog.Logger) (*delivery.Engine, error) {
 	// Each task's trigger is read when it is sent (a GetItem), cached for
 	// TRIGGER_CACHE_TTL so that a batch for one trigger reads it once.
 	triggers := &delivery.TriggerCache{Triggers: s.Store.Triggers(), TTL: s.Config.TriggerCacheTTL}
-	return &delivery.Engine{Sender: client, Triggers: triggers, Policy: policy, Sink: s.Store.Records(), Logger: logger, UserAgent: ua}, nil
+	// Each target's circuit and each trigger's failures are items of the
+	// dedupe table, shared by every container; a trigger failing for its
+	// auto-disable-after is disabled with a conditional PutItem. The
+	// triggers' max-concurrency and rate hold per container.
+	return &delivery.Engine{Sender: client, Triggers: triggers, Policy: policy, Health: s.Store.Health(), Disable: s.Store.Triggers(), Limits: &delivery.Limits{}, Sink: s.Store.Records(), Logger: logger, UserAgent: ua}, nil
 }

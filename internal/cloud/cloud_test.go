@@ -38,7 +38,7 @@ func TestFromEnvDoesNoIO(t *testing.T) {
 		t.Errorf("endpoint: %v (open %v)", err, ep != nil && ep.Auth.Open())
 	}
 	eng, err := s.Engine(nil)
-	if err != nil || eng.Policy.MaxAttempts != 2 || eng.UserAgent != "regtrigger/test" {
+	if err != nil || eng.Policy.MaxAttempts != 2 || eng.UserAgent != "regtrigger/test" || eng.Health == nil {
 		t.Errorf("engine %+v, %v", eng, err)
 	}
 }

@@ -30,12 +30,14 @@ func BenchmarkDeliver(b *testing.B) {
 	}))
 	defer sink.Close()
 	for _, bc := range []struct {
-		name string
-		h    slog.Handler
-		sink record.Sink
+		name     string
+		h        slog.Handler
+		sink     record.Sink
+		policies bool // the circuit (in memory, as serve keeps it) and the limits, none reached
 	}{
-		{"log=discard", slog.DiscardHandler, nil},
-		{"log=json", slog.NewJSONHandler(io.Discard, nil), nopSink{}},
+		{"log=discard", slog.DiscardHandler, nil, false},
+		{"log=json", slog.NewJSONHandler(io.Discard, nil), nopSink{}, false},
+		{"log=json/policies", slog.NewJSONHandler(io.Discard, nil), nopSink{}, true},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			client, err := outbound.NewClient(outbound.Config{AllowPrivate: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}})
@@ -46,6 +48,11 @@ func BenchmarkDeliver(b *testing.B) {
 			tr := testTrigger()
 			tr.URL = sink.URL + "/hook"
 			e := &Engine{Sender: client, Triggers: &TriggerCache{Triggers: FixedTriggers(tr)}, UserAgent: "regtrigger/bench", Logger: slog.New(bc.h), Sink: bc.sink}
+			if bc.policies {
+				tr.MaxConcurrency = 1000 // a rate would pace the benchmark itself
+				e.Triggers = &TriggerCache{Triggers: FixedTriggers(tr)}
+				e.Health, e.Limits = &MemHealth{}, &Limits{}
+			}
 			task := testTask()
 			b.ReportAllocs()
 			b.SetParallelism(4)

@@ -122,6 +122,17 @@ type Engine struct {
 	// Triggers reads each task's trigger when it is sent.
 	Triggers Triggers
 	Policy   Policy
+	// Health keeps each target's circuit and each trigger's failures
+	// (see Circuit); nil means no circuit breaker.
+	Health Health
+	// Circuit tunes the circuit breaker.
+	Circuit Circuit
+	// Limits enforces each trigger's max-concurrency and rate in this
+	// process; nil enforces none.
+	Limits *Limits
+	// Disable writes a trigger the dispatcher disables (a trigger's
+	// auto-disable-after, tracked in Health); nil never disables one.
+	Disable TriggerWriter
 	// Sink receives every record; nil keeps them only in the log.
 	Sink record.Sink
 	// Logger receives one line per attempt; nil means slog.Default().
@@ -147,19 +158,57 @@ func (e *Engine) Deliver(ctx context.Context, t Task) Outcome {
 	rec := record.FromEvent(t.ID, t.Trigger.Name, t.Event)
 	var out Outcome
 	if tr, ok := e.resolve(ctx, t, &rec, &out); ok {
-		t.Attempt++
-		rec.Attempt = t.Attempt
 		rec.Target = targetHost(tr.URL)
 		rec.TriggerVersion = tr.Version
-		out = e.attempt(ctx, t, &tr, &rec, now)
-		if rec.ErrorClass == record.ClassCanceled {
-			t.Attempt-- // the dispatcher stopped: not the target's failure
+		release, held := e.limit(ctx, t, &tr, &rec)
+		defer release()
+		var g gate
+		if held == nil {
+			now = e.now() // a limit may have waited
+			g, held = e.admit(ctx, t, &tr, &rec, now)
+			if held != nil {
+				release()
+			}
+		}
+		if held != nil {
+			out = *held // the circuit is open: not sent, not an attempt
+			if g.read && e.autoDisable(ctx, g.state, &tr, &rec, now) {
+				out = Outcome{} // failing for too long, held or not
+			}
+		} else {
+			t.Attempt++
+			rec.Attempt = t.Attempt
+			out = e.attempt(ctx, t, &tr, &rec, now)
+			if rec.ErrorClass == record.ClassCanceled {
+				t.Attempt-- // the dispatcher stopped: not the target's failure
+			}
+			if st, counted := e.report(ctx, g, &tr, &rec, now); counted && e.autoDisable(ctx, st, &tr, &rec, now) {
+				out = Outcome{} // the trigger is disabled: no retry
+			}
 		}
 	}
 	out.Task = t
 	out.Record = rec
 	e.finish(ctx, &out)
 	return out
+}
+
+// limit takes the task's slot of its trigger's max-concurrency and rate.
+// When the task must wait on the queue it fills rec and returns the retry
+// outcome, which counts no attempt.
+func (e *Engine) limit(ctx context.Context, t Task, tr *trigger.Trigger, rec *record.Record) (func(), *Outcome) {
+	if e.Limits == nil {
+		return func() {}, nil
+	}
+	release, wait, class := e.Limits.acquire(ctx, tr, t.ID)
+	switch class {
+	case "":
+		return release, nil
+	case record.ClassCanceled:
+		rec.Status, rec.ErrorClass, rec.Error = record.Retrying, record.ClassCanceled, "dispatcher stopped while the task waited for its trigger's limit"
+		return func() {}, &Outcome{Retry: true}
+	}
+	return func() {}, limited(rec, tr, class, wait, e.now())
 }
 
 // resolve reads the task's trigger. When the task must not be sent it
@@ -200,6 +249,9 @@ func (e *Engine) resolve(ctx context.Context, t Task, rec *record.Record, out *O
 		return tr, false
 	case !tr.Enabled:
 		rec.Status, rec.ErrorClass, rec.Error = record.Skipped, record.ClassTriggerDisabled, "trigger disabled"
+		if tr.DisabledReason != "" {
+			rec.Error += ": " + tr.DisabledReason
+		}
 		rec.TriggerVersion = tr.Version
 		return tr, false
 	case tr.CancelThrough > 0 && ref.Version <= tr.CancelThrough:
@@ -332,10 +384,7 @@ func (e *Engine) retry(t Task, rec *record.Record, class, msg string, retryAfter
 // finish stamps, logs and stores the record.
 func (e *Engine) finish(ctx context.Context, out *Outcome) {
 	out.Record.Time = e.now().UTC()
-	l := e.Logger
-	if l == nil {
-		l = slog.Default()
-	}
+	l := e.logger()
 	record.Log(ctx, l, out.Record)
 	if e.Sink != nil {
 		// Store the record even if ctx is ending: the attempt happened.
@@ -394,6 +443,13 @@ func (e *Engine) header(id string, tr *trigger.Trigger, ctype string, now time.T
 		set(keySignature, signature.Sign(secrets, id, now, body))
 	}
 	return h, nil
+}
+
+func (e *Engine) logger() *slog.Logger {
+	if e.Logger != nil {
+		return e.Logger
+	}
+	return slog.Default()
 }
 
 func (e *Engine) policy() Policy {

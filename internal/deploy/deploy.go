@@ -159,9 +159,13 @@ func concat(ps ...[]Permission) []Permission {
 // events it gave up on to their dead-letter queue with the receiver's role.
 //
 // The dispatcher reads each task's trigger when it sends it (GetItem on the
-// triggers table, cached for TRIGGER_CACHE_TTL), writes a record per
+// triggers table, cached for TRIGGER_CACHE_TTL), disables one whose
+// deliveries all failed for its auto-disable-after (a conditional PutItem
+// there: dynamostore Triggers.Update), writes a record per
 // attempt and an archive copy of each finished task into the records table
-// (PutItem), sends retries back
+// (PutItem), keeps each target's circuit and each trigger's failures in
+// the dedupe table (BatchGetItem, UpdateItem, DeleteItem: dynamostore
+// Health), sends retries back
 // to the queue (SendMessageBatch) and needs what the SQS event source mapping
 // polls with: ReceiveMessage, DeleteMessage, GetQueueAttributes and
 // ChangeMessageVisibility.
@@ -192,7 +196,8 @@ var Functions = []Function{
 		Role: DispatcherRole, LogGroup: DispatcherLogGroup, Timeout: 60, MemorySize: 256,
 		Env: map[string]any{
 			// The store opens with all three table names (internal/cloud
-			// DispatcherRequires); the role grants nothing on the dedupe table.
+			// DispatcherRequires); on the dedupe table the role grants only
+			// the delivery policies' health items (dynamostore.Health).
 			config.EnvTriggersTable:   Ref(TriggersTable),
 			config.EnvDedupeTable:     Ref(DedupeTable),
 			config.EnvRecordsTable:    Ref(RecordsTable),
@@ -207,8 +212,9 @@ var Functions = []Function{
 		},
 		Permissions: concat(
 			allow(DispatcherLogGroup, "logs:CreateLogStream", "logs:PutLogEvents"),
-			allow(TriggersTable, "dynamodb:GetItem"),
+			allow(TriggersTable, "dynamodb:GetItem", "dynamodb:PutItem"),
 			allow(RecordsTable, "dynamodb:PutItem"),
+			allow(DedupeTable, "dynamodb:BatchGetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"),
 			allow(TaskQueue, "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility", "sqs:SendMessage"),
 		),
 	},

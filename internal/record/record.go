@@ -54,13 +54,17 @@ const (
 	ClassPayload  = "payload"  // the payload could not be rendered (permanent)
 	ClassCanceled = "canceled" // the dispatcher was stopping: retried
 
-	ClassStore           = "store"            // the trigger could not be read: retried
-	ClassTriggerDeleted  = "trigger_deleted"  // the task's trigger no longer exists: cancelled
-	ClassTriggerDisabled = "trigger_disabled" // the task's trigger is disabled: skipped
-	ClassCancelled       = "cancelled"        // the trigger's queued work was cancelled
-	ClassUndecodable     = "undecodable"      // the queued task could not be read: dead-lettered
-	ClassPlatform        = "platform"         // a chat platform answered 2xx with an error code: final
-	ClassPlatformLimit   = "platform_limit"   // a chat platform said it was sent too often: retried
+	ClassStore              = "store"               // the trigger could not be read: retried
+	ClassTriggerDeleted     = "trigger_deleted"     // the task's trigger no longer exists: cancelled
+	ClassTriggerDisabled    = "trigger_disabled"    // the task's trigger is disabled: skipped
+	ClassCancelled          = "cancelled"           // the trigger's queued work was cancelled
+	ClassUndecodable        = "undecodable"         // the queued task could not be read: dead-lettered
+	ClassPlatform           = "platform"            // a chat platform answered 2xx with an error code: final
+	ClassPlatformLimit      = "platform_limit"      // a chat platform said it was sent too often: retried
+	ClassCircuitOpen        = "circuit_open"        // the target's circuit is open: held back, nothing sent, not an attempt
+	ClassAutoDisabled       = "auto_disabled"       // every delivery failed for auto-disable-after: the trigger was disabled
+	ClassRateLimited        = "rate_limited"        // over the trigger's rate: held back, nothing sent, not an attempt
+	ClassConcurrencyLimited = "concurrency_limited" // the trigger's max-concurrency requests are in flight: held back, not an attempt
 )
 
 // Record is one line of the trigger log.

@@ -4,7 +4,7 @@
 // duplicate-notification keys, the archive of finished tasks for
 // redeliver, and the delayed-retry set the dispatchers schedule retries in.
 // It implements the same interfaces as boltstore and dynamostore
-// (trigger.Store, record.Store, receiver.Dedupe).
+// (trigger.Store, record.Store, receiver.Dedupe), and delivery.Health.
 //
 // Key layout. Every key starts with "{<prefix>}:" (prefix "regtrigger" by
 // default): the braces are a cluster hash tag, so one deployment's keys
@@ -22,6 +22,8 @@
 //	{p}:archive:<task id>       str   a finished task's JSON (redeliver), expiring after the retention
 //	{p}:retry                   zset  delayed retries: member <task id>#<attempt>, score = due (unix ms)
 //	{p}:retry:body              hash  member -> the task message (internal/taskmsg)
+//	{p}:health:target:<target>  hash  a target's circuit (health.go)
+//	{p}:health:trigger:<name>   str   when a trigger's deliveries started failing
 //
 // Create, Update and Delete are Lua scripts that compare the stored
 // version, as dynamostore's conditional writes do. Index entries of

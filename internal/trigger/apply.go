@@ -99,6 +99,12 @@ func Apply(ctx context.Context, s Store, desired []Trigger, opts ApplyOptions) (
 				}
 			}
 		default:
+			if !old.Enabled && old.DisabledReason != "" && t.Enabled {
+				// Disabled by the dispatcher (auto-disable-after): a file
+				// saying enabled — as serve --triggers re-applies at every
+				// start — does not undo that; `triggers enable` does.
+				t.Enabled, t.DisabledReason, t.DisabledAt = false, old.DisabledReason, old.DisabledAt
+			}
 			fields := Diff(old, t)
 			if len(fields) == 0 {
 				changes = append(changes, Change{Name: t.Name, Kind: Unchanged})
@@ -153,6 +159,9 @@ func Diff(a, b Trigger) []string {
 	add("timeout", a.Timeout == b.Timeout)
 	add("template", a.Template == b.Template)
 	add("content-type", a.ContentType == b.ContentType)
+	add("auto-disable-after", a.DisableAfter() == b.DisableAfter())
+	add("max-concurrency", a.MaxConcurrency == b.MaxConcurrency)
+	add("rate", a.Rate == b.Rate)
 	return out
 }
 

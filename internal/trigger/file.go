@@ -25,6 +25,7 @@ const MaxFileSize = 4 << 20
 var fileFields = []string{
 	"name", "description", "enabled", "actions", "namespace", "repository",
 	"tag", "exclude-tags", "url", "headers", "format", "secret", "timeout", "template", "content-type",
+	"auto-disable-after", "max-concurrency", "rate",
 }
 
 // fileTrigger is a trigger as written in a file.
@@ -44,6 +45,12 @@ type fileTrigger struct {
 	Timeout     string            `yaml:"timeout"`
 	Template    string            `yaml:"template"`
 	ContentType string            `yaml:"content-type"`
+	// AutoDisableAfter is a Go duration or a number of days ("5d"); "0"
+	// is never.
+	AutoDisableAfter *string `yaml:"auto-disable-after"`
+	// MaxConcurrency and Rate are limits; given, they must be positive.
+	MaxConcurrency *int     `yaml:"max-concurrency"`
+	Rate           *float64 `yaml:"rate"`
 }
 
 // stringList accepts a scalar or a sequence of scalars.
@@ -343,7 +350,44 @@ func (ft fileTrigger) toTrigger(lookup func(string) (string, bool)) (Trigger, []
 		}
 		t.Timeout = Duration(d)
 	}
+	if ft.AutoDisableAfter != nil {
+		d, err := parseLongDuration(*ft.AutoDisableAfter)
+		if err != nil {
+			add("auto-disable-after", "%q is not a duration like \"5d\", \"36h\" or \"0\" (never)", *ft.AutoDisableAfter)
+		}
+		v := Duration(d)
+		t.AutoDisableAfter = &v
+	}
+	if ft.MaxConcurrency != nil {
+		if *ft.MaxConcurrency < 1 {
+			add("max-concurrency", "%d: use at least 1 (leave it out for no limit)", *ft.MaxConcurrency)
+		}
+		t.MaxConcurrency = *ft.MaxConcurrency
+	}
+	if ft.Rate != nil {
+		if !(*ft.Rate > 0) { // NaN too
+			add("rate", "%v: requests per second must be more than 0 (leave it out for no limit)", *ft.Rate)
+		}
+		t.Rate = *ft.Rate
+	}
 	return t, ps
+}
+
+// parseLongDuration reads a Go duration, "0", or a whole number of days
+// ("5d").
+func parseLongDuration(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if n, ok := strings.CutSuffix(s, "d"); ok && n != "" && strings.Trim(n, "0123456789") == "" {
+		var days int64
+		if _, err := fmt.Sscan(n, &days); err != nil || days > 3650 {
+			return 0, fmt.Errorf("%q: too many days", s)
+		}
+		return time.Duration(days) * 24 * time.Hour, nil
+	}
+	if s == "0" {
+		return 0, nil
+	}
+	return time.ParseDuration(s)
 }
 
 var envRef = regexp.MustCompile(`\$\{([^}]*)\}`)

@@ -28,6 +28,11 @@ const (
 	MaxExcludeTags    = 10 // exclude-tags globs per trigger
 	DefaultTimeout    = 10 * time.Second
 	MaxTimeout        = 30 * time.Second
+	// DefaultAutoDisableAfter is how long every delivery of a trigger may
+	// fail before it is disabled, as Svix does.
+	DefaultAutoDisableAfter = 5 * 24 * time.Hour
+	MaxConcurrency          = 1000  // max-concurrency at most
+	MaxRate                 = 10000 // rate (requests per second) at most
 )
 
 // Trigger is one rule. Its JSON form is what stores keep.
@@ -54,6 +59,20 @@ type Trigger struct {
 	// package payload), ContentType its Content-Type (default JSON).
 	Template    string `json:"template,omitempty"`
 	ContentType string `json:"content_type,omitempty"`
+	// AutoDisableAfter disables the trigger when all its deliveries have
+	// failed for that long; nil means DefaultAutoDisableAfter, 0 never.
+	AutoDisableAfter *Duration `json:"auto_disable_after,omitempty"`
+	// MaxConcurrency bounds the trigger's requests in flight at once, and
+	// Rate its requests per second, in one dispatcher process (0: no
+	// limit). Tasks over either wait; they are not failed.
+	MaxConcurrency int     `json:"max_concurrency,omitempty"`
+	Rate           float64 `json:"rate,omitempty"`
+
+	// DisabledReason says why the dispatcher disabled the trigger
+	// (auto-disable-after), DisabledAt when; both are cleared when it is
+	// enabled again. A trigger file never sets them.
+	DisabledReason string    `json:"disabled_reason,omitempty"`
+	DisabledAt     time.Time `json:"disabled_at,omitzero"`
 
 	// Version is the store's revision of this trigger, for conditional
 	// updates; zero for a trigger not yet stored.
@@ -85,6 +104,15 @@ func (t *Trigger) Deadline() time.Duration {
 		return DefaultTimeout
 	}
 	return time.Duration(t.Timeout)
+}
+
+// DisableAfter is how long all deliveries may fail before the trigger is
+// disabled; 0 means never.
+func (t *Trigger) DisableAfter() time.Duration {
+	if t.AutoDisableAfter == nil {
+		return DefaultAutoDisableAfter
+	}
+	return max(time.Duration(*t.AutoDisableAfter), 0)
 }
 
 // Redacted returns a copy safe to print: the URL's query, header values and

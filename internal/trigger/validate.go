@@ -238,6 +238,23 @@ func (r Rules) Validate(t *Trigger) []Problem {
 	case d > 0 && d < 100*time.Millisecond:
 		add("timeout", "%v is too short; use at least 100ms", d)
 	}
+	if t.AutoDisableAfter != nil && *t.AutoDisableAfter < 0 {
+		add("auto-disable-after", "must not be negative (0 = never)")
+	}
+	switch {
+	case t.MaxConcurrency > MaxConcurrency:
+		add("max-concurrency", "%d is more than the %d maximum", t.MaxConcurrency, MaxConcurrency)
+	case t.MaxConcurrency < 0:
+		add("max-concurrency", "must be positive")
+	}
+	switch {
+	case t.Rate > MaxRate:
+		add("rate", "%v requests per second is more than the %d maximum", t.Rate, MaxRate)
+	case t.Rate < 0 || t.Rate != t.Rate:
+		add("rate", "must be positive")
+	case t.Rate > 0 && t.Rate < 0.001:
+		add("rate", "%v requests per second is less than one in 1000 s: use at least 0.001", t.Rate)
+	}
 	return ps
 }
 
