@@ -417,6 +417,23 @@ func (c *requestCounter) units(op string, req, resp []byte) (wru, rru float64) {
 		rru = math.Max(0.5, math.Ceil(float64(size)/4096)*0.5)
 	case "GetItem":
 		rru = 1
+	case "BatchGetItem":
+		// Each key read is billed as a read of its own (an item under
+		// 4 KB, or none): 1 unit strongly consistent, else 0.5.
+		var b struct {
+			RequestItems map[string]struct {
+				Keys           []json.RawMessage
+				ConsistentRead bool
+			}
+		}
+		_ = json.Unmarshal(req, &b)
+		for _, t := range b.RequestItems {
+			per := 0.5
+			if t.ConsistentRead {
+				per = 1
+			}
+			rru += per * float64(len(t.Keys))
+		}
 	}
 	return wru, rru
 }
