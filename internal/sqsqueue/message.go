@@ -17,25 +17,24 @@ package sqsqueue
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/regtrigger/regtrigger/internal/delivery"
 	"github.com/regtrigger/regtrigger/internal/dispatcher"
+	"github.com/regtrigger/regtrigger/internal/taskmsg"
 )
 
 // Version is the version of the task contract that Encode writes: 2, the
-// task as a reference to its trigger.
-const Version = 2
-
-// legacyVersion is the contract before it: the task embedded the whole
-// trigger. Decode still reads it, so messages queued before an upgrade are
-// delivered (to the trigger as it is now); the decoded task keeps only the
-// trigger's namespace, name and version, so the URL, headers and secrets
-// of such a message are never sent to the queue again.
-const legacyVersion = 1
+// task as a reference to its trigger. The contract is package taskmsg's,
+// shared with the Kafka and Redis queues; this package adds what SQS needs
+// (the escapes of noncharacters, the size limit of a message). Decode
+// still reads the legacy contract 1, which embedded the whole trigger, so
+// messages queued before an upgrade are delivered (to the trigger as it is
+// now); the decoded task keeps only the trigger's namespace, name and
+// version, so what such a message embedded is never sent again.
+const Version = taskmsg.Version
 
 // MaxMessageBytes is the largest message this package sends: SQS's classic
 // 256 KiB limit, which counts the body and the message attributes. (AWS
@@ -51,10 +50,7 @@ const attributeReserve = 1 << 10
 const MaxBodyBytes = MaxMessageBytes - attributeReserve
 
 // Message is the body of every queue message: a version and the task.
-type Message struct {
-	Version int           `json:"v"`
-	Task    delivery.Task `json:"task"`
-}
+type Message = taskmsg.Message
 
 var (
 	// ErrUndecodable marks a message body that is not a task of a known
@@ -72,9 +68,9 @@ var (
 // Encode returns the message body for t. It fails with ErrTooLarge when the
 // body would exceed MaxBodyBytes.
 func Encode(t delivery.Task) (string, error) {
-	b, err := json.Marshal(Message{Version: Version, Task: t})
+	b, err := taskmsg.Encode(t, 0)
 	if err != nil {
-		return "", fmt.Errorf("encode task %s: %w", t.ID, err)
+		return "", err
 	}
 	b = escapeNoncharacters(b)
 	if len(b) > MaxBodyBytes {
@@ -87,21 +83,7 @@ func Encode(t delivery.Task) (string, error) {
 // before an upgrade, by the legacy contract). A body that is not JSON, has
 // an unknown version, or holds no task id or trigger name fails with
 // ErrUndecodable; the error never quotes the body.
-func Decode(body string) (delivery.Task, error) {
-	var m Message
-	if err := json.Unmarshal([]byte(body), &m); err != nil {
-		return delivery.Task{}, fmt.Errorf("%w: %d-byte body: %w", ErrUndecodable, len(body), err)
-	}
-	switch {
-	case m.Version != Version && m.Version != legacyVersion:
-		return delivery.Task{}, fmt.Errorf("%w: contract version %d (this build reads %d and %d)", ErrUndecodable, m.Version, legacyVersion, Version)
-	case m.Task.ID == "":
-		return delivery.Task{}, fmt.Errorf("%w: message holds no task id", ErrUndecodable)
-	case m.Task.Trigger.Name == "":
-		return delivery.Task{}, fmt.Errorf("%w: task %s names no trigger", ErrUndecodable, m.Task.ID)
-	}
-	return m.Task, nil
-}
+func Decode(body string) (delivery.Task, error) { return taskmsg.Decode([]byte(body)) }
 
 // escapeNoncharacters rewrites U+FFFE and U+FFFF, which encoding/json
 // writes as they are but SQS refuses in a message body, as JSON escapes.

@@ -21,6 +21,7 @@ import (
 	"github.com/regtrigger/regtrigger/internal/dispatcher"
 	"github.com/regtrigger/regtrigger/internal/event"
 	"github.com/regtrigger/regtrigger/internal/sqsqueue"
+	"github.com/regtrigger/regtrigger/internal/taskmsg"
 	"github.com/regtrigger/regtrigger/internal/testserver"
 )
 
@@ -549,5 +550,26 @@ func TestHoldForRetry(t *testing.T) {
 		m.Attributes["ApproximateReceiveCount"] != "2" || m.Attributes["SentTimestamp"] != first[0].Attributes["SentTimestamp"] {
 		t.Errorf("second receive: id %s count %s sent %s (first: %s, sent %s)", aws.ToString(m.MessageId), m.Attributes["ApproximateReceiveCount"],
 			m.Attributes["SentTimestamp"], aws.ToString(first[0].MessageId), first[0].Attributes["SentTimestamp"])
+	}
+}
+
+// TestSameContractAsTaskmsg: an SQS body decodes as a Kafka or Redis one
+// (package taskmsg) and back, so tasks move between queues unchanged.
+func TestSameContractAsTaskmsg(t *testing.T) {
+	task := sampleTask(2)
+	s, err := sqsqueue.Encode(task)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := taskmsg.Decode([]byte(s))
+	if err != nil || !reflect.DeepEqual(got, task) {
+		t.Fatalf("taskmsg.Decode: %+v, %v", got, err)
+	}
+	b, err := taskmsg.Encode(task, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err = sqsqueue.Decode(string(b)); err != nil || !reflect.DeepEqual(got, task) {
+		t.Fatalf("sqsqueue.Decode: %+v, %v", got, err)
 	}
 }

@@ -9,7 +9,6 @@ import (
 
 	"github.com/regtrigger/regtrigger/internal/delivery"
 	"github.com/regtrigger/regtrigger/internal/event"
-	"github.com/regtrigger/regtrigger/internal/sqsqueue"
 )
 
 func sampleTask() delivery.Task {
@@ -18,28 +17,6 @@ func sampleTask() delivery.Task {
 		Trigger: delivery.TriggerRef{Namespace: "public", Name: "deploy-nginx", Version: 3},
 		Event:   event.Event{Source: "tcr", Action: event.PushImage, Namespace: "public", Repository: "nginx", Tag: "v1"},
 		Attempt: 2, CreatedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
-	}
-}
-
-// TestSameContractAsSQS: a body of either package decodes in the other,
-// so tasks move between SQS, Kafka and the Redis retry set unchanged.
-func TestSameContractAsSQS(t *testing.T) {
-	task := sampleTask()
-	b, err := Encode(task, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := sqsqueue.Decode(string(b))
-	if err != nil || got.ID != task.ID || got.Trigger != task.Trigger || got.Attempt != 2 {
-		t.Fatalf("sqsqueue.Decode: %+v, %v", got, err)
-	}
-	s, err := sqsqueue.Encode(task)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err = Decode([]byte(s))
-	if err != nil || got.ID != task.ID || !got.CreatedAt.Equal(task.CreatedAt) {
-		t.Fatalf("Decode: %+v, %v", got, err)
 	}
 }
 
