@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -215,9 +216,16 @@ func serve(ctx context.Context, c *cobra.Command, f serveFlags) error {
 	}
 	logger.Info("regtrigger serving", "addr", ln.Addr().String(), "data", f.data, "workers", f.workers, "version", version)
 
+	go purgeLoop(ctx, store, logger)
+	return runUntilStopped(ctx, srv, ln, pool, f.drain, logger)
+}
+
+// runUntilStopped serves HTTP on ln and runs the delivery pool until ctx
+// ends (SIGINT/SIGTERM), then stops accepting notifications and waits for
+// the pool to drain its in-flight deliveries.
+func runUntilStopped(ctx context.Context, srv *http.Server, ln net.Listener, pool *dispatcher.Pool, drain time.Duration, logger *slog.Logger) error {
 	poolDone := make(chan error, 1)
 	go func() { poolDone <- pool.Run(ctx) }()
-	go purgeLoop(ctx, store, logger)
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- srv.Serve(ln) }()
 
@@ -226,7 +234,7 @@ func serve(ctx context.Context, c *cobra.Command, f serveFlags) error {
 		return fail("serve HTTP on %s: %v", ln.Addr(), err)
 	case <-ctx.Done():
 	}
-	logger.Info("shutting down: no new notifications; finishing in-flight deliveries", "drain", f.drain.String())
+	logger.Info("shutting down: no new notifications; finishing in-flight deliveries", "drain", drain.String())
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {

@@ -91,25 +91,8 @@ func serveShared(ctx context.Context, logger *slog.Logger, f serveFlags, authn *
 	}
 	logger.Info("regtrigger serving", "addr", ln.Addr().String(), "store", "redis", "queue", f.queue, "workers", f.workers, "version", version)
 
-	poolDone := make(chan error, 1)
-	go func() { poolDone <- pool.Run(ctx) }()
 	go requeueLoop(ctx, b, logger)
-	srvDone := make(chan error, 1)
-	go func() { srvDone <- srv.Serve(ln) }()
-	select {
-	case err := <-srvDone:
-		return fail("serve: %v", err)
-	case <-ctx.Done():
-	}
-	logger.Info("shutting down: no new notifications; finishing in-flight deliveries", "drain", f.drain.String())
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		logger.Warn("http shutdown", "error", err.Error())
-	}
-	<-poolDone
-	logger.Info("stopped")
-	return nil
+	return runUntilStopped(ctx, srv, ln, pool, f.drain, logger)
 }
 
 // requeueLoop moves due retries from Redis to the topic every second.

@@ -31,7 +31,6 @@ import (
 	"github.com/regtrigger/regtrigger/internal/event"
 	"github.com/regtrigger/regtrigger/internal/payload"
 	"github.com/regtrigger/regtrigger/internal/receiver"
-	"github.com/regtrigger/regtrigger/internal/testserver"
 	"github.com/regtrigger/regtrigger/internal/teststack"
 	"github.com/regtrigger/regtrigger/internal/trigger"
 )
@@ -203,31 +202,17 @@ type measureRig struct {
 
 func newMeasureRig(t *testing.T) *measureRig {
 	t.Helper()
-	dyn, err := testserver.Dynalite()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(dyn.Stop)
-	fq, err := testserver.Fauxqs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(fq.Stop)
+	st := newAWSStack(t, "measure")
 	ctx := context.Background()
-	st, err := teststack.New(ctx, dyn.URL, fq.URL, "measure")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The SDK's standard variables, as on Lambda (cloud.New reads them).
-	for _, kv := range testserver.AWSEnv(dyn.URL, fq.URL) {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v)
-	}
 	m := &measureRig{base: st, gsis: map[string][]string{}, env: map[string]string{
 		config.EnvTriggersTable: st.Tables.Triggers, config.EnvRecordsTable: st.Tables.Records, config.EnvDedupeTable: st.Tables.Dedupe,
 		config.EnvQueueURL: st.QueueURL, config.EnvRegistries: "tcr=" + measureToken, config.EnvAllowPrivate: "127.0.0.1/32",
 	}}
-	db := dynamodb.NewFromConfig(testserver.AWSConfig(dyn.URL))
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx) // the variables newAWSStack set
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := dynamodb.NewFromConfig(awsCfg)
 	for _, table := range []string{st.Tables.Triggers, st.Tables.Records, st.Tables.Dedupe} {
 		out, err := db.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(table)})
 		if err != nil {

@@ -110,25 +110,8 @@ type trustRig struct {
 
 func newTrustRig(t *testing.T) *trustRig {
 	t.Helper()
-	dyn, err := testserver.Dynalite()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(dyn.Stop)
-	fq, err := testserver.Fauxqs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(fq.Stop)
+	st := newAWSStack(t, "trust")
 	ctx := context.Background()
-	st, err := teststack.New(ctx, dyn.URL, fq.URL, "trust")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, kv := range testserver.AWSEnv(dyn.URL, fq.URL) {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v)
-	}
 	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
 	if err != nil {
 		t.Fatal(err)
