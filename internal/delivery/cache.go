@@ -87,6 +87,15 @@ func (c *TriggerCache) Forget() {
 	c.mu.Unlock()
 }
 
+// Drop forgets the cached answer for name, so the next Get of it reads
+// the store: the engine drops a trigger it has just written itself (an
+// auto-disable), whose change must not wait for the TTL here.
+func (c *TriggerCache) Drop(name string) {
+	c.mu.Lock()
+	delete(c.m, name)
+	c.mu.Unlock()
+}
+
 func (c *TriggerCache) now() time.Time {
 	if c.Now != nil {
 		return c.Now()

@@ -53,6 +53,11 @@ func (e *Engine) autoDisable(ctx context.Context, st State, tr *trigger.Trigger,
 		}
 		return false // edited meanwhile: the edit restarts the clock
 	}
+	if c, ok := e.Triggers.(*TriggerCache); ok {
+		// Its other tasks here are skipped from now on, not sent until
+		// the cached read expires.
+		c.Drop(tr.Name)
+	}
 	if e.Health != nil {
 		if err := e.Health.Recovered(ctx, "", tr.Name); err != nil {
 			e.logger().LogAttrs(ctx, slog.LevelWarn, "forget the disabled trigger's failures", slog.String("trigger", tr.Name), slog.String("error", err.Error()))

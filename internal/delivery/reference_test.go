@@ -225,4 +225,15 @@ func TestTriggerCache(t *testing.T) {
 	if err := get("deploy"); err != nil || reads.Load() != 6 {
 		t.Errorf("after Forget: %v, %d reads", err, reads.Load())
 	}
+	if err := get("gone"); !errors.Is(err, trigger.ErrNotFound) || reads.Load() != 7 {
+		t.Errorf("gone after Forget: %v, %d reads", err, reads.Load())
+	}
+	// Drop forgets one name: the next Get of it reads, the others do not.
+	c.Drop("deploy")
+	if err := get("deploy"); err != nil || reads.Load() != 8 {
+		t.Errorf("after Drop: %v, %d reads", err, reads.Load())
+	}
+	if err := get("gone"); !errors.Is(err, trigger.ErrNotFound) || reads.Load() != 8 {
+		t.Errorf("Drop forgot another name: %v, %d reads", err, reads.Load())
+	}
 }
