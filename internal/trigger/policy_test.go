@@ -77,3 +77,39 @@ func TestLimits(t *testing.T) {
 		})
 	}
 }
+
+func TestCoalesceWindow(t *testing.T) {
+	const head = "triggers:\n  - name: hook\n    actions: [pushImage]\n    namespace: n\n    url: https://example.com/\n"
+	tests := []struct {
+		name, field string
+		want        time.Duration
+		problem     string
+	}{
+		{"off by default", "", 0, ""},
+		{"ten seconds", "    coalesce: 10s\n", 10 * time.Second, ""},
+		{"zero is off", "    coalesce: 0\n", 0, ""},
+		{"the maximum", "    coalesce: 10m\n", 10 * time.Minute, ""},
+		{"over ten minutes", "    coalesce: 11m\n", 0, "trigger hook (line 2): coalesce: 11m0s is longer than the 10m0s maximum"},
+		{"under a second", "    coalesce: 500ms\n", 0, "trigger hook (line 2): coalesce: 500ms is too short; use at least 1s"},
+		{"negative", "    coalesce: -5s\n", 0, "trigger hook (line 2): coalesce: must be positive (0 = off)"},
+		{"not a duration", "    coalesce: soon\n", 0, `trigger hook (line 2): coalesce: "soon" is not a duration like "10s"`},
+		{"with format raw", "    coalesce: 10s\n    format: raw\n", 0, "trigger hook (line 2): coalesce: format raw sends the registry's own body"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts, err := Parse(strings.NewReader(head+tt.field), env(nil))
+			if tt.problem != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.problem) {
+					t.Fatalf("got %v, want a problem containing %q", err, tt.problem)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := time.Duration(ts[0].Coalesce); got != tt.want {
+				t.Errorf("coalesce %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
