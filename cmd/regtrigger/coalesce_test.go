@@ -11,40 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/regtrigger/regtrigger/internal/coalesce/coalescetest"
 	"github.com/regtrigger/regtrigger/internal/record"
 )
-
-// burst is a multi-arch push of team/app, one notification per manifest,
-// in Distribution's format: four platform manifests and the index pushed
-// as v1.2.3 (a registry that names the tag on each; Distribution itself
-// leaves the platform manifests untagged, and regtrigger ignores those),
-// then three more tags of the index.
-func burst(at time.Time) [][]byte {
-	type target struct {
-		MediaType  string `json:"mediaType"`
-		Digest     string `json:"digest"`
-		Repository string `json:"repository"`
-		Tag        string `json:"tag,omitempty"`
-	}
-	one := func(i int, tg target) []byte {
-		ev := map[string]any{
-			"id": fmt.Sprintf("burst-%d", i), "timestamp": at.Add(time.Duration(i) * 10 * time.Millisecond).UTC().Format(time.RFC3339Nano),
-			"action": "push", "target": tg,
-			"request": map[string]string{"host": "registry.example", "method": "PUT"},
-			"actor":   map[string]string{"name": "ci"},
-		}
-		b, _ := json.Marshal(map[string]any{"events": []any{ev}})
-		return b
-	}
-	var out [][]byte
-	for i := 1; i <= 4; i++ {
-		out = append(out, one(len(out), target{MediaType: "application/vnd.oci.image.manifest.v1+json", Digest: fmt.Sprintf("sha256:%064d", i), Repository: "team/app", Tag: "v1.2.3"}))
-	}
-	for _, tag := range []string{"v1.2.3", "v1.2", "v1", "latest"} {
-		out = append(out, one(len(out), target{MediaType: "application/vnd.oci.image.index.v1+json", Digest: fmt.Sprintf("sha256:%064d", 99), Repository: "team/app", Tag: tag}))
-	}
-	return out
-}
 
 // TestServeCoalescesABurst sends a burst of 8 events over two serve
 // processes (the first stopped halfway, the second started on its store):
@@ -65,7 +34,7 @@ func TestServeCoalescesABurst(t *testing.T) {
 	if err := os.WriteFile(triggers, []byte(y), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	notifications := burst(time.Now())
+	notifications := coalescetest.DistributionBurst(time.Now())
 	send := func(s *server, bodies [][]byte) {
 		t.Helper()
 		for _, b := range bodies {

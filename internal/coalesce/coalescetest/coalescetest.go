@@ -5,6 +5,7 @@ package coalescetest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -177,4 +178,36 @@ func Burst(t *testing.T, s coalesce.Store, key string) {
 	if !closer.Found || !other.Found || other.By != closer.By || len(closer.Events) != 8 || other.Events != nil || other.Count != 8 {
 		t.Fatalf("close: %+v and %+v; want one closer with 8 events and one coalesced into it", closer, other)
 	}
+}
+
+// DistributionBurst is a multi-arch push of team/app, one notification per manifest,
+// in Distribution's format: four platform manifests and the index pushed
+// as v1.2.3 (a registry that names the tag on each; Distribution itself
+// leaves the platform manifests untagged, and regtrigger ignores those),
+// then three more tags of the index.
+func DistributionBurst(at time.Time) [][]byte {
+	type target struct {
+		MediaType  string `json:"mediaType"`
+		Digest     string `json:"digest"`
+		Repository string `json:"repository"`
+		Tag        string `json:"tag,omitempty"`
+	}
+	one := func(i int, tg target) []byte {
+		ev := map[string]any{
+			"id": fmt.Sprintf("burst-%d", i), "timestamp": at.Add(time.Duration(i) * 10 * time.Millisecond).UTC().Format(time.RFC3339Nano),
+			"action": "push", "target": tg,
+			"request": map[string]string{"host": "registry.example", "method": "PUT"},
+			"actor":   map[string]string{"name": "ci"},
+		}
+		b, _ := json.Marshal(map[string]any{"events": []any{ev}})
+		return b
+	}
+	var out [][]byte
+	for i := 1; i <= 4; i++ {
+		out = append(out, one(len(out), target{MediaType: "application/vnd.oci.image.manifest.v1+json", Digest: fmt.Sprintf("sha256:%064d", i), Repository: "team/app", Tag: "v1.2.3"}))
+	}
+	for _, tag := range []string{"v1.2.3", "v1.2", "v1", "latest"} {
+		out = append(out, one(len(out), target{MediaType: "application/vnd.oci.image.index.v1+json", Digest: fmt.Sprintf("sha256:%064d", 99), Repository: "team/app", Tag: tag}))
+	}
+	return out
 }
