@@ -3,6 +3,7 @@ package boltstore
 import (
 	"context"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -53,5 +54,29 @@ func TestWindowsSurviveRestart(t *testing.T) {
 	}
 	if n := keys(t, s, bCoalesce); n != 0 {
 		t.Fatalf("%d documents left", n)
+	}
+}
+
+// BenchmarkWindowsBurst is what a burst of 8 costs the embedded store: 8
+// joins (each a bbolt transaction) and the 8 closes of its tasks (one
+// writes).
+func BenchmarkWindowsBurst(b *testing.B) {
+	ctx := context.Background()
+	s := open(b, "", newClock(time.Now()))
+	w := coalesce.Windows{Store: s.Windows()}
+	evs := coalescetest.BurstEvents()
+	for i := 0; b.Loop(); i++ {
+		key := "bench" + strconv.Itoa(i)
+		now := time.Now()
+		for j, ev := range evs {
+			if _, err := w.Join(ctx, key, 10*time.Second, []coalesce.Member{{Task: "t" + strconv.Itoa(j), Event: ev}}, now); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for j := range evs {
+			if _, err := w.Close(ctx, key, "t"+strconv.Itoa(j), now.Add(10*time.Second)); err != nil {
+				b.Fatal(err)
+			}
+		}
 	}
 }
