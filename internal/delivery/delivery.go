@@ -178,7 +178,7 @@ func (e *Engine) Deliver(ctx context.Context, t Task) Outcome {
 	rec := record.FromEvent(t.ID, t.Trigger.Name, t.Event)
 	var out Outcome
 	if wait := t.NotBefore.Sub(now); wait > 0 {
-		// A queue that could not delay it (Kafka): wait on the queue.
+		// A queue that did not delay it: wait on the queue.
 		rec.Status, rec.ErrorClass = record.Retrying, record.ClassCoalesceWait
 		rec.Error = "waits for its coalesce window"
 		rec.NextAttemptAt = t.NotBefore.UTC()
