@@ -222,6 +222,9 @@ func printTrigger(w io.Writer, output string, t trigger.Trigger) error {
 		if t.Rate > 0 {
 			row("rate", fmt.Sprintf("%v requests per second", t.Rate))
 		}
+		if t.Coalesce > 0 {
+			row("coalesce", fmt.Sprintf("bursts within %v are one delivery", time.Duration(t.Coalesce)))
+		}
 		if t.Version != 0 {
 			row("version", t.Version)
 		}

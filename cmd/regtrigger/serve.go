@@ -194,10 +194,10 @@ func serve(ctx context.Context, c *cobra.Command, f serveFlags) error {
 	// store answers from memory, emptied by every trigger write.
 	// Each target's circuit lives in the store's memory: this process is
 	// the only one delivering from the file.
-	engine := &delivery.Engine{Sender: client, Triggers: store.Triggers(), Policy: policy, Health: store.Health(), Disable: store.Triggers(), Limits: &delivery.Limits{}, Logger: logger, UserAgent: userAgent()}
+	engine := &delivery.Engine{Sender: client, Triggers: store.Triggers(), Policy: policy, Health: store.Health(), Disable: store.Triggers(), Windows: store.Windows(), Limits: &delivery.Limits{}, Logger: logger, UserAgent: userAgent()}
 	pool := &dispatcher.Pool{Queue: queue, Engine: engine, Workers: f.workers, Drain: f.drain, Records: store.Records(), Logger: logger}
 	queue.OnEnqueue = pool.Wake
-	svc := &receiver.Service{Triggers: store.Triggers(), Queue: queue, Dedupe: store, Records: store.Records(), Logger: logger, DedupeWindow: f.dedupeWindow}
+	svc := &receiver.Service{Triggers: store.Triggers(), Queue: queue, Dedupe: store, Records: store.Records(), Windows: store.Windows(), Logger: logger, DedupeWindow: f.dedupeWindow}
 	endpoint := &receiver.Endpoint{Service: svc, Auth: authn, Health: store.Ping}
 
 	srv := &http.Server{

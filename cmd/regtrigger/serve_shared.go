@@ -76,9 +76,9 @@ func serveShared(ctx context.Context, logger *slog.Logger, f serveFlags, authn *
 	triggers := &delivery.TriggerCache{Triggers: b.Triggers, TTL: 2 * time.Second}
 	// The circuits are in Redis, shared by every instance; max-concurrency
 	// and rate hold per instance (docs/delivery.md).
-	engine := &delivery.Engine{Sender: client, Triggers: triggers, Policy: policy, Health: b.TargetHealth, Disable: b.Triggers, Limits: &delivery.Limits{}, Sink: b.Records, Logger: logger, UserAgent: userAgent()}
+	engine := &delivery.Engine{Sender: client, Triggers: triggers, Policy: policy, Health: b.TargetHealth, Disable: b.Triggers, Windows: b.Windows, Limits: &delivery.Limits{}, Sink: b.Records, Logger: logger, UserAgent: userAgent()}
 	pool := &dispatcher.Pool{Queue: consumer, Engine: engine, Workers: f.workers, Drain: f.drain, Records: b.Records, Logger: logger}
-	svc := &receiver.Service{Triggers: b.Triggers, Queue: b.Queue, Dedupe: b.Dedupe, Records: b.Records, Logger: logger, DedupeWindow: f.dedupeWindow}
+	svc := &receiver.Service{Triggers: b.Triggers, Queue: b.Queue, Dedupe: b.Dedupe, Records: b.Records, Windows: b.Windows, Logger: logger, DedupeWindow: f.dedupeWindow}
 	endpoint := &receiver.Endpoint{Service: svc, Auth: authn, Health: b.Health}
 
 	srv := &http.Server{

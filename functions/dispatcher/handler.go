@@ -130,8 +130,11 @@ func (h *handler) one(ctx context.Context, m events.SQSMessage) bool {
 		// retry of a receive that made no attempt (the trigger could not
 		// be read, the function was stopping): held, its next receive
 		// would count one.
+		// And so is the retry of a task that closed its coalesce window:
+		// the message does not carry the window's events, the new one does.
 		attempted := out.Task.Attempt > task.Attempt
-		if attempted && h.notBefore(m).IsZero() && h.wait(ctx, log, m, receives, out.Delay) {
+		gathered := len(out.Task.Coalesced) > len(task.Coalesced)
+		if attempted && !gathered && h.notBefore(m).IsZero() && h.wait(ctx, log, m, receives, out.Delay) {
 			return false
 		}
 		if err := h.requeue(ctx, out.Task, out.Delay); err != nil {

@@ -28,6 +28,7 @@ import (
 
 	"github.com/regtrigger/regtrigger/internal/boltstore"
 	"github.com/regtrigger/regtrigger/internal/cloud"
+	"github.com/regtrigger/regtrigger/internal/coalesce"
 	"github.com/regtrigger/regtrigger/internal/config"
 	"github.com/regtrigger/regtrigger/internal/delivery"
 	"github.com/regtrigger/regtrigger/internal/kafkaqueue"
@@ -75,6 +76,8 @@ type Backend struct {
 	// TargetHealth keeps the delivery policies' state (circuits,
 	// triggers failing since); nil without one.
 	TargetHealth delivery.Health
+	// Windows keeps the coalesce windows (a trigger's coalesce option).
+	Windows coalesce.Store
 
 	// Kind-specific parts, for the wiring that needs more.
 	Bolt      *boltstore.Store
@@ -146,7 +149,7 @@ func openBolt(path string, o Options) (*Backend, error) {
 	q := boltstore.NewTaskQueue(s)
 	return &Backend{
 		Kind: Bolt, Triggers: s.Triggers(), Records: s.Records(), Dedupe: s, Queue: q,
-		Archived: q.Archived, Health: s.Ping, TargetHealth: s.Health(), Bolt: s, BoltQueue: q,
+		Archived: q.Archived, Health: s.Ping, TargetHealth: s.Health(), Windows: s.Windows(), Bolt: s, BoltQueue: q,
 		closers: []func() error{s.Close},
 	}, nil
 }
@@ -164,7 +167,7 @@ func openRedis(storeURL, queueURL string, o Options) (*Backend, error) {
 	}
 	b := &Backend{
 		Kind: Redis, Triggers: s.Triggers(), Records: s.Records(), Dedupe: s,
-		Archive: s.Archive, Archived: s.Archived, Health: s.Ping, TargetHealth: s.Health(), Redis: s,
+		Archive: s.Archive, Archived: s.Archived, Health: s.Ping, TargetHealth: s.Health(), Windows: s.Windows(), Redis: s,
 		closers: []func() error{client.Close},
 	}
 	if queueURL == "" {
@@ -197,7 +200,7 @@ func openDynamo(ctx context.Context, o Options) (*Backend, error) {
 	records := st.Store.Records()
 	return &Backend{
 		Kind: Dynamo, Triggers: st.Store.Triggers(), Records: records, Dedupe: st.Store, Queue: st.Queue,
-		Archive: records.Archive, Archived: records.Archived, TargetHealth: st.Store.Health(), Cloud: st,
+		Archive: records.Archive, Archived: records.Archived, TargetHealth: st.Store.Health(), Windows: st.Store.Windows(), Cloud: st,
 		Health: func(ctx context.Context) error {
 			_, err := st.Triggers.Namespace(ctx, "regtrigger-health")
 			return err

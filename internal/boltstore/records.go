@@ -165,7 +165,7 @@ func (rs *Records) List(ctx context.Context, q record.Query) ([]record.Record, e
 }
 
 // Purge deletes records (with their index entries) and kept tasks older
-// than the retention, and expired duplicate keys, each in transactions of
+// than the retention, expired duplicate keys and coalesce windows, each in transactions of
 // at most purgeBatch entries. It returns how many records went. The caller
 // runs it periodically; it is cheap when nothing has expired.
 func (s *Store) Purge(ctx context.Context) (int, error) {
@@ -187,6 +187,15 @@ func (s *Store) Purge(ctx context.Context) (int, error) {
 	}
 	for {
 		n, err := s.purgeClaims(ctx, now)
+		if err != nil {
+			return total, err
+		}
+		if n < purgeBatch {
+			break
+		}
+	}
+	for {
+		n, err := s.purgeWindows(ctx, now)
 		if err != nil {
 			return total, err
 		}

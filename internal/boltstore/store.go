@@ -61,6 +61,8 @@
 //	dedupe_expiry   expiry hash(16)         -> (empty)   duplicate keys (SHA-256 of the
 //	                                                    key, first 16 bytes) until expiry
 //	dead            id                      -> undecodable task and the reason
+//	coalesce        window key              -> expiry(8) and the key's coalesce windows
+//	                                                    (package coalesce; Windows)
 //
 // The task key (16 bytes: time and a sequence) names a task's payload. A
 // task is queued while its pending entry exists; finishing it deletes only
@@ -121,7 +123,8 @@ var (
 	bPending        = []byte("pending")
 	bDedupe         = []byte("dedupe_expiry")
 	bDead           = []byte("dead")
-	allBuckets      = [][]byte{bMeta, bTriggers, bTriggersNS, bRecords, bRecordsTrigger, bRecordsTask, bTasks, bPending, bDedupe, bDead}
+	bCoalesce       = []byte("coalesce")
+	allBuckets      = [][]byte{bMeta, bTriggers, bTriggersNS, bRecords, bRecordsTrigger, bRecordsTask, bTasks, bPending, bDedupe, bDead, bCoalesce}
 
 	keySchema = []byte("schema")
 )

@@ -82,7 +82,7 @@ func (q *TaskQueue) OwnsDedupe(d receiver.Dedupe) bool {
 	return ok && s == q.s
 }
 
-// taskItems encodes tasks as queue items, due now.
+// taskItems encodes tasks as queue items, due now (or at their NotBefore).
 func taskItems(tasks []delivery.Task) ([]Item, error) {
 	items := make([]Item, len(tasks))
 	for i, t := range tasks {
@@ -94,14 +94,14 @@ func taskItems(tasks []delivery.Task) ([]Item, error) {
 	return items, nil
 }
 
-// taskItem encodes t as a queue item, due now, which keeps t itself as its
-// value for the next Lease.
+// taskItem encodes t as a queue item, due now (or at its NotBefore), which
+// keeps t itself as its value for the next Lease.
 func taskItem(t delivery.Task) (Item, error) {
 	b, err := json.Marshal(t)
 	if err != nil {
 		return Item{}, fmt.Errorf("encode task %s: %w", t.ID, err)
 	}
-	return Item{ID: t.ID, Payload: b, Value: t}, nil
+	return Item{ID: t.ID, Payload: b, Value: t, Due: t.NotBefore}, nil
 }
 
 // Lease takes due tasks off the queue for leaseFor.

@@ -104,6 +104,7 @@ func (s *Stack) Endpoint(logger *slog.Logger) (*receiver.Endpoint, error) {
 		Triggers:     s.Triggers,
 		Queue:        s.Queue,
 		Dedupe:       s.Store,
+		Windows:      s.Store.Windows(),
 		Logger:       logger,
 		DedupeWindow: s.Config.DedupeWindow,
 	}
@@ -141,5 +142,5 @@ func (s *Stack) Engine(logger *slog.Logger) (*delivery.Engine, error) {
 	// dedupe table, shared by every container; a trigger failing for its
 	// auto-disable-after is disabled with a conditional PutItem. The
 	// triggers' max-concurrency and rate hold per container.
-	return &delivery.Engine{Sender: client, Triggers: triggers, Policy: policy, Health: s.Store.Health(), Disable: s.Store.Triggers(), Limits: &delivery.Limits{}, Sink: s.Store.Records(), Logger: logger, UserAgent: ua}, nil
+	return &delivery.Engine{Sender: client, Triggers: triggers, Policy: policy, Health: s.Store.Health(), Disable: s.Store.Triggers(), Windows: s.Store.Windows(), Limits: &delivery.Limits{}, Sink: s.Store.Records(), Logger: logger, UserAgent: ua}, nil
 }

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/regtrigger/regtrigger/internal/coalesce"
 	"github.com/regtrigger/regtrigger/internal/event"
 	"github.com/regtrigger/regtrigger/internal/outbound"
 	"github.com/regtrigger/regtrigger/internal/payload"
@@ -49,6 +50,18 @@ type Task struct {
 	Attempt int `json:"attempt"`
 	// CreatedAt is when the receiver accepted the notification.
 	CreatedAt time.Time `json:"created_at"`
+	// NotBefore is when the task may go out (a coalesce window's end);
+	// a queue that can delay a message delays it until then, and the
+	// Engine holds one that comes earlier. Zero: at once.
+	NotBefore time.Time `json:"not_before,omitzero"`
+	// Coalescing is set when the receiver added the event to its
+	// trigger's coalesce window (package coalesce): the task asks the
+	// window, when it comes due, whether it delivers the window's events or
+	// was coalesced into another task's delivery.
+	Coalescing bool `json:"coalescing,omitempty"`
+	// Coalesced are the events the task delivers, its own included, once
+	// it closed its window (in arrival order); nil for one event.
+	Coalesced []event.Event `json:"coalesced,omitempty"`
 }
 
 // TriggerRef is the key of a trigger (its namespace and name) and the
@@ -82,9 +95,13 @@ func NewTask(id string, t *trigger.Trigger, ev event.Event, now time.Time) Task 
 // trigger as it is now, t: a fresh attempt count, and the reference moved
 // to t's current revision, so that queued work cancelled before it
 // (CancelThrough) does not cancel it.
+//
+// A task coalesced into another's delivery is sent alone; one that
+// delivered a window sends its events again.
 func (task Task) Requeued(t *trigger.Trigger) Task {
 	task.Attempt = 0
 	task.Trigger = RefOf(t)
+	task.Coalescing, task.NotBefore = false, time.Time{}
 	return task
 }
 
@@ -133,6 +150,9 @@ type Engine struct {
 	// Disable writes a trigger the dispatcher disables (a trigger's
 	// auto-disable-after, tracked in Health); nil never disables one.
 	Disable TriggerWriter
+	// Windows keeps the coalesce windows the receiver adds events to;
+	// nil sends every task alone.
+	Windows coalesce.Store
 	// Sink receives every record; nil keeps them only in the log.
 	Sink record.Sink
 	// Logger receives one line per attempt; nil means slog.Default().
@@ -157,7 +177,13 @@ func (e *Engine) Deliver(ctx context.Context, t Task) Outcome {
 	now := e.now()
 	rec := record.FromEvent(t.ID, t.Trigger.Name, t.Event)
 	var out Outcome
-	if tr, ok := e.resolve(ctx, t, &rec, &out); ok {
+	if wait := t.NotBefore.Sub(now); wait > 0 {
+		// A queue that did not delay it: wait on the queue.
+		rec.Status, rec.ErrorClass = record.Retrying, record.ClassCoalesceWait
+		rec.Error = "waits for its coalesce window"
+		rec.NextAttemptAt = t.NotBefore.UTC()
+		out = Outcome{Retry: true, Delay: wait}
+	} else if tr, ok := e.resolve(ctx, t, &rec, &out); ok && e.gather(ctx, &t, &rec, &out, now) {
 		rec.Target = targetHost(tr.URL)
 		rec.TriggerVersion = tr.Version
 		release, held := e.limit(ctx, t, &tr, &rec)
@@ -191,6 +217,39 @@ func (e *Engine) Deliver(ctx context.Context, t Task) Outcome {
 	out.Record = rec
 	e.finish(ctx, &out)
 	return out
+}
+
+// gather asks the task's coalesce window, once, whether the task
+// delivers it: then t carries the window's events (Coalesced). It reports
+// false, with rec filled (and out, for a retry), when the task was
+// coalesced into another's delivery or the window could not be read.
+func (e *Engine) gather(ctx context.Context, t *Task, rec *record.Record, out *Outcome, now time.Time) bool {
+	if !t.Coalescing || t.Coalesced != nil || e.Windows == nil {
+		return true
+	}
+	c, err := coalesce.Windows{Store: e.Windows}.Close(ctx, coalesce.Key(t.Trigger.Name, t.Event), t.ID, now)
+	switch {
+	case err != nil && ctx.Err() != nil:
+		rec.Status, rec.ErrorClass, rec.Error = record.Retrying, record.ClassCanceled, "dispatcher stopped while reading the coalesce window"
+		*out = Outcome{Retry: true}
+		return false
+	case err != nil:
+		d := e.policy().Delay(max(t.Attempt, 1), 0, e.rand())
+		rec.Status, rec.ErrorClass, rec.Error = record.Retrying, record.ClassStore, err.Error()
+		rec.NextAttemptAt = e.now().Add(d).UTC()
+		*out = Outcome{Retry: true, Delay: d}
+		return false
+	case !c.Found:
+		return true // the window is gone: the event goes alone
+	case c.By != t.ID:
+		rec.Status, rec.CoalescedInto = record.Coalesced, c.By
+		rec.Error = fmt.Sprintf("coalesced: task %s delivers the %d events of its window", c.By, c.Count)
+		return false
+	}
+	if len(c.Events) > 1 {
+		t.Coalesced = c.Events
+	}
+	return true
 }
 
 // limit takes the task's slot of its trigger's max-concurrency and rate.
@@ -266,13 +325,17 @@ func (e *Engine) resolve(ctx context.Context, t Task, rec *record.Record, out *O
 // attempt sends the request for trigger tr and classifies the answer into rec.
 func (e *Engine) attempt(ctx context.Context, t Task, tr *trigger.Trigger, rec *record.Record, now time.Time) Outcome {
 	ev := t.Event
+	if n := len(t.Coalesced); n > 1 {
+		ev = t.Coalesced[n-1] // the last to arrive, for the formats of one event
+		rec.Events = n
+	}
 	ev.Raw = t.Raw
 	if tr.Format == payload.Raw && t.Raw == nil {
 		rec.Status, rec.ErrorClass = record.Failed, record.ClassPayload
 		rec.Error = "the trigger's format is now raw, but the registry body was not kept: the format was another when the event matched"
 		return Outcome{}
 	}
-	meta := payload.Meta{TaskID: t.ID, Trigger: tr.Name, Time: now}
+	meta := payload.Meta{TaskID: t.ID, Trigger: tr.Name, Time: now, Events: t.Coalesced}
 	if tr.Format.Signing() == payload.FeishuBody && len(tr.Secrets) > 0 {
 		meta.Secret = tr.Secrets[0]
 	}

@@ -153,7 +153,9 @@ func concat(ps ...[]Permission) []Permission {
 //
 // The receiver reads a namespace's triggers (dynamostore Triggers.Namespace:
 // a Query of the by-namespace index, nothing else of that table), claims and
-// releases duplicate keys (a conditional PutItem, a DeleteItem) and enqueues
+// releases duplicate keys (a conditional PutItem, a DeleteItem), adds
+// events to coalesce windows (GetItem and a conditional PutItem in the
+// dedupe table: dynamostore Windows) and enqueues
 // tasks (SendMessageBatch, which IAM authorises as sqs:SendMessage); it
 // writes no record (near misses are only logged). With ECR events on, Lambda sends the
 // events it gave up on to their dead-letter queue with the receiver's role.
@@ -165,7 +167,8 @@ func concat(ps ...[]Permission) []Permission {
 // attempt and an archive copy of each finished task into the records table
 // (PutItem), keeps each target's circuit and each trigger's failures in
 // the dedupe table (BatchGetItem, UpdateItem, DeleteItem: dynamostore
-// Health), sends retries back
+// Health), closes coalesce windows there (GetItem, a conditional PutItem:
+// dynamostore Windows), sends retries back
 // to the queue (SendMessageBatch) and needs what the SQS event source mapping
 // polls with: ReceiveMessage, DeleteMessage, GetQueueAttributes and
 // ChangeMessageVisibility.
@@ -186,7 +189,7 @@ var Functions = []Function{
 		Permissions: concat(
 			allow(ReceiverLogGroup, "logs:CreateLogStream", "logs:PutLogEvents"),
 			allow(TriggersTable+"/index/"+dynamostore.IndexTriggersByNamespace, "dynamodb:Query"),
-			allow(DedupeTable, "dynamodb:PutItem", "dynamodb:DeleteItem"),
+			allow(DedupeTable, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"),
 			allow(TaskQueue, "sqs:SendMessage"),
 			allow(EcrEventsDeadLetterQueue+" if "+CondEcrEvents, "sqs:SendMessage"),
 		),
@@ -214,7 +217,7 @@ var Functions = []Function{
 			allow(DispatcherLogGroup, "logs:CreateLogStream", "logs:PutLogEvents"),
 			allow(TriggersTable, "dynamodb:GetItem", "dynamodb:PutItem"),
 			allow(RecordsTable, "dynamodb:PutItem"),
-			allow(DedupeTable, "dynamodb:BatchGetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"),
+			allow(DedupeTable, "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"),
 			allow(TaskQueue, "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility", "sqs:SendMessage"),
 		),
 	},

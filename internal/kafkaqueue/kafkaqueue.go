@@ -144,7 +144,9 @@ func (p *Producer) Enqueue(ctx context.Context, tasks []delivery.Task) error {
 	return p.Produce(ctx, tasks, time.Time{})
 }
 
-// Produce is Enqueue with a not_before header (zero: none) on every record.
+// Produce is Enqueue with a not_before header (zero: none) on every record,
+// or the task's own NotBefore (a coalesce window's end) when later: the
+// consumer parks a record that comes early in the retry set.
 func (p *Producer) Produce(ctx context.Context, tasks []delivery.Task, notBefore time.Time) error {
 	if len(tasks) == 0 {
 		return nil
@@ -152,7 +154,11 @@ func (p *Producer) Produce(ctx context.Context, tasks []delivery.Task, notBefore
 	recs := make([]*kgo.Record, len(tasks))
 	var tooLarge []error
 	for i, t := range tasks {
-		r, err := Record(t, notBefore)
+		nb := notBefore
+		if t.NotBefore.After(nb) {
+			nb = t.NotBefore
+		}
+		r, err := Record(t, nb)
 		if err != nil {
 			tooLarge = append(tooLarge, err)
 			continue

@@ -266,3 +266,27 @@ func TestParseURL(t *testing.T) {
 		})
 	}
 }
+
+// A task of a coalesce window, enqueued due at the window's end, is parked
+// in the retry set until then: no attempt, no record of its wait.
+func TestEnqueueHonoursNotBefore(t *testing.T) {
+	cfg := cluster(t)
+	p := producer(t, cfg)
+	ctx := context.Background()
+	windowed := task("tsk_window")
+	windowed.NotBefore = time.Now().Add(10 * time.Second)
+	if err := p.Enqueue(ctx, []delivery.Task{windowed, task("tsk_alone")}); err != nil {
+		t.Fatal(err)
+	}
+	r := &memRetries{}
+	c := consumer(t, cfg, r)
+	defer c.Close()
+	if got := leaseN(t, c, 1); got[0].ID != "tsk_alone" {
+		t.Fatalf("leased %s first; the windowed task must wait in the retry set", got[0].ID)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if at := r.at["tsk_window#0"]; at.Before(windowed.NotBefore.Add(-time.Millisecond)) {
+		t.Errorf("parked until %v, want its window's end %v (all: %v)", at, windowed.NotBefore, r.at)
+	}
+}

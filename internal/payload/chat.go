@@ -1,6 +1,7 @@
 package payload
 
 import (
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -19,6 +20,9 @@ type summary struct {
 	Operator string
 	Link     string // an http(s) URL of the event (a chart's download URL), or ""
 	Trigger  string
+	// A coalesced delivery's tags and digests ("v1.2.3, v1.2, latest"),
+	// and how many events it carries; "" for one event.
+	Tags, Digests, Events string
 }
 
 // Titles are the chat messages' headline for each action.
@@ -48,7 +52,32 @@ func summarize(ev event.Event, m Meta) summary {
 	if strings.HasPrefix(ev.ResourceURL, "https://") || strings.HasPrefix(ev.ResourceURL, "http://") {
 		s.Link = ev.ResourceURL
 	}
+	if evs := coalesced(m); evs != nil {
+		digests := distinct(ev, m, digestOf)
+		s.Tags = listed(distinct(ev, m, tagOf), func(t string) string { return t })
+		if len(digests) > 1 {
+			s.Digest, s.Digests = "", listed(digests, ShortDigest)
+		}
+		s.Events = strconv.Itoa(len(evs))
+	}
 	return s
+}
+
+// listed joins the first MaxListed values, each through short, and counts
+// the rest.
+func listed(vs []string, short func(string) string) string {
+	var b strings.Builder
+	for i, v := range vs {
+		if i == MaxListed {
+			b.WriteString(" and " + strconv.Itoa(len(vs)-MaxListed) + " more")
+			break
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(short(v))
+	}
+	return b.String()
 }
 
 // ShortDigest is a digest's algorithm and its first 12 hex digits
@@ -71,10 +100,13 @@ func (s summary) facts() [][2]string {
 	}
 	add("Repository", s.Ref)
 	add("Digest", s.Digest)
+	add("Tags", s.Tags)
+	add("Digests", s.Digests)
 	add("Registry", s.Registry)
 	add("Time", s.Time)
 	add("Operator", s.Operator)
 	add("Trigger", s.Trigger)
+	add("Events", s.Events)
 	return out
 }
 
@@ -109,7 +141,7 @@ func slackBody(ev event.Event, m Meta) slackMessage {
 	for _, f := range s.facts() {
 		fields = append(fields, slackText{Type: "mrkdwn", Text: "*" + f[0] + "*\n" + esc(f[1])})
 	}
-	// A section holds at most 10 fields; the summary has at most 6.
+	// A section holds at most 10 fields; the summary has at most 9.
 	msg.Blocks = append(msg.Blocks, slackBlock{Type: "section", Fields: fields})
 	if s.Link != "" {
 		msg.Blocks = append(msg.Blocks, slackBlock{Type: "context", Elements: []slackText{{Type: "mrkdwn", Text: "<" + esc(s.Link) + "|Open " + esc(s.Ref) + ">"}}})

@@ -27,6 +27,12 @@ type Meta struct {
 	Secret string
 	// Template is the trigger's compiled template, for format template.
 	Template *Tmpl
+	// Events are the events of a coalesced delivery (a trigger's coalesce
+	// option), in arrival order, the rendered event included; nil for a
+	// delivery of one event. The formats that can carry a list list them
+	// all (see list.go); acr and dockerhub carry the rendered event only,
+	// which is the last to arrive.
+	Events []event.Event
 }
 
 // Content types.
@@ -135,10 +141,10 @@ type tcrPayload struct {
 }
 
 type harborData struct {
-	// An event is one resource. An array, not a slice: the same JSON
-	// (a list of one), without an allocation of its own.
-	Resources  [1]harborResource `json:"resources"`
-	Repository harborRepository  `json:"repository"`
+	// An event is one resource; a coalesced delivery one per distinct
+	// digest and tag of its events.
+	Resources  []harborResource `json:"resources"`
+	Repository harborRepository `json:"repository"`
 }
 
 type harborResource struct {
@@ -161,15 +167,15 @@ type harborRepository struct {
 	RepoType     string `json:"repo_type"`
 }
 
-func harborParts(ev event.Event) harborData {
+func harborParts(ev event.Event, m Meta) harborData {
 	return harborData{
-		Resources:  [1]harborResource{{Digest: ev.Digest, Tag: ev.Tag, ResourceURL: ev.ResourceURL}},
+		Resources:  resources(ev, m),
 		Repository: harborRepository{Name: ev.Repository, Namespace: ev.Namespace, RepoFullName: ev.FullName()},
 	}
 }
 
 func tcrBody(ev event.Event, m Meta) tcrPayload {
-	return tcrPayload{Type: ev.Action, OccurAt: occurred(ev, m).Unix(), EventData: harborParts(ev), Operator: ev.Operator}
+	return tcrPayload{Type: ev.Action, OccurAt: occurred(ev, m).Unix(), EventData: harborParts(ev, m), Operator: ev.Operator}
 }
 
 // --- harbor: the Harbor 2 default body -----------------------------------------
@@ -196,7 +202,7 @@ func harborBody(ev event.Event, m Meta) harborPayload {
 	if t == "" {
 		t = strings.ToUpper(string(ev.Action))
 	}
-	return harborPayload{Type: t, OccurAt: occurred(ev, m).Unix(), Operator: ev.Operator, EventData: harborParts(ev)}
+	return harborPayload{Type: t, OccurAt: occurred(ev, m).Unix(), Operator: ev.Operator, EventData: harborParts(ev, m)}
 }
 
 // --- acr: the Aliyun Container Registry body ------------------------------------
@@ -292,6 +298,8 @@ type cloudEventPayload struct {
 type cloudEventData struct {
 	event.Event
 	Trigger string `json:"trigger"`
+	// Events are a coalesced delivery's events, the one above included.
+	Events []event.Event `json:"events,omitempty"`
 }
 
 func cloudEvent(ev event.Event, m Meta) cloudEventPayload {
@@ -315,6 +323,6 @@ func cloudEvent(ev event.Event, m Meta) cloudEventPayload {
 	return cloudEventPayload{
 		SpecVersion: "1.0", ID: m.TaskID, Source: source, Type: t, Subject: subject,
 		Time: ev.OccurredAt.Format(time.RFC3339Nano), DataContentType: ContentTypeJSON,
-		Data: cloudEventData{Event: ev, Trigger: m.Trigger},
+		Data: cloudEventData{Event: ev, Trigger: m.Trigger, Events: coalesced(m)},
 	}
 }

@@ -51,6 +51,12 @@ type TemplateData struct {
 	Trigger     string
 	TaskID      string
 	Time        time.Time // the send time
+	// Tags and Digests are the distinct tags and digests the delivery
+	// carries (a coalesced delivery's, or the event's own), Count its
+	// events: {{json .Tags}}, {{join .Tags ", "}}.
+	Tags    []string
+	Digests []string
+	Count   int
 }
 
 // templateFuncs are the functions a template may call. None reads
@@ -68,6 +74,8 @@ var templateFuncs = template.FuncMap{
 	},
 	// quote is s as a JSON string, quotes included: {"tag": {{quote .Tag}}}.
 	"quote": jsonString,
+	// join is strings.Join, for .Tags and .Digests in text.
+	"join": strings.Join,
 	// jsonEscape is s escaped for the inside of a JSON string, without
 	// quotes: "{{jsonEscape .Name}}:{{jsonEscape .Tag}}".
 	"jsonEscape": func(s string) string { q := jsonString(s); return q[1 : len(q)-1] },
@@ -145,6 +153,7 @@ func (t *Tmpl) Execute(ev event.Event, m Meta) ([]byte, error) {
 		Tag: ev.Tag, Digest: ev.Digest, ShortDigest: ShortDigest(ev.Digest), ResourceURL: ev.ResourceURL, OccurredAt: at,
 		Operator: ev.Operator, MediaType: ev.MediaType, Registry: ev.Registry, Title: summarize(ev, m).Title,
 		Trigger: m.Trigger, TaskID: m.TaskID, Time: m.Time.UTC(),
+		Tags: distinct(ev, m, tagOf), Digests: distinct(ev, m, digestOf), Count: len(carried(ev, m)),
 	}
 	w := &limitedBuffer{max: MaxTemplateOutput}
 	if err := t.t.Execute(w, data); err != nil {

@@ -25,6 +25,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/regtrigger/regtrigger/internal/coalesce"
 	"github.com/regtrigger/regtrigger/internal/delivery"
 	"github.com/regtrigger/regtrigger/internal/event"
 	"github.com/regtrigger/regtrigger/internal/matcher"
@@ -120,7 +121,10 @@ type Service struct {
 	Logger            *slog.Logger
 	// DedupeWindow defaults to DefaultDedupeWindow.
 	DedupeWindow time.Duration
-	Now          func() time.Time
+	// Windows keeps the coalesce windows of the triggers that have one
+	// (package coalesce); nil sends every event of them alone.
+	Windows coalesce.Store
+	Now     func() time.Time
 
 	matchers matcherCache
 	missed   atomic.Uint64 // untriggered records seen, for the sample
@@ -204,6 +208,7 @@ func (s *Service) Receive(ctx context.Context, req Request) Response {
 	// Match every event first; what is claimed and enqueued is decided
 	// in one step below, so a failure before it has claimed nothing.
 	ps := make([]pending, 0, len(evs))
+	var joins []join               // the tasks of triggers with a coalesce window
 	var results [16]matcher.Result // for every event in turn; more triggers move it to the heap
 	for _, ev := range evs {
 		m, err := s.matcherFor(ctx, ev.Namespace)
@@ -239,10 +244,17 @@ func (s *Service) Receive(ctx context.Context, req Request) Response {
 				continue
 			}
 			t := delivery.NewTask(TaskID(p.fp, r.Trigger.Name), r.Trigger, ev, now)
+			if span := time.Duration(r.Trigger.Coalesce); span > 0 && s.Windows != nil {
+				joins = append(joins, join{event: len(ps), task: len(p.claim.Tasks), key: coalesce.Key(r.Trigger.Name, ev), span: span})
+			}
 			p.claim.Tasks = append(p.claim.Tasks, t)
 			p.ae.Tasks = append(p.ae.Tasks, TaskRef{ID: t.ID, Trigger: r.Trigger.Name})
 		}
 		ps = append(ps, p)
+	}
+	if err := s.join(ctx, ps, joins, now); err != nil {
+		log.LogAttrs(ctx, slog.LevelError, "join coalesce windows", slog.String("error", err.Error()))
+		return ErrorResponse(http.StatusServiceUnavailable, "store unavailable", "the notification was not accepted; retry later")
 	}
 	fresh, refused := s.accept(ctx, log, ps)
 	if refused != nil {
@@ -293,6 +305,49 @@ type pending struct {
 	claim  Claim
 	fp     string // Fingerprint of the event
 	missed []matcher.Result
+}
+
+// join is one task of a trigger with a coalesce window: ps[event]'s
+// claim.Tasks[task].
+type join struct {
+	event, task int
+	key         string
+	span        time.Duration
+}
+
+// join adds the tasks of js to their coalesce windows, one Update per
+// window key, and makes each task that joined one wait for its window's
+// time (NotBefore) and ask the window when it comes due. It runs before
+// anything is claimed: on error the notification is refused, and a task's
+// event left in a window without its task is delivered by the window's
+// other tasks, or by the task the registry's next try makes.
+func (s *Service) join(ctx context.Context, ps []pending, js []join, now time.Time) error {
+	for len(js) > 0 {
+		key := js[0].key
+		var members []coalesce.Member
+		var same, rest []join
+		for _, j := range js {
+			if j.key != key {
+				rest = append(rest, j)
+				continue
+			}
+			t := &ps[j.event].claim.Tasks[j.task]
+			same = append(same, j)
+			members = append(members, coalesce.Member{Task: t.ID, Event: t.Event})
+		}
+		joined, err := coalesce.Windows{Store: s.Windows}.Join(ctx, key, same[0].span, members, now)
+		if err != nil {
+			return err
+		}
+		for i, j := range same {
+			if joined[i] {
+				t := &ps[j.event].claim.Tasks[j.task]
+				t.Coalescing, t.NotBefore = true, now.Add(j.span).UTC()
+			}
+		}
+		js = rest
+	}
+	return nil
 }
 
 // accept claims the duplicate keys of ps and enqueues the tasks of the new

@@ -26,10 +26,11 @@ const (
 	Untriggered Status = "untriggered" // the trigger did not fire for the event
 	Skipped     Status = "skipped"     // the trigger was disabled when the task came due: nothing sent
 	Cancelled   Status = "cancelled"   // the trigger was deleted, or its queued work cancelled: nothing sent
+	Coalesced   Status = "coalesced"   // the event went out in another task's delivery (a coalesce window): nothing sent by this task
 )
 
 // Statuses lists every status.
-var Statuses = []Status{Success, Retrying, Failed, Blocked, Untriggered, Skipped, Cancelled}
+var Statuses = []Status{Success, Retrying, Failed, Blocked, Untriggered, Skipped, Cancelled, Coalesced}
 
 // Valid reports whether s is a known status.
 func (s Status) Valid() bool {
@@ -65,6 +66,7 @@ const (
 	ClassAutoDisabled       = "auto_disabled"       // every delivery failed for auto-disable-after: the trigger was disabled
 	ClassRateLimited        = "rate_limited"        // over the trigger's rate: held back, nothing sent, not an attempt
 	ClassConcurrencyLimited = "concurrency_limited" // the trigger's max-concurrency requests are in flight: held back, not an attempt
+	ClassCoalesceWait       = "coalesce_wait"       // received before its coalesce window's time is up: held back, not an attempt
 )
 
 // Record is one line of the trigger log.
@@ -93,6 +95,10 @@ type Record struct {
 	Location string `json:"location,omitempty"`
 	// Reason is why an untriggered trigger did not fire.
 	Reason string `json:"reason,omitempty"`
+	// Events is how many events a coalesced delivery carried (0: one);
+	// CoalescedInto, for a coalesced task, is the task that carried it.
+	Events        int    `json:"events,omitempty"`
+	CoalescedInto string `json:"coalesced_into,omitempty"`
 	// NextAttemptAt is when a retrying task goes out again.
 	NextAttemptAt time.Time `json:"next_attempt_at,omitzero"`
 	Time          time.Time `json:"time"`
@@ -142,7 +148,7 @@ func (r Record) Attrs() []slog.Attr {
 }
 
 // maxAttrs is the most attributes AppendAttrs appends.
-const maxAttrs = 19
+const maxAttrs = 21
 
 // AppendAttrs appends the record's fields as log attributes to dst, empty
 // ones left out, so a caller can build them in a buffer of its own.
@@ -178,6 +184,10 @@ func (r Record) AppendAttrs(dst []slog.Attr) []slog.Attr {
 	add("error", r.Error)
 	add("location", r.Location)
 	add("reason", r.Reason)
+	if r.Events != 0 {
+		dst = append(dst, slog.Int("events", r.Events))
+	}
+	add("coalesced_into", r.CoalescedInto)
 	if !r.NextAttemptAt.IsZero() {
 		dst = append(dst, slog.Time("next_attempt_at", r.NextAttemptAt))
 	}

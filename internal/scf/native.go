@@ -57,7 +57,7 @@ func NativeReceiver(ctx context.Context, cfg config.Config, logger *slog.Logger)
 	if err != nil {
 		return nil, err
 	}
-	svc := &receiver.Service{Triggers: b.Triggers, Queue: b.Queue, Dedupe: b.Dedupe, Records: b.Records, Logger: logger, DedupeWindow: cfg.DedupeWindow}
+	svc := &receiver.Service{Triggers: b.Triggers, Queue: b.Queue, Dedupe: b.Dedupe, Records: b.Records, Windows: b.Windows, Logger: logger, DedupeWindow: cfg.DedupeWindow}
 	return &Receiver{Endpoint: &receiver.Endpoint{Service: svc, Auth: authn, Health: b.Health}}, nil
 }
 
@@ -79,7 +79,7 @@ func NativeDispatcher(ctx context.Context, cfg config.Config, logger *slog.Logge
 		return nil, nil, fmt.Errorf("%s: %w", config.EnvMaxAttempts, err)
 	}
 	triggers := &delivery.TriggerCache{Triggers: b.Triggers, TTL: cfg.TriggerCacheTTL}
-	engine := &delivery.Engine{Sender: client, Triggers: triggers, Policy: policy, Health: b.TargetHealth, Disable: b.Triggers, Limits: &delivery.Limits{}, Sink: b.Records, Logger: logger, UserAgent: ua}
+	engine := &delivery.Engine{Sender: client, Triggers: triggers, Policy: policy, Health: b.TargetHealth, Disable: b.Triggers, Windows: b.Windows, Limits: &delivery.Limits{}, Sink: b.Records, Logger: logger, UserAgent: ua}
 	retries := b.Redis.Retries()
 	c := &Consumer{Engine: engine, Retries: retries, Produce: b.Producer.Enqueue, Archive: b.Archive, Records: b.Records,
 		Workers: cfg.Concurrency, Logger: logger}

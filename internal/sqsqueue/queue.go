@@ -106,7 +106,11 @@ func (q *Queue) Enqueue(ctx context.Context, tasks []delivery.Task) error {
 			tooLarge = append(tooLarge, err)
 			continue
 		}
-		entries[i] = q.entry(strconv.Itoa(i), t, body, 0, time.Time{})
+		var delay int32 // a coalesce window's end, at most 10 minutes away
+		if !q.FIFO() && !t.NotBefore.IsZero() {
+			delay = seconds(min(max(time.Until(t.NotBefore), 0), MaxMessageDelay))
+		}
+		entries[i] = q.entry(strconv.Itoa(i), t, body, delay, time.Time{})
 	}
 	if len(tooLarge) > 0 {
 		return fmt.Errorf("sqs enqueue: nothing sent: %w", errors.Join(tooLarge...))

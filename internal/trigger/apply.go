@@ -162,6 +162,7 @@ func Diff(a, b Trigger) []string {
 	add("auto-disable-after", a.DisableAfter() == b.DisableAfter())
 	add("max-concurrency", a.MaxConcurrency == b.MaxConcurrency)
 	add("rate", a.Rate == b.Rate)
+	add("coalesce", a.Coalesce == b.Coalesce)
 	return out
 }
 

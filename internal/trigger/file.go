@@ -25,7 +25,7 @@ const MaxFileSize = 4 << 20
 var fileFields = []string{
 	"name", "description", "enabled", "actions", "namespace", "repository",
 	"tag", "exclude-tags", "url", "headers", "format", "secret", "timeout", "template", "content-type",
-	"auto-disable-after", "max-concurrency", "rate",
+	"auto-disable-after", "max-concurrency", "rate", "coalesce",
 }
 
 // fileTrigger is a trigger as written in a file.
@@ -51,6 +51,8 @@ type fileTrigger struct {
 	// MaxConcurrency and Rate are limits; given, they must be positive.
 	MaxConcurrency *int     `yaml:"max-concurrency"`
 	Rate           *float64 `yaml:"rate"`
+	// Coalesce is a Go duration ("10s"); "0" or absent is off.
+	Coalesce string `yaml:"coalesce"`
 }
 
 // stringList accepts a scalar or a sequence of scalars.
@@ -369,6 +371,13 @@ func (ft fileTrigger) toTrigger(lookup func(string) (string, bool)) (Trigger, []
 			add("rate", "%v: requests per second must be more than 0 (leave it out for no limit)", *ft.Rate)
 		}
 		t.Rate = *ft.Rate
+	}
+	if ft.Coalesce != "" {
+		d, err := time.ParseDuration(ft.Coalesce)
+		if err != nil {
+			add("coalesce", "%q is not a duration like \"10s\" (or \"0\": off)", ft.Coalesce)
+		}
+		t.Coalesce = Duration(d)
 	}
 	return t, ps
 }

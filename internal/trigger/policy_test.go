@@ -6,8 +6,25 @@ import (
 	"time"
 )
 
-func TestAutoDisableAfter(t *testing.T) {
+// parsePolicy parses a trigger "hook" with field added. With a problem,
+// it checks the load fails with it and reports false.
+func parsePolicy(t *testing.T, field, problem string) ([]Trigger, bool) {
+	t.Helper()
 	const head = "triggers:\n  - name: hook\n    actions: [pushImage]\n    namespace: n\n    url: https://example.com/\n"
+	ts, err := Parse(strings.NewReader(head+field), env(nil))
+	if problem != "" {
+		if err == nil || !strings.Contains(err.Error(), problem) {
+			t.Fatalf("got %v, want a problem containing %q", err, problem)
+		}
+		return nil, false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ts, true
+}
+
+func TestAutoDisableAfter(t *testing.T) {
 	tests := []struct {
 		name, field string
 		want        time.Duration
@@ -24,15 +41,9 @@ func TestAutoDisableAfter(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ts, err := Parse(strings.NewReader(head+tt.field), env(nil))
-			if tt.problem != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.problem) {
-					t.Fatalf("got %v, want a problem containing %q", err, tt.problem)
-				}
+			ts, ok := parsePolicy(t, tt.field, tt.problem)
+			if !ok {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if got := ts[0].DisableAfter(); got != tt.want {
 				t.Errorf("DisableAfter() = %v, want %v", got, tt.want)
@@ -42,7 +53,6 @@ func TestAutoDisableAfter(t *testing.T) {
 }
 
 func TestLimits(t *testing.T) {
-	const head = "triggers:\n  - name: hook\n    actions: [pushImage]\n    namespace: n\n    url: https://example.com/\n"
 	tests := []struct {
 		name, field string
 		conc        int
@@ -61,18 +71,41 @@ func TestLimits(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ts, err := Parse(strings.NewReader(head+tt.field), env(nil))
-			if tt.problem != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.problem) {
-					t.Fatalf("got %v, want a problem containing %q", err, tt.problem)
-				}
+			ts, ok := parsePolicy(t, tt.field, tt.problem)
+			if !ok {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if ts[0].MaxConcurrency != tt.conc || ts[0].Rate != tt.rate {
 				t.Errorf("got max-concurrency %d, rate %v", ts[0].MaxConcurrency, ts[0].Rate)
+			}
+		})
+	}
+}
+
+func TestCoalesceWindow(t *testing.T) {
+	tests := []struct {
+		name, field string
+		want        time.Duration
+		problem     string
+	}{
+		{"off by default", "", 0, ""},
+		{"ten seconds", "    coalesce: 10s\n", 10 * time.Second, ""},
+		{"zero is off", "    coalesce: 0\n", 0, ""},
+		{"the maximum", "    coalesce: 10m\n", 10 * time.Minute, ""},
+		{"over ten minutes", "    coalesce: 11m\n", 0, "trigger hook (line 2): coalesce: 11m0s is longer than the 10m0s maximum"},
+		{"under a second", "    coalesce: 500ms\n", 0, "trigger hook (line 2): coalesce: 500ms is too short; use at least 1s"},
+		{"negative", "    coalesce: -5s\n", 0, "trigger hook (line 2): coalesce: must be positive (0 = off)"},
+		{"not a duration", "    coalesce: soon\n", 0, `trigger hook (line 2): coalesce: "soon" is not a duration like "10s"`},
+		{"with format raw", "    coalesce: 10s\n    format: raw\n", 0, "trigger hook (line 2): coalesce: format raw sends the registry's own body"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts, ok := parsePolicy(t, tt.field, tt.problem)
+			if !ok {
+				return
+			}
+			if got := time.Duration(ts[0].Coalesce); got != tt.want {
+				t.Errorf("coalesce %v, want %v", got, tt.want)
 			}
 		})
 	}

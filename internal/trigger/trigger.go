@@ -33,6 +33,11 @@ const (
 	DefaultAutoDisableAfter = 5 * 24 * time.Hour
 	MaxConcurrency          = 1000  // max-concurrency at most
 	MaxRate                 = 10000 // rate (requests per second) at most
+	// MinCoalesce and MaxCoalesce bound a coalesce window: a burst is a
+	// multi-arch push or a pipeline's tags, seconds apart; holding a
+	// delivery longer than ten minutes is a schedule, not a burst.
+	MinCoalesce = time.Second
+	MaxCoalesce = 10 * time.Minute
 )
 
 // Trigger is one rule. Its JSON form is what stores keep.
@@ -67,6 +72,11 @@ type Trigger struct {
 	// limit). Tasks over either wait; they are not failed.
 	MaxConcurrency int     `json:"max_concurrency,omitempty"`
 	Rate           float64 `json:"rate,omitempty"`
+	// Coalesce > 0 turns the events of one burst into one delivery: the
+	// events for one repository and action that arrive within Coalesce of
+	// the first and share its digest or a tag (see package coalesce) are
+	// sent together, Coalesce after the first arrived. 0 sends each event.
+	Coalesce Duration `json:"coalesce,omitempty"`
 
 	// DisabledReason says why the dispatcher disabled the trigger
 	// (auto-disable-after), DisabledAt when; both are cleared when it is

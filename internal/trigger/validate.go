@@ -255,6 +255,16 @@ func (r Rules) Validate(t *Trigger) []Problem {
 	case t.Rate > 0 && t.Rate < 0.001:
 		add("rate", "%v requests per second is less than one in 1000 s: use at least 0.001", t.Rate)
 	}
+	switch d := time.Duration(t.Coalesce); {
+	case d < 0:
+		add("coalesce", "must be positive (0 = off)")
+	case d > MaxCoalesce:
+		add("coalesce", "%v is longer than the %v maximum", d, MaxCoalesce)
+	case d > 0 && d < MinCoalesce:
+		add("coalesce", "%v is too short; use at least %v", d, MinCoalesce)
+	case d > 0 && format == payload.Raw:
+		add("coalesce", "format raw sends the registry's own body, and a coalesced delivery has no single body: use another format, or no coalesce")
+	}
 	return ps
 }
 
