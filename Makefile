@@ -74,8 +74,10 @@ clean:
 # What the tests run besides Go: the API-compatible AWS servers the
 # integration tests start on loopback (dynalite for DynamoDB, fauxqs 1.9.2
 # for SQS) and the Serverless Framework 3 whose `serverless package` output
-# internal/deploy lints, pinned in tools/node for Node.js 20 or newer; and
-# cfn-lint (with aws-sam-translator), a Python tool the machine image ships.
+# internal/deploy lints and compares, pinned in tools/node for Node.js 20 or
+# newer; and cfn-lint with aws-sam-translator (whose SAM transform
+# tools/samtranslate/translate.py runs offline), Python tools the machine
+# image ships.
 # The Lambda Runtime Interface Emulator is a Go tool (go.mod), built by the
 # e2e tests. npm ci runs only when package.json or the lock file differ from
 # what the last install used (a copy kept in node_modules); tools/node/.npmrc
@@ -98,6 +100,8 @@ test-deps:
 	  echo "redis-server is not installed: the Redis tests fail without it. Install it: apt-get install -y redis-server"
 	@command -v cfn-lint >/dev/null 2>&1 && cfn-lint --version || \
 	  echo "cfn-lint is not installed: internal/deploy's TestCfnLint skips here and fails in CI. Install it: $(CFN_LINT_INSTALL)"
+	@python3 -c 'import samtranslator; print("aws-sam-translator", samtranslator.__version__)' 2>/dev/null || \
+	  echo "python3 cannot import samtranslator: internal/deploy's template tests skip here and fail in CI. Install it: $(CFN_LINT_INSTALL)"
 
 # --- AWS Lambda: template.yaml (SAM) and serverless.yml; see docs/aws.md ------
 # sam build (BuildMethod: makefile) runs `make build-<LogicalId>` with

@@ -252,13 +252,17 @@ func envSample() map[string]map[string]string {
 	for _, fn := range Functions {
 		env := map[string]string{}
 		for name, v := range fn.Env {
-			switch ref := str(get(v, "Ref")); {
+			var ref string
+			if m := subVar.FindStringSubmatch(v); m != nil && m[0] == v {
+				ref = m[1]
+			}
+			switch {
 			case placeholder[ref] != "":
 				env[name] = placeholder[ref]
 			case ref != "":
 				env[name] = defaults[ref]
 			default:
-				env[name] = str(v)
+				env[name] = v
 			}
 		}
 		out[fn.LogicalID] = env
@@ -453,14 +457,14 @@ func TestSampleEventBridgeEvent(t *testing.T) {
 	var eb events.EventBridgeEvent
 	decodeStrict(t, file, b, &eb)
 	// The event is one the templates' rule sends to the receiver.
-	for _, s := range loadStacks(t) {
+	for _, s := range stacksFor(t, changedParams) {
 		pattern := s.prop(EcrEventsRule, "EventPattern")
 		for key, got := range map[string]string{"source": ecr.Source, "detail-type": ecr.DetailType} {
-			if l, _ := get(pattern, key).([]any); len(l) != 1 || l[0] != got {
-				t.Errorf("%s: %s's %s is %q: %s's rule would not send it", file, file, key, got, s.file)
+			if l := list(lookup(pattern, key)); len(l) != 1 || l[0] != got {
+				t.Errorf("%s: %s's %s is %q: %s's rule would not send it", file, file, key, got, s)
 			}
 		}
-		if want, _ := get(pattern, "detail", "result").([]any); len(want) > 0 && want[0] != ecr.Detail.Result {
+		if want := list(lookup(pattern, "detail", "result")); len(want) > 0 && want[0] != ecr.Detail.Result {
 			t.Errorf("%s: result %q, the rule wants %v", file, ecr.Detail.Result, want)
 		}
 	}
@@ -472,17 +476,14 @@ func TestSampleEventBridgeEvent(t *testing.T) {
 func TestSampleEnv(t *testing.T) {
 	var env map[string]map[string]string
 	decodeStrict(t, "env.json", readSample(t, "env.json"), &env)
-	for _, s := range loadStacks(t) {
-		if !s.sam {
-			continue
-		}
+	for _, s := range stacksFor(t, defaultParams)[:1] { // SAM's: sam local invoke reads template.yaml
 		for _, fn := range Functions {
 			got := env[fn.LogicalID]
 			if len(got) != len(fn.Env) {
 				t.Errorf("env.json: %s has %d variables, the function %d", fn.LogicalID, len(got), len(fn.Env))
 			}
 			for name := range got {
-				if _, ok := s.functions[fn.Name].Env[name]; !ok {
+				if lookup(s.prop(fn.LogicalID, "Environment", "Variables"), name) == nil {
 					t.Errorf("env.json: %s.%s is not declared in template.yaml (sam local ignores it)", fn.LogicalID, name)
 				}
 			}

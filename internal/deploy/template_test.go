@@ -2,11 +2,12 @@ package deploy
 
 import (
 	"encoding/json"
-	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"maps"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -21,52 +22,187 @@ import (
 	"github.com/regtrigger/regtrigger/internal/sqsqueue"
 )
 
-func TestTemplatesParseCleanly(t *testing.T) {
-	for _, s := range loadStacks(t) {
-		for _, p := range s.problems {
-			t.Errorf("%s: %s", s.file, p)
-		}
+// The tests below read the CloudFormation the tools make of the two files
+// (stack_test.go) and check what cfn-lint cannot know: that the stack is
+// what the Go code needs (tables, queues, environment, IAM actions), that
+// every parameter reaches the setting it is for, and that both files
+// deploy the same resources.
+
+// forEachStack runs check on both tools' stacks of every parameter set.
+func forEachStack(t *testing.T, check func(t *testing.T, s *stack)) {
+	t.Helper()
+	for _, s := range allStacks(t) {
+		t.Run(s.String(), func(t *testing.T) { check(t, s) })
 	}
 }
 
-func TestFunctionsRuntimeAndBuild(t *testing.T) {
+func TestStacksResolve(t *testing.T) {
+	forEachStack(t, func(t *testing.T, s *stack) {
+		for _, p := range s.problems {
+			t.Errorf("%s: %s", s, p)
+		}
+	})
+}
+
+// frameworkResource reports the resources only `serverless package` adds,
+// for its own deployment: the bucket it uploads the code to and a Lambda
+// version of each function per deploy.
+func frameworkResource(id string, r resource) bool {
+	return r.Type == "AWS::Lambda::Version" || id == "ServerlessDeploymentBucket" || id == "ServerlessDeploymentBucketPolicy"
+}
+
+// frameworkOutput reports the outputs the framework adds (it exports them
+// as sls-<service>-<stage>-...).
+func frameworkOutput(o output) bool {
+	return strings.HasPrefix(scalar(lookup(value(o.Export), "Name")), "sls-")
+}
+
+// comparable is a resource without what the two tools write differently
+// for the same deployed resource.
+func comparable(r resource) map[string]any {
+	p := maps.Clone(r.Properties)
+	switch r.Type {
+	case "AWS::Lambda::Function":
+		// Code: where each tool uploads it. FunctionName: the framework
+		// names a function <service>-<stage>-<function>, SAM lets
+		// CloudFormation name it. Tags: SAM tags lambda:createdBy.
+		delete(p, "Code")
+		delete(p, "FunctionName")
+		delete(p, "Tags")
+	case "AWS::Lambda::EventSourceMapping":
+		if p["Enabled"] == "true" { // the default, which the framework writes
+			delete(p, "Enabled")
+		}
+	case "AWS::Lambda::Url":
+		if p["InvokeMode"] == "BUFFERED" { // the default, which template.yaml writes
+			delete(p, "InvokeMode")
+		}
+	}
+	if strings.HasPrefix(r.Type, "AWS::Lambda::") {
+		// A function's name (Ref) and its ARN name it alike to Lambda.
+		for _, k := range []string{"FunctionName", "TargetFunctionArn"} {
+			if s, ok := p[k].(string); ok && strings.HasSuffix(s, ".Arn}") {
+				p[k] = strings.TrimSuffix(s, ".Arn}") + "}"
+			}
+		}
+	}
+	return map[string]any{"Type": r.Type, "DeletionPolicy": r.DeletionPolicy, "UpdateReplacePolicy": r.UpdateReplacePolicy, "Properties": p}
+}
+
+// TestTemplatesAgree compares the two tools' stacks as wholes, for each
+// parameter set: the same resources with the same resolved settings, the
+// same conditions and outputs. A change made to only one file fails here.
+func TestTemplatesAgree(t *testing.T) {
+	for _, set := range paramSets {
+		t.Run(set.name, func(t *testing.T) {
+			stacks := stacksFor(t, set)
+			sam, sls := stacks[0], stacks[1]
+			ids := map[string]bool{}
+			for id := range sam.resources {
+				ids[id] = true
+			}
+			for id, r := range sls.resources {
+				if !frameworkResource(id, r) {
+					ids[id] = true
+				}
+			}
+			for _, id := range sortedKeys(ids) {
+				a, inSAM := sam.resources[id]
+				b, inSLS := sls.resources[id]
+				switch {
+				case !inSAM:
+					t.Errorf("serverless package makes %s (%s), the SAM transform does not", id, b.Type)
+				case !inSLS:
+					t.Errorf("the SAM transform makes %s (%s), serverless package does not", id, a.Type)
+				default:
+					for _, d := range diff("", comparable(a), comparable(b)) {
+						t.Errorf("resource %s differs (left: SAM, right: serverless) at %s", id, d)
+					}
+				}
+			}
+			for id, r := range sam.resources {
+				if frameworkResource(id, r) {
+					t.Errorf("the SAM transform makes %s (%s), which only the framework should", id, r.Type)
+				}
+			}
+			for _, name := range sortedKeys(sam.conditions) {
+				if a, b := sam.conditions[name], sls.conditions[name]; a != b {
+					t.Errorf("condition %s: %v with SAM, %v with serverless", name, a, b)
+				}
+			}
+			for _, name := range sortedKeys(sls.conditions) {
+				if _, ok := sam.conditions[name]; !ok {
+					t.Errorf("condition %s: serverless.yml only", name)
+				}
+			}
+			for _, name := range sortedKeys(sam.outputs) {
+				a, b := sam.outputs[name], sls.outputs[name]
+				if a.Value != b.Value || a.Description != b.Description {
+					t.Errorf("output %s: SAM %s (%q), serverless %s (%q)", name, format(a.Value), a.Description, format(b.Value), b.Description)
+				}
+			}
+			for _, name := range sortedKeys(sls.outputs) {
+				if _, ok := sam.outputs[name]; !ok && !frameworkOutput(sls.outputs[name]) {
+					t.Errorf("output %s: serverless.yml only", name)
+				}
+			}
+		})
+	}
+}
+
+func TestFunctions(t *testing.T) {
+	forEachStack(t, func(t *testing.T, s *stack) {
+		var want []string
+		for _, fn := range Functions {
+			want = append(want, fn.LogicalID)
+		}
+		sort.Strings(want)
+		if got := s.ofType("AWS::Lambda::Function"); !slices.Equal(got, want) {
+			t.Errorf("%s: functions %v, want %v", s, got, want)
+		}
+		for _, fn := range Functions {
+			r := s.resources[fn.LogicalID]
+			at := s.String() + ": " + fn.Name
+			wantProps := map[string]any{
+				"Runtime": "provided.al2023", "Architectures": []any{"arm64"}, "Handler": "bootstrap",
+				"MemorySize": strconv.Itoa(fn.MemorySize), "Timeout": strconv.Itoa(fn.Timeout), "Role": GetAtt(fn.Role, "Arn"),
+				"LoggingConfig": map[string]any{
+					"LogFormat": "JSON", "ApplicationLogLevel": s.set.param("LogLevel"), "SystemLogLevel": "WARN", "LogGroup": Ref(fn.LogGroup),
+				},
+			}
+			for _, k := range sortedKeys(wantProps) {
+				for _, d := range diff(k, r.Properties[k], wantProps[k]) {
+					t.Errorf("%s: %s", at, d)
+				}
+			}
+			// Reserved concurrency: the receiver's is a parameter (-1: none);
+			// the SQS event's MaximumConcurrency limits the dispatcher.
+			var wantRC any
+			if rc := s.set.param("ReceiverReservedConcurrency"); fn.LogicalID == ReceiverFunction && rc != "-1" {
+				wantRC = rc
+			}
+			if got := r.Properties["ReservedConcurrentExecutions"]; got != wantRC {
+				t.Errorf("%s: reserved concurrency %s, want %s", at, format(got), format(wantRC))
+			}
+			// How the code gets there: sam build runs make build-<LogicalId>
+			// (the transform passes the Metadata through); the framework
+			// uploads the artifact `make package` builds, one per function.
+			if s.tool == "SAM" {
+				if m := scalar(r.Metadata["BuildMethod"]); m != "makefile" {
+					t.Errorf("%s: BuildMethod %q, want makefile", at, m)
+				}
+			} else if key := scalar(lookup(r.Properties, "Code", "S3Key")); path.Base(key) != path.Base(fn.Artifact) {
+				t.Errorf("%s: deploys %s, want %s (package.individually, artifact)", at, key, fn.Artifact)
+			}
+		}
+	})
+}
+
+func TestMakefileBuildsTheFunctions(t *testing.T) {
 	makefile, err := os.ReadFile(filepath.Join(root, "Makefile"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range loadStacks(t) {
-		if len(s.functions) != len(Functions) {
-			t.Errorf("%s declares %d functions, want %d", s.file, len(s.functions), len(Functions))
-		}
-		for _, fn := range Functions {
-			t.Run(s.file+"/"+fn.Name, func(t *testing.T) {
-				f, ok := s.functions[fn.Name]
-				if !ok {
-					t.Fatalf("%s: no function %s", s.file, fn.Name)
-				}
-				for _, c := range []struct{ what, got, want string }{
-					{"runtime", f.Runtime, "provided.al2023"},
-					{"architecture", f.Architecture, "arm64"},
-					{"handler", f.Handler, "bootstrap"},
-				} {
-					if c.got != c.want {
-						t.Errorf("%s: %s: %s is %q, want %q", s.file, fn.Name, c.what, c.got, c.want)
-					}
-				}
-				want := "makefile CodeUri=."
-				if !s.sam {
-					want = "artifact=" + fn.Artifact
-				}
-				if f.Build != want {
-					t.Errorf("%s: %s is built by %q, want %q", s.file, fn.Name, f.Build, want)
-				}
-			})
-		}
-		if !s.sam && get(s.doc, "package", "individually") != true {
-			t.Errorf("%s: package.individually must be true (one zip per function)", s.file)
-		}
-	}
-	// sam build runs make build-<LogicalId>; make package builds the artifacts.
 	for _, fn := range Functions {
 		target := regexp.MustCompile(`(?m)^build-` + fn.LogicalID + `:`)
 		if !target.Match(makefile) {
@@ -82,109 +218,102 @@ func TestFunctionsRuntimeAndBuild(t *testing.T) {
 	}
 }
 
-func TestFunctionSettings(t *testing.T) {
-	for _, s := range loadStacks(t) {
-		for _, fn := range Functions {
-			f := s.functions[fn.Name]
-			at := s.file + ": " + fn.Name
-			if !Equal(f.Timeout, fn.Timeout) {
-				t.Errorf("%s: timeout %s, want %d", at, Format(f.Timeout), fn.Timeout)
-			}
-			if !Equal(f.MemorySize, fn.MemorySize) {
-				t.Errorf("%s: memory %s, want %d", at, Format(f.MemorySize), fn.MemorySize)
-			}
-			if f.Role != fn.Role {
-				t.Errorf("%s: role %s, want %s", at, f.Role, fn.Role)
-			}
-			wantLogging := map[string]any{
-				"LogFormat": "JSON", "ApplicationLogLevel": Ref("LogLevel"), "SystemLogLevel": "WARN", "LogGroup": Ref(fn.LogGroup),
-			}
-			for _, d := range Diff(f.Logging, wantLogging) {
-				t.Errorf("%s: LoggingConfig%s", at, strings.TrimPrefix(d, "."))
-			}
-		}
-		if rc := s.functions["dispatcher"].ReservedConcurrency; rc != nil {
-			t.Errorf("%s: the dispatcher has reserved concurrency %s: the SQS event's MaximumConcurrency limits it", s.file, Format(rc))
-		}
-		wantRC := map[string]any{"Fn::If": []any{CondReservedConcurrency, Ref("ReceiverReservedConcurrency"), Ref("AWS::NoValue")}}
-		if rc := s.functions["receiver"].ReservedConcurrency; !Equal(rc, wantRC) {
-			t.Errorf("%s: receiver reserved concurrency %s, want %s", s.file, Format(rc), Format(wantRC))
-		}
-	}
+// lambdaTarget is the function a Lambda resource's FunctionName or
+// TargetFunctionArn names (by its name or its ARN).
+func lambdaTarget(v any) string {
+	s := scalar(v)
+	return strings.TrimSuffix(strings.TrimSuffix(strings.TrimPrefix(s, "${"), "}"), ".Arn")
 }
 
 func TestReceiverFunctionURL(t *testing.T) {
-	for _, s := range loadStacks(t) {
-		r, d := s.functions["receiver"], s.functions["dispatcher"]
-		if r.URLAuthType != "NONE" {
-			t.Errorf("%s: the receiver's Function URL auth type is %q, want NONE (registries authenticate with tokens the function checks)", s.file, r.URLAuthType)
+	forEachStack(t, func(t *testing.T, s *stack) {
+		if got := s.ofType("AWS::Lambda::Url"); !slices.Equal(got, []string{ReceiverFunctionURL}) {
+			t.Fatalf("%s: function URLs %v, want only the receiver's %s", s, got, ReceiverFunctionURL)
 		}
-		if d.URLAuthType != "" {
-			t.Errorf("%s: the dispatcher must not have a Function URL", s.file)
+		// AuthType NONE: registries cannot sign AWS requests; the function
+		// authenticates each one itself.
+		if a, fn := s.prop(ReceiverFunctionURL, "AuthType"), lambdaTarget(s.prop(ReceiverFunctionURL, "TargetFunctionArn")); a != "NONE" || fn != ReceiverFunction {
+			t.Errorf("%s: %s: auth %s for %s, want NONE for %s", s, ReceiverFunctionURL, format(a), fn, ReceiverFunction)
 		}
-		if len(r.OtherEvents) > 0 || r.SQS != nil {
-			t.Errorf("%s: the receiver has event sources %v: its URL (and the conditional ECR rule) are its only ones", s.file, r.OtherEvents)
-		}
-		if s.sam {
-			continue
-		}
-		// The framework may or may not add the lambda:InvokeFunction statement
-		// a public URL needs since October 2025; serverless.yml adds it.
-		p := s.resources[ServerlessURLInvokePermission]
-		want := map[string]any{
-			"Type": "AWS::Lambda::Permission",
-			"Properties": map[string]any{
-				"Action": "lambda:InvokeFunction", "FunctionName": Ref(ReceiverFunction), "Principal": "*", "InvokedViaFunctionUrl": true,
+		// A public URL needs both statements (AWS, October 2025), and no
+		// other permission may let anyone invoke the function.
+		want := map[string]map[string]any{
+			ReceiverFunction + "UrlPublicPermissions": {
+				"Action": "lambda:InvokeFunctionUrl", "FunctionName": Ref(ReceiverFunction), "Principal": "*", "FunctionUrlAuthType": "NONE",
+			},
+			ReceiverFunction + "URLInvokeAllowPublicAccess": {
+				"Action": "lambda:InvokeFunction", "FunctionName": Ref(ReceiverFunction), "Principal": "*", "InvokedViaFunctionUrl": "true",
 			},
 		}
-		for _, d := range Diff(p, want) {
-			t.Errorf("%s: %s%s", s.file, ServerlessURLInvokePermission, d)
+		for _, id := range s.ofType("AWS::Lambda::Permission") {
+			p := comparable(s.resources[id])["Properties"]
+			if w, ok := want[id]; ok {
+				for _, d := range diff(id, p, w) {
+					t.Errorf("%s: %s", s, d)
+				}
+				delete(want, id)
+			} else if lookup(p, "Principal") == "*" {
+				t.Errorf("%s: permission %s lets anyone invoke %s", s, id, format(lookup(p, "FunctionName")))
+			}
+		}
+		for _, id := range sortedKeys(want) {
+			t.Errorf("%s: no permission %s %s", s, id, format(want[id]))
+		}
+	})
+}
+
+func TestDispatcherEventSource(t *testing.T) {
+	forEachStack(t, func(t *testing.T, s *stack) {
+		id := DispatcherFunction + "Tasks"
+		if got := s.ofType("AWS::Lambda::EventSourceMapping"); !slices.Equal(got, []string{id}) {
+			t.Fatalf("%s: event source mappings %v, want the dispatcher's task queue only", s, got)
+		}
+		p := comparable(s.resources[id])["Properties"]
+		want := map[string]any{
+			"FunctionName":                   Ref(DispatcherFunction),
+			"EventSourceArn":                 GetAtt(TaskQueue, "Arn"),
+			"BatchSize":                      s.set.param("BatchSize"),
+			"MaximumBatchingWindowInSeconds": s.set.param("MaximumBatchingWindowInSeconds"),
+			"FunctionResponseTypes":          []any{"ReportBatchItemFailures"},
+			"ScalingConfig":                  map[string]any{"MaximumConcurrency": s.set.param("DispatcherMaxConcurrency")},
+		}
+		for _, d := range diff("", p, want) {
+			t.Errorf("%s: dispatcher event source%s", s, d)
+		}
+	})
+}
+
+// TestParameterLimits: the defaults are full batches, no waiting, at least
+// 2 (Lambda's minimum) and few enough concurrent invocations not to flood
+// the targets; a batch never exceeds the dispatcher's CONCURRENCY.
+func TestParameterLimits(t *testing.T) {
+	s := loadStack(t, "SAM", defaultParams)
+	for _, c := range []struct {
+		param  string
+		lo, hi int
+	}{
+		{"BatchSize", 1, DispatcherConcurrency},
+		{"MaximumBatchingWindowInSeconds", 0, 300},
+		{"DispatcherMaxConcurrency", 2, 1000},
+	} {
+		def := s.paramDefs[c.param]
+		if n, err := strconv.Atoi(s.params[c.param]); err != nil || n < c.lo || n > c.hi {
+			t.Errorf("%s defaults to %q, want %d to %d", c.param, s.params[c.param], c.lo, c.hi)
+		}
+		if scalar(def["MinValue"]) != strconv.Itoa(c.lo) || scalar(def["MaxValue"]) != strconv.Itoa(c.hi) {
+			t.Errorf("parameter %s allows %v to %v, want %d to %d", c.param, def["MinValue"], def["MaxValue"], c.lo, c.hi)
+		}
+	}
+	for _, set := range paramSets {
+		if n, _ := strconv.Atoi(set.param("BatchSize")); n > DispatcherConcurrency {
+			t.Errorf("%s: BatchSize %d exceeds CONCURRENCY %d: a batch would outlast the dispatcher's timeout", set.name, n, DispatcherConcurrency)
 		}
 	}
 }
 
-func TestDispatcherSQSEvent(t *testing.T) {
-	want := map[string]any{
-		"Queue":                          GetAtt(TaskQueue, "Arn"),
-		"BatchSize":                      Ref("BatchSize"),
-		"MaximumBatchingWindowInSeconds": Ref("MaximumBatchingWindowInSeconds"),
-		"FunctionResponseTypes":          []any{"ReportBatchItemFailures"},
-		"ScalingConfig":                  map[string]any{"MaximumConcurrency": Ref("DispatcherMaxConcurrency")},
-	}
-	for _, s := range loadStacks(t) {
-		d := s.functions["dispatcher"]
-		if d.SQS == nil {
-			t.Errorf("%s: the dispatcher has no SQS event", s.file)
-			continue
-		}
-		for _, diff := range Diff(d.SQS, want) {
-			t.Errorf("%s: dispatcher SQS event%s", s.file, diff)
-		}
-		if len(d.OtherEvents) > 0 {
-			t.Errorf("%s: the dispatcher has other event sources %v", s.file, d.OtherEvents)
-		}
-		// The defaults: full batches, no waiting, at least 2 (Lambda's minimum)
-		// and few enough concurrent invocations not to flood the targets.
-		for _, c := range []struct {
-			param  string
-			lo, hi int
-		}{
-			{"BatchSize", 1, DispatcherConcurrency},
-			{"MaximumBatchingWindowInSeconds", 0, 300},
-			{"DispatcherMaxConcurrency", 2, 1000},
-		} {
-			n, err := strconv.Atoi(s.params[c.param].Default)
-			if err != nil || n < c.lo || n > c.hi {
-				t.Errorf("%s: %s defaults to %q, want %d to %d", s.file, c.param, s.params[c.param].Default, c.lo, c.hi)
-			}
-			if s.sam {
-				def := s.params[c.param].Def
-				if !Equal(def["MinValue"], c.lo) || !Equal(def["MaxValue"], c.hi) {
-					t.Errorf("%s: parameter %s allows %s to %s, want %d to %d", s.file, c.param, Format(def["MinValue"]), Format(def["MaxValue"]), c.lo, c.hi)
-				}
-			}
-		}
-	}
+func number(v any) (float64, bool) {
+	f, err := strconv.ParseFloat(scalar(v), 64)
+	return f, v != nil && err == nil
 }
 
 func TestQueues(t *testing.T) {
@@ -194,107 +323,111 @@ func TestQueues(t *testing.T) {
 			dispatcherTimeout = fn.Timeout
 		}
 	}
-	for _, s := range loadStacks(t) {
+	forEachStack(t, func(t *testing.T, s *stack) {
+		want := []string{DeadLetterQueue, TaskQueue}
+		if s.set.param("EnableEcrEvents") == "true" {
+			want = []string{DeadLetterQueue, EcrEventsDeadLetterQueue, TaskQueue}
+		}
 		queues := s.ofType("AWS::SQS::Queue")
-		if want := []string{DeadLetterQueue, EcrEventsDeadLetterQueue, TaskQueue}; !slices.Equal(queues, want) {
-			t.Errorf("%s: queues %v, want %v", s.file, queues, want)
+		if !slices.Equal(queues, want) {
+			t.Errorf("%s: queues %v, want %v", s, queues, want)
 		}
 		vis, ok := number(s.prop(TaskQueue, "VisibilityTimeout"))
 		if !ok || vis < float64(VisibilityTimeoutFactor*dispatcherTimeout) || vis > 43200 {
 			t.Errorf("%s: the task queue's visibility timeout is %s, want %d x the dispatcher's %d s (at most 12 h)",
-				s.file, Format(s.prop(TaskQueue, "VisibilityTimeout")), VisibilityTimeoutFactor, dispatcherTimeout)
+				s, format(s.prop(TaskQueue, "VisibilityTimeout")), VisibilityTimeoutFactor, dispatcherTimeout)
 		}
-		redrive := map[string]any{"deadLetterTargetArn": GetAtt(DeadLetterQueue, "Arn"), "maxReceiveCount": sqsqueue.MaxReceiveCount}
-		for _, d := range Diff(s.prop(TaskQueue, "RedrivePolicy"), redrive) {
-			t.Errorf("%s: task queue RedrivePolicy%s (sqsqueue.MaxReceiveCount is %d)", s.file, d, sqsqueue.MaxReceiveCount)
+		redrive := map[string]any{"deadLetterTargetArn": GetAtt(DeadLetterQueue, "Arn"), "maxReceiveCount": strconv.Itoa(sqsqueue.MaxReceiveCount)}
+		for _, d := range diff("", s.prop(TaskQueue, "RedrivePolicy"), redrive) {
+			t.Errorf("%s: task queue RedrivePolicy%s (sqsqueue.MaxReceiveCount is %d)", s, d, sqsqueue.MaxReceiveCount)
 		}
-		if !Equal(s.prop(TaskQueue, "MaximumMessageSize"), sqsqueue.MaxMessageBytes) {
-			t.Errorf("%s: task queue MaximumMessageSize %s, want sqsqueue.MaxMessageBytes (%d)", s.file, Format(s.prop(TaskQueue, "MaximumMessageSize")), sqsqueue.MaxMessageBytes)
+		if got := s.prop(TaskQueue, "MaximumMessageSize"); got != strconv.Itoa(sqsqueue.MaxMessageBytes) {
+			t.Errorf("%s: task queue MaximumMessageSize %s, want sqsqueue.MaxMessageBytes (%d)", s, format(got), sqsqueue.MaxMessageBytes)
 		}
 		if s.prop(TaskQueue, "FifoQueue") != nil {
-			t.Errorf("%s: the task queue must be a standard queue (retries need per-message delays)", s.file)
+			t.Errorf("%s: the task queue must be a standard queue (retries need per-message delays)", s)
 		}
 		taskRetention, _ := number(s.prop(TaskQueue, "MessageRetentionPeriod"))
 		if taskRetention != sqsqueue.MessageRetention.Seconds() {
 			t.Errorf("%s: the task queue keeps messages %v s, want sqsqueue.MessageRetention (%v s): the dispatcher holds retries in their message only within it",
-				s.file, taskRetention, sqsqueue.MessageRetention.Seconds())
+				s, taskRetention, sqsqueue.MessageRetention.Seconds())
 		}
 		for _, q := range queues {
-			if s.prop(q, "SqsManagedSseEnabled") != true {
-				t.Errorf("%s: queue %s: SqsManagedSseEnabled must be true", s.file, q)
+			if s.prop(q, "SqsManagedSseEnabled") != "true" {
+				t.Errorf("%s: queue %s: SqsManagedSseEnabled must be true", s, q)
 			}
 			if q == TaskQueue {
 				continue
 			}
-			if !Equal(s.prop(q, "MessageRetentionPeriod"), DeadLetterRetention) {
-				t.Errorf("%s: dead-letter queue %s keeps messages %s s, want %d (14 days)", s.file, q, Format(s.prop(q, "MessageRetentionPeriod")), DeadLetterRetention)
+			if got := s.prop(q, "MessageRetentionPeriod"); got != strconv.Itoa(DeadLetterRetention) {
+				t.Errorf("%s: dead-letter queue %s keeps messages %s s, want %d (14 days)", s, q, format(got), DeadLetterRetention)
 			}
 			// A dead-lettered message keeps its first enqueue time.
 			if taskRetention == 0 || taskRetention >= DeadLetterRetention {
-				t.Errorf("%s: the task queue keeps messages %v s: want an explicit retention below the dead-letter queue's", s.file, taskRetention)
+				t.Errorf("%s: the task queue keeps messages %v s: want an explicit retention below the dead-letter queue's", s, taskRetention)
 			}
 		}
-	}
+	})
 }
 
+var queueNameAttr = regexp.MustCompile(`^\$\{(\w+)\.QueueName\}$`)
+
 func TestDeadLetterAlarms(t *testing.T) {
-	for _, s := range loadStacks(t) {
+	forEachStack(t, func(t *testing.T, s *stack) {
+		email := s.set.param("AlarmEmail")
+		var notify any
+		if email != "" {
+			notify = []any{Ref(AlarmTopic)}
+		}
 		alarms := map[string]string{} // queue -> alarm
 		for _, id := range s.ofType("AWS::CloudWatch::Alarm") {
-			p := asMap(s.resources[id]["Properties"])
+			p := s.resources[id].Properties
 			dims, _ := p["Dimensions"].([]any)
-			if len(dims) != 1 || get(dims[0], "Name") != "QueueName" {
-				t.Errorf("%s: alarm %s: want one QueueName dimension, got %s", s.file, id, Format(p["Dimensions"]))
+			m := queueNameAttr.FindStringSubmatch(scalar(lookup(dims, 0, "Value")))
+			if len(dims) != 1 || lookup(dims, 0, "Name") != "QueueName" || m == nil {
+				t.Errorf("%s: alarm %s: want one QueueName dimension, the name of a queue, got %s", s, id, format(p["Dimensions"]))
 				continue
 			}
-			ga, _ := get(dims[0], "Value", "Fn::GetAtt").([]any)
-			if len(ga) != 2 || ga[1] != "QueueName" {
-				t.Errorf("%s: alarm %s: the dimension must be !GetAtt <queue>.QueueName, got %s", s.file, id, Format(get(dims[0], "Value")))
-				continue
-			}
-			alarms[str(ga[0])] = id
+			alarms[m[1]] = id
 			for k, want := range map[string]any{
-				"Namespace": "AWS/SQS", "MetricName": "ApproximateNumberOfMessagesVisible", "Threshold": 0,
+				"Namespace": "AWS/SQS", "MetricName": "ApproximateNumberOfMessagesVisible", "Threshold": "0",
 				"ComparisonOperator": "GreaterThanThreshold", "TreatMissingData": "notBreaching",
+				"AlarmActions": notify, "OKActions": notify,
 			} {
-				if !Equal(p[k], want) {
-					t.Errorf("%s: alarm %s: %s is %s, want %s", s.file, id, k, Format(p[k]), Format(want))
+				for _, d := range diff(k, p[k], want) {
+					t.Errorf("%s: alarm %s: %s", s, id, d)
 				}
 			}
-			notify := map[string]any{"Fn::If": []any{CondAlarmEmail, []any{Ref(AlarmTopic)}, Ref("AWS::NoValue")}}
-			if !Equal(p["AlarmActions"], notify) {
-				t.Errorf("%s: alarm %s: AlarmActions %s, want %s", s.file, id, Format(p["AlarmActions"]), Format(notify))
-			}
-			if qc, ac := str(s.resources[str(ga[0])]["Condition"]), str(s.resources[id]["Condition"]); qc != ac {
-				t.Errorf("%s: alarm %s has condition %q, its queue %q", s.file, id, ac, qc)
-			}
 		}
-		for _, q := range []string{DeadLetterQueue, EcrEventsDeadLetterQueue} {
+		queues := []string{DeadLetterQueue}
+		if s.set.param("EnableEcrEvents") == "true" {
+			queues = append(queues, EcrEventsDeadLetterQueue)
+		}
+		for _, q := range queues {
 			if alarms[q] == "" {
-				t.Errorf("%s: no alarm on the messages in %s", s.file, q)
+				t.Errorf("%s: no alarm on the messages in %s", s, q)
 			}
 		}
-		topic := s.resources[AlarmTopic]
-		wantTopic := map[string]any{
-			"Type": "AWS::SNS::Topic", "Condition": CondAlarmEmail,
-			"Properties": map[string]any{
+		topic, ok := s.resources[AlarmTopic]
+		switch {
+		case email == "" && ok:
+			t.Errorf("%s: %s exists without an AlarmEmail", s, AlarmTopic)
+		case email != "":
+			want := map[string]any{
 				"DisplayName":  "regtrigger alarms",
-				"Subscription": []any{map[string]any{"Protocol": "email", "Endpoint": Ref("AlarmEmail")}},
-			},
+				"Subscription": []any{map[string]any{"Protocol": "email", "Endpoint": email}},
+			}
+			for _, d := range diff(AlarmTopic, topic.Properties, want) {
+				t.Errorf("%s: %s", s, d)
+			}
 		}
-		for _, d := range Diff(topic, wantTopic) {
-			t.Errorf("%s: %s%s", s.file, AlarmTopic, d)
-		}
-		wantCond := map[string]any{"Fn::Not": []any{map[string]any{"Fn::Equals": []any{Ref("AlarmEmail"), ""}}}}
-		if !Equal(s.conditions[CondAlarmEmail], wantCond) {
-			t.Errorf("%s: condition %s is %s, want %s", s.file, CondAlarmEmail, Format(s.conditions[CondAlarmEmail]), Format(wantCond))
-		}
-	}
+	})
 }
 
 // tableShape is a CreateTableInput as a template's table properties: the
 // SDK's field names are CloudFormation's; nulls and empty values dropped,
-// attribute definitions and indexes keyed by name (see byName).
+// attribute definitions and indexes keyed by name (see byName), scalars as
+// strings.
 func tableShape(t *testing.T, in any) map[string]any {
 	t.Helper()
 	b, err := json.Marshal(in)
@@ -305,7 +438,7 @@ func tableShape(t *testing.T, in any) map[string]any {
 	if err := json.Unmarshal(b, &v); err != nil {
 		t.Fatal(err)
 	}
-	m := asMap(prune(v))
+	m, _ := prune(value(v)).(map[string]any)
 	delete(m, "TableName")
 	byName(m, "AttributeDefinitions", "AttributeName")
 	byName(m, "GlobalSecondaryIndexes", "IndexName")
@@ -355,7 +488,7 @@ func byName(m map[string]any, list, key string) {
 	}
 	byKey := map[string]any{}
 	for i, x := range l {
-		name := str(get(x, key))
+		name := scalar(lookup(x, key))
 		if name == "" {
 			name = "#" + strconv.Itoa(i)
 		}
@@ -369,92 +502,75 @@ func byName(m map[string]any, list, key string) {
 
 func TestTablesMatchDynamostore(t *testing.T) {
 	defs := dynamostore.TableDefinitions(TableNames)
-	for _, s := range loadStacks(t) {
+	forEachStack(t, func(t *testing.T, s *stack) {
 		tables := s.ofType("AWS::DynamoDB::Table")
 		if len(tables) != len(defs) {
-			t.Errorf("%s: tables %v, want the %d of dynamostore.TableDefinitions", s.file, tables, len(defs))
+			t.Errorf("%s: tables %v, want the %d of dynamostore.TableDefinitions", s, tables, len(defs))
 		}
 		for _, def := range defs {
 			id := *def.Create.TableName
-			t.Run(s.file+"/"+id, func(t *testing.T) {
-				r, ok := s.resources[id]
-				if !ok || r["Type"] != "AWS::DynamoDB::Table" {
-					t.Fatalf("%s: no table %s", s.file, id)
+			r, ok := s.resources[id]
+			if !ok || r.Type != "AWS::DynamoDB::Table" {
+				t.Errorf("%s: no table %s", s, id)
+				continue
+			}
+			want := tableShape(t, def.Create)
+			if want["BillingMode"] != "PAY_PER_REQUEST" {
+				t.Fatalf("dynamostore bills %v: the templates assume PAY_PER_REQUEST", want["BillingMode"])
+			}
+			// Everything of the definition, plus whatever else decides keys,
+			// indexes or billing.
+			got := map[string]any{}
+			keys := []string{"LocalSecondaryIndexes", "GlobalSecondaryIndexes", "ProvisionedThroughput", "KeySchema", "AttributeDefinitions", "BillingMode"}
+			for _, k := range append(keys, sortedKeys(want)...) {
+				if v, ok := r.Properties[k]; ok {
+					got[k] = v
 				}
-				want := tableShape(t, def.Create)
-				if want["BillingMode"] != "PAY_PER_REQUEST" {
-					t.Fatalf("dynamostore bills %v: the templates assume PAY_PER_REQUEST", want["BillingMode"])
-				}
-				got := map[string]any{}
-				props := asMap(r["Properties"])
-				// Everything of the definition, plus whatever else decides keys,
-				// indexes or billing.
-				keys := []string{"LocalSecondaryIndexes", "GlobalSecondaryIndexes", "ProvisionedThroughput", "KeySchema", "AttributeDefinitions", "BillingMode"}
-				for k := range want {
-					keys = append(keys, k)
-				}
-				for _, k := range keys {
-					if v, ok := props[k]; ok {
-						got[k] = v
-					}
-				}
-				got = tableShape(t, got)
-				for _, d := range Diff(got, want) {
-					t.Errorf("%s: table %s differs from dynamostore.TableDefinitions (left: template, right: Go) at %s", s.file, id, d)
-				}
-				var wantTTL any
-				if def.TTLAttribute != "" {
-					wantTTL = map[string]any{"AttributeName": def.TTLAttribute, "Enabled": true}
-				}
-				if !Equal(props["TimeToLiveSpecification"], wantTTL) {
-					t.Errorf("%s: table %s TimeToLiveSpecification %s, want %s", s.file, id, Format(props["TimeToLiveSpecification"]), Format(wantTTL))
-				}
-				if get(props, "PointInTimeRecoverySpecification", "PointInTimeRecoveryEnabled") != true {
-					t.Errorf("%s: table %s: point-in-time recovery must be on", s.file, id)
-				}
-				if get(props, "SSESpecification", "SSEEnabled") != true {
-					t.Errorf("%s: table %s: SSESpecification.SSEEnabled must be true", s.file, id)
-				}
-				if props["TableName"] != nil {
-					t.Errorf("%s: table %s has a fixed TableName: let CloudFormation name it (two stacks per account, replacements)", s.file, id)
-				}
-				if slices.Contains(RetainedTables, id) && (r["DeletionPolicy"] != "Retain" || r["UpdateReplacePolicy"] != "Retain") {
-					t.Errorf("%s: table %s: DeletionPolicy and UpdateReplacePolicy must be Retain, got %v and %v", s.file, id, r["DeletionPolicy"], r["UpdateReplacePolicy"])
-				}
-			})
+			}
+			for _, d := range diff("", tableShape(t, got), want) {
+				t.Errorf("%s: table %s differs from dynamostore.TableDefinitions (left: template, right: Go) at %s", s, id, d)
+			}
+			var wantTTL any
+			if def.TTLAttribute != "" {
+				wantTTL = map[string]any{"AttributeName": def.TTLAttribute, "Enabled": "true"}
+			}
+			for _, d := range diff("TimeToLiveSpecification", r.Properties["TimeToLiveSpecification"], wantTTL) {
+				t.Errorf("%s: table %s: %s", s, id, d)
+			}
+			if lookup(r.Properties, "PointInTimeRecoverySpecification", "PointInTimeRecoveryEnabled") != "true" {
+				t.Errorf("%s: table %s: point-in-time recovery must be on", s, id)
+			}
+			if lookup(r.Properties, "SSESpecification", "SSEEnabled") != "true" {
+				t.Errorf("%s: table %s: SSESpecification.SSEEnabled must be true", s, id)
+			}
+			if r.Properties["TableName"] != nil {
+				t.Errorf("%s: table %s has a fixed TableName: let CloudFormation name it (two stacks per account, replacements)", s, id)
+			}
+			if slices.Contains(RetainedTables, id) && (r.DeletionPolicy != "Retain" || r.UpdateReplacePolicy != "Retain") {
+				t.Errorf("%s: table %s: DeletionPolicy and UpdateReplacePolicy must be Retain, got %q and %q", s, id, r.DeletionPolicy, r.UpdateReplacePolicy)
+			}
 		}
-	}
+	})
 }
 
 func TestLogGroups(t *testing.T) {
-	for _, s := range loadStacks(t) {
-		groups := s.ofType("AWS::Logs::LogGroup")
+	forEachStack(t, func(t *testing.T, s *stack) {
 		var want []string
 		for _, fn := range Functions {
 			want = append(want, fn.LogGroup)
-			if !Equal(s.prop(fn.LogGroup, "RetentionInDays"), Ref("LogRetentionInDays")) {
-				t.Errorf("%s: log group %s retention %s, want !Ref LogRetentionInDays", s.file, fn.LogGroup, Format(s.prop(fn.LogGroup, "RetentionInDays")))
+			wantProps := map[string]any{
+				"LogGroupName":    "/aws/lambda/" + Ref("AWS::StackName") + "-" + fn.Name,
+				"RetentionInDays": s.set.param("LogRetentionInDays"),
 			}
-			wantName := Join("/aws/lambda/", Ref("AWS::StackName"), "-"+fn.Name)
-			if !Equal(s.prop(fn.LogGroup, "LogGroupName"), wantName) {
-				t.Errorf("%s: log group %s is named %s, want %s", s.file, fn.LogGroup, Format(s.prop(fn.LogGroup, "LogGroupName")), Format(wantName))
+			for _, d := range diff(fn.LogGroup, s.resources[fn.LogGroup].Properties, wantProps) {
+				t.Errorf("%s: %s", s, d)
 			}
 		}
 		sort.Strings(want)
-		if !slices.Equal(groups, want) {
-			t.Errorf("%s: log groups %v, want %v", s.file, groups, want)
+		if got := s.ofType("AWS::Logs::LogGroup"); !slices.Equal(got, want) {
+			t.Errorf("%s: log groups %v, want %v", s, got, want)
 		}
-		if s.sam {
-			allowed := regexp.MustCompile(`^(1|3|5|7|14|30|60|90|120|150|180|365|400|545|731|1096|1827|2192|2557|2922|3288|3653)$`)
-			for _, v := range s.params["LogRetentionInDays"].Def["AllowedValues"].([]any) {
-				if !allowed.MatchString(str(v)) {
-					t.Errorf("%s: LogRetentionInDays allows %v, which CloudWatch Logs refuses", s.file, v)
-				}
-			}
-		} else if get(s.doc, "functions", "receiver", "disableLogs") != true || get(s.doc, "functions", "dispatcher", "disableLogs") != true {
-			t.Errorf("%s: functions need disableLogs: true, or the framework creates a second log group of the same name", s.file)
-		}
-	}
+	})
 }
 
 func TestEnvironment(t *testing.T) {
@@ -463,38 +579,30 @@ func TestEnvironment(t *testing.T) {
 		known[e] = true
 	}
 	required := map[string][]string{ReceiverFunction: cloud.ReceiverRequires, DispatcherFunction: cloud.DispatcherRequires}
-	for _, s := range loadStacks(t) {
-		for _, fn := range Functions {
-			env := s.functions[fn.Name].Env
-			for _, name := range required[fn.LogicalID] {
-				if _, ok := fn.Env[name]; !ok {
-					t.Errorf("deploy.Functions: %s lacks %s, which internal/cloud requires", fn.Name, name)
-				}
-			}
-			for name := range fn.Env {
-				if _, ok := env[name]; !ok {
-					t.Errorf("%s: %s needs %s, which is not set", s.file, fn.Name, name)
-				}
-			}
-			for name, v := range env {
-				if !known[name] {
-					t.Errorf("%s: %s sets %s, which internal/config does not read (config.Env)", s.file, fn.Name, name)
-					continue
-				}
-				want, needed := fn.Env[name]
-				if !needed {
-					t.Errorf("%s: %s sets %s, which it does not use", s.file, fn.Name, name)
-					continue
-				}
-				if !Equal(v, want) {
-					t.Errorf("%s: %s: %s is %s, want %s", s.file, fn.Name, name, Format(v), Format(want))
-				}
+	for _, fn := range Functions {
+		for _, name := range required[fn.LogicalID] {
+			if _, ok := fn.Env[name]; !ok {
+				t.Errorf("deploy.Functions: %s lacks %s, which internal/cloud requires", fn.Name, name)
 			}
 		}
-		if n, _ := strconv.Atoi(s.params["BatchSize"].Default); n > DispatcherConcurrency {
-			t.Errorf("%s: BatchSize %d exceeds CONCURRENCY %d: a batch would outlast the dispatcher's timeout", s.file, n, DispatcherConcurrency)
+		for _, name := range sortedKeys(fn.Env) {
+			if !known[name] {
+				t.Errorf("deploy.Functions: %s sets %s, which internal/config does not read (config.Env)", fn.Name, name)
+			}
 		}
 	}
+	forEachStack(t, func(t *testing.T, s *stack) {
+		for _, fn := range Functions {
+			want := map[string]any{}
+			for name, v := range fn.Env {
+				want[name] = s.set.expand(v)
+			}
+			got := s.prop(fn.LogicalID, "Environment", "Variables")
+			for _, d := range diff(fn.Name, got, want) {
+				t.Errorf("%s: environment (left: template, right: deploy.Functions) %s", s, d)
+			}
+		}
+	})
 }
 
 // TestConfigEnvIsComplete keeps config.Env in step with the Env* constants
@@ -529,198 +637,148 @@ func TestConfigEnvIsComplete(t *testing.T) {
 	}
 }
 
-// statement is one IAM statement, its condition ("" if unconditional).
-type statement struct {
-	body map[string]any
-	cond string
-}
-
-func statements(t *testing.T, file, role string, r map[string]any) []statement {
-	t.Helper()
-	var out []statement
-	policies, _ := get(r, "Properties", "Policies").([]any)
-	if len(policies) == 0 {
-		t.Errorf("%s: role %s has no inline policy", file, role)
-	}
-	for _, p := range policies {
-		list, ok := get(p, "PolicyDocument", "Statement").([]any)
-		if !ok {
-			list = []any{get(p, "PolicyDocument", "Statement")}
-		}
-		for _, st := range list {
-			if args, ok := get(st, "Fn::If").([]any); ok && len(args) == 3 {
-				if !Equal(args[2], Ref("AWS::NoValue")) {
-					t.Errorf("%s: role %s: a conditional statement must be !If [C, statement, !Ref AWS::NoValue]", file, role)
-				}
-				out = append(out, statement{asMap(args[1]), str(args[0])})
-				continue
-			}
-			out = append(out, statement{body: asMap(st)})
-		}
-	}
-	return out
-}
-
-// resourceName describes a policy resource as Permission.Resource does, or
-// returns an error for anything that is not one of the stack's resources.
-func resourceName(v any) (string, error) {
-	if ga, ok := get(v, "Fn::GetAtt").([]any); ok && len(ga) == 2 && ga[1] == "Arn" {
-		return str(ga[0]), nil
-	}
-	if args, ok := get(v, "Fn::Join").([]any); ok && len(args) == 2 && args[0] == "" {
-		parts, _ := args[1].([]any)
-		if len(parts) == 2 {
-			if ga, ok := get(parts[0], "Fn::GetAtt").([]any); ok && len(ga) == 2 && ga[1] == "Arn" {
-				if suffix := str(parts[1]); strings.HasPrefix(suffix, "/index/") {
-					return str(ga[0]) + suffix, nil
-				}
-			}
-		}
-	}
-	if s, ok := v.(string); ok && strings.Contains(s, "*") {
-		return "", fmt.Errorf("the wildcard resource %q", s)
-	}
-	return "", fmt.Errorf("resource %s is not one stack resource's ARN (!GetAtt X.Arn, or a table's ARN + /index/NAME)", Format(v))
-}
-
-func listOf(v any) []any {
-	if l, ok := v.([]any); ok {
-		return l
-	}
-	if v == nil {
-		return nil
-	}
-	return []any{v}
-}
+// policyResource is an IAM statement's resource: one stack resource's ARN,
+// or a table's ARN with /index/NAME.
+var policyResource = regexp.MustCompile(`^\$\{(\w+)\.Arn\}(/index/[A-Za-z0-9_.-]+)?$`)
 
 func TestLeastPrivilegePolicies(t *testing.T) {
-	for _, s := range loadStacks(t) {
-		roles := s.ofType("AWS::IAM::Role")
-		var want []string
+	forEachStack(t, func(t *testing.T, s *stack) {
+		var roles []string
 		for _, fn := range Functions {
-			want = append(want, fn.Role)
+			roles = append(roles, fn.Role)
 		}
-		sort.Strings(want)
-		if !slices.Equal(roles, want) {
-			t.Errorf("%s: IAM roles %v, want one per function %v", s.file, roles, want)
+		sort.Strings(roles)
+		if got := s.ofType("AWS::IAM::Role"); !slices.Equal(got, roles) {
+			t.Errorf("%s: IAM roles %v, want one per function %v", s, got, roles)
 		}
+		trust := value(map[string]any{"Version": "2012-10-17", "Statement": []any{map[string]any{
+			"Effect": "Allow", "Principal": map[string]any{"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole",
+		}}})
 		for _, fn := range Functions {
-			t.Run(s.file+"/"+fn.Role, func(t *testing.T) {
-				r := s.resources[fn.Role]
-				if r == nil {
-					t.Fatalf("%s: no role %s", s.file, fn.Role)
+			p := s.resources[fn.Role].Properties
+			at := s.String() + ": role " + fn.Role
+			for _, k := range []string{"ManagedPolicyArns", "PermissionsBoundary"} {
+				if p[k] != nil {
+					t.Errorf("%s has %s %s: write the statements out instead (managed policies use * resources)", at, k, format(p[k]))
 				}
-				p := asMap(r["Properties"])
-				for _, k := range []string{"ManagedPolicyArns", "PermissionsBoundary"} {
-					if p[k] != nil {
-						t.Errorf("%s: role %s has %s %s: write the statements out instead (managed policies use * resources)", s.file, fn.Role, k, Format(p[k]))
-					}
-				}
-				trust := map[string]any{"Version": "2012-10-17", "Statement": []any{map[string]any{
-					"Effect": "Allow", "Principal": map[string]any{"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole",
-				}}}
-				for _, d := range Diff(p["AssumeRolePolicyDocument"], trust) {
-					t.Errorf("%s: role %s trust policy%s", s.file, fn.Role, d)
-				}
-				var got []Permission
-				for _, st := range statements(t, s.file, fn.Role, r) {
-					b := st.body
+			}
+			for _, d := range diff("AssumeRolePolicyDocument", p["AssumeRolePolicyDocument"], trust) {
+				t.Errorf("%s: %s", at, d)
+			}
+			policies := list(p["Policies"])
+			if len(policies) == 0 {
+				t.Errorf("%s has no inline policy", at)
+			}
+			var got []string
+			for _, pol := range policies {
+				for _, st := range list(lookup(pol, "PolicyDocument", "Statement")) {
+					b, _ := st.(map[string]any)
 					if b["Effect"] != "Allow" {
-						t.Errorf("%s: role %s: statement %v has Effect %v, want Allow", s.file, fn.Role, b["Sid"], b["Effect"])
+						t.Errorf("%s: statement %s has Effect %s, want Allow", at, format(b["Sid"]), format(b["Effect"]))
 					}
 					for k := range b {
 						if k != "Sid" && k != "Effect" && k != "Action" && k != "Resource" {
-							t.Errorf("%s: role %s: statement %v uses %s", s.file, fn.Role, b["Sid"], k)
+							t.Errorf("%s: statement %s uses %s", at, format(b["Sid"]), k)
 						}
 					}
-					for _, a := range listOf(b["Action"]) {
-						if strings.Contains(str(a), "*") {
-							t.Errorf("%s: role %s: the wildcard action %v", s.file, fn.Role, a)
-						}
-					}
-					for _, res := range listOf(b["Resource"]) {
-						name, err := resourceName(res)
-						if err != nil {
-							t.Errorf("%s: role %s: statement %v: %v", s.file, fn.Role, b["Sid"], err)
+					for _, res := range list(b["Resource"]) {
+						m := policyResource.FindStringSubmatch(scalar(res))
+						if m == nil {
+							t.Errorf("%s: statement %s: resource %s is not one stack resource's ARN (or a table's ARN + /index/NAME)", at, format(b["Sid"]), format(res))
 							continue
 						}
-						if _, declared := s.resources[strings.Split(name, "/")[0]]; !declared {
-							t.Errorf("%s: role %s: statement %v names %s, which the template does not declare", s.file, fn.Role, b["Sid"], name)
+						if _, declared := s.resources[m[1]]; !declared {
+							t.Errorf("%s: statement %s names %s, which the stack does not have", at, format(b["Sid"]), m[1])
 						}
-						if st.cond != "" {
-							name += " if " + st.cond
+						for _, a := range list(b["Action"]) {
+							if strings.Contains(scalar(a), "*") {
+								t.Errorf("%s: the wildcard action %s", at, format(a))
+							}
+							got = append(got, m[1]+m[2]+" "+scalar(a))
 						}
-						for _, a := range listOf(b["Action"]) {
-							got = append(got, Permission{Action: str(a), Resource: name})
-						}
 					}
 				}
-				key := func(p Permission) string { return p.Resource + " " + p.Action }
-				sortPerms := func(ps []Permission) []string {
-					out := make([]string, len(ps))
-					for i, p := range ps {
-						out[i] = key(p)
-					}
-					sort.Strings(out)
-					return out
+			}
+			// A permission "X if C" is wanted exactly when C holds.
+			var want []string
+			for _, perm := range fn.Permissions {
+				res, cond, conditional := strings.Cut(perm.Resource, " if ")
+				if !conditional || s.conditions[cond] {
+					want = append(want, res+" "+perm.Action)
 				}
-				g, w := sortPerms(got), sortPerms(fn.Permissions)
-				for _, x := range g {
-					if !slices.Contains(w, x) {
-						t.Errorf("%s: role %s allows %s, which %s does not need", s.file, fn.Role, x, fn.Name)
-					}
+			}
+			sort.Strings(got)
+			sort.Strings(want)
+			for _, x := range got {
+				if !slices.Contains(want, x) {
+					t.Errorf("%s allows %s, which %s does not need", at, x, fn.Name)
 				}
-				for _, x := range w {
-					if !slices.Contains(g, x) {
-						t.Errorf("%s: role %s lacks %s", s.file, fn.Role, x)
-					}
+			}
+			for _, x := range want {
+				if !slices.Contains(got, x) {
+					t.Errorf("%s lacks %s", at, x)
 				}
-				if len(g) != len(slices.Compact(slices.Clone(g))) {
-					t.Errorf("%s: role %s grants some permission twice: %v", s.file, fn.Role, g)
-				}
-			})
+			}
+			if len(got) != len(slices.Compact(slices.Clone(got))) {
+				t.Errorf("%s grants some permission twice: %v", at, got)
+			}
+		}
+	})
+}
+
+func TestParameters(t *testing.T) {
+	sam := loadStack(t, "SAM", defaultParams)
+	var names []string
+	for _, p := range Parameters {
+		names = append(names, p.SAM)
+		def, ok := sam.paramDefs[p.SAM]
+		if !ok {
+			t.Errorf("template.yaml: no parameter %s", p.SAM)
+			continue
+		}
+		d, has := def["Default"]
+		switch {
+		case p.Required && has:
+			t.Errorf("template.yaml: %s has the default %q: it holds secrets, so it must have none", p.SAM, scalar(d))
+		case !p.Required && !has:
+			t.Errorf("template.yaml: %s has no default, want %q", p.SAM, p.Default)
+		case !p.Required && scalar(d) != p.Default:
+			t.Errorf("template.yaml: %s defaults to %q, want %q", p.SAM, scalar(d), p.Default)
+		}
+		if p.Secret && scalar(def["NoEcho"]) != "true" {
+			t.Errorf("template.yaml: parameter %s holds secrets: it must be NoEcho", p.SAM)
+		}
+	}
+	sort.Strings(names)
+	if got := sortedKeys(sam.paramDefs); !slices.Equal(got, names) {
+		t.Errorf("template.yaml: parameters %v, want those of deploy.Parameters %v", got, names)
+	}
+	for name, want := range map[string]any{
+		"LogLevel":        []any{"DEBUG", "INFO", "WARN", "ERROR"},
+		"EnableEcrEvents": []any{"true", "false"},
+	} {
+		for _, d := range diff(name+".AllowedValues", value(sam.paramDefs[name]["AllowedValues"]), want) {
+			t.Errorf("template.yaml: %s", d)
 		}
 	}
 }
 
-func TestParameters(t *testing.T) {
-	for _, s := range loadStacks(t) {
-		for _, p := range Parameters {
-			got, ok := s.params[p.SAM]
-			name := p.SAM
-			if !s.sam {
-				name = "params.default." + p.Serverless
-			}
-			switch {
-			case !ok:
-				t.Errorf("%s: no parameter %s", s.file, name)
-			case p.Required && got.HasDefault:
-				t.Errorf("%s: %s has the default %q: it holds secrets, so it must have none", s.file, name, got.Default)
-			case !p.Required && !got.HasDefault:
-				t.Errorf("%s: %s has no default, want %q", s.file, name, p.Default)
-			case !p.Required && got.Default != p.Default:
-				t.Errorf("%s: %s defaults to %q, want %q", s.file, name, got.Default, p.Default)
-			}
-			if s.sam && p.Secret && got.Def["NoEcho"] != true {
-				t.Errorf("%s: parameter %s holds secrets: it must be NoEcho", s.file, p.SAM)
-			}
+// TestServerlessRequiredParams: serverless.yml has no default for a
+// required parameter (registries holds the registries' secrets), so
+// packaging without it fails.
+func TestServerlessRequiredParams(t *testing.T) {
+	sls := serverlessBin(t)
+	for _, p := range Parameters {
+		if !p.Required {
+			continue
 		}
-		if s.sam {
-			if len(s.params) != len(Parameters) {
-				var names []string
-				for n := range s.params {
-					names = append(names, n)
-				}
-				sort.Strings(names)
-				t.Errorf("%s: parameters %v, want the %d of deploy.Parameters", s.file, names, len(Parameters))
-			}
-			levels := s.params["LogLevel"].Def["AllowedValues"]
-			if !Equal(levels, []any{"DEBUG", "INFO", "WARN", "ERROR"}) {
-				t.Errorf("%s: LogLevel allows %s, want DEBUG INFO WARN ERROR", s.file, Format(levels))
-			}
-			if !Equal(s.params["EnableEcrEvents"].Def["AllowedValues"], []any{"true", "false"}) {
-				t.Errorf("%s: EnableEcrEvents must allow exactly \"true\" and \"false\"", s.file)
-			}
+		values := maps.Clone(defaultParams.values)
+		delete(values, p.SAM)
+		out, err := packageServerless(sls, t.TempDir(), values)
+		if err == nil {
+			t.Errorf("serverless package without --param=%s=... succeeded: serverless.yml must not give it a default", p.Serverless)
+		} else if !strings.Contains(out, `"`+p.Serverless+`"`) {
+			t.Errorf("serverless package without %s failed for another reason: %v\n%s", p.Serverless, err, out)
 		}
 	}
 }
@@ -730,281 +788,113 @@ func TestParameters(t *testing.T) {
 // same constraints, each defaulting to the param of the same name, so a
 // deploy passes the param's value through them.
 func TestServerlessCloudFormationParameters(t *testing.T) {
-	stacks := loadStacks(t)
-	sam, sls := stacks[0], stacks[1]
-	declared := asMap(get(sls.doc, "resources", "Parameters"))
-	if len(declared) == 0 {
-		t.Fatal("serverless.yml declares no CloudFormation Parameters: its Conditions would test constants")
-	}
-	for name, v := range declared {
-		def := asMap(v)
-		samDef, ok := sam.params[name]
-		if !ok {
-			t.Errorf("serverless.yml: resources.Parameters.%s is not a parameter of template.yaml", name)
-			continue
+	for _, set := range paramSets {
+		stacks := stacksFor(t, set)
+		sam, sls := stacks[0], stacks[1]
+		if len(sls.paramDefs) == 0 {
+			t.Fatal("serverless.yml declares no CloudFormation Parameters: its Conditions would test constants")
 		}
-		// The normaliser reads ${param:x} as a Ref of its SAM name.
-		if !Equal(def["Default"], Ref(name)) {
-			t.Errorf("serverless.yml: resources.Parameters.%s defaults to %s, want the param of the same name", name, Format(def["Default"]))
-		}
-		for _, k := range []string{"Type", "AllowedValues", "AllowedPattern", "MinValue", "MaxValue", "NoEcho"} {
-			if !Equal(def[k], samDef.Def[k]) {
-				t.Errorf("serverless.yml: resources.Parameters.%s.%s is %s, template.yaml has %s", name, k, Format(def[k]), Format(samDef.Def[k]))
+		for _, name := range sortedKeys(sls.paramDefs) {
+			def, samDef := sls.paramDefs[name], sam.paramDefs[name]
+			if samDef == nil {
+				t.Errorf("serverless.yml: resources.Parameters.%s is not a parameter of template.yaml", name)
+				continue
 			}
-		}
-	}
-	// Every parameter a condition tests is one of them.
-	for name, c := range sls.conditions {
-		refs(c, nil, func(target string, _ []string) {
-			if _, ok := declared[target]; !ok {
-				t.Errorf("serverless.yml: condition %s tests %s, which is not in resources.Parameters", name, target)
+			for _, k := range []string{"Type", "AllowedValues", "AllowedPattern", "MinValue", "MaxValue", "NoEcho"} {
+				for _, d := range diff(name+"."+k, value(def[k]), value(samDef[k])) {
+					t.Errorf("serverless.yml: resources.Parameters (left) and template.yaml (right) differ at %s", d)
+				}
 			}
-		})
-	}
-}
-
-// refs calls fn for every Ref and GetAtt target in v, with the conditions
-// the reference is guarded by (the Fn::If branches it sits in).
-func refs(v any, guard []string, fn func(target string, guard []string)) {
-	switch t := v.(type) {
-	case map[string]any:
-		if len(t) == 1 {
-			if r, ok := t["Ref"].(string); ok {
-				fn(r, guard)
-				return
+			if got := sls.params[name]; got != set.param(name) {
+				t.Errorf("%s: serverless.yml: resources.Parameters.%s defaults to %q, want the param's value %q", set.name, name, got, set.param(name))
 			}
-			if ga, ok := t["Fn::GetAtt"].([]any); ok && len(ga) == 2 {
-				fn(str(ga[0]), guard)
-				return
-			}
-			if args, ok := t["Fn::If"].([]any); ok && len(args) == 3 {
-				refs(args[1], append(slices.Clone(guard), str(args[0])), fn)
-				refs(args[2], guard, fn)
-				return
-			}
-		}
-		for _, x := range t {
-			refs(x, guard, fn)
-		}
-	case []any:
-		for _, x := range t {
-			refs(x, guard, fn)
 		}
 	}
 }
 
-func TestReferencesResolve(t *testing.T) {
-	for _, s := range loadStacks(t) {
-		known := map[string]string{} // target -> its condition
-		for id, r := range s.resources {
-			known[id] = str(r["Condition"])
+// TestChangedParamsCoverEveryParameter: the changed parameter set gives
+// every parameter a value of its own, so TestTemplatesAgree sees what each
+// one does in both files.
+func TestChangedParamsCoverEveryParameter(t *testing.T) {
+	for _, p := range Parameters {
+		v, ok := changedParams.values[p.SAM]
+		if !ok || (!p.Required && v == p.Default) {
+			t.Errorf("changedParams: give %s a value other than its default %q", p.SAM, p.Default)
 		}
-		for _, g := range Generated {
-			known[g] = ""
-		}
-		for _, p := range Parameters {
-			known[p.SAM] = ""
-		}
-		for _, pseudo := range []string{"AWS::NoValue", "AWS::StackName", "AWS::Region", "AWS::AccountId", "AWS::Partition", "AWS::URLSuffix"} {
-			known[pseudo] = ""
-		}
-		check := func(where string, v any, guard []string) {
-			refs(v, guard, func(target string, guard []string) {
-				cond, ok := known[target]
-				switch {
-				case !ok:
-					t.Errorf("%s: %s refers to %s, which is neither a resource nor a parameter", s.file, where, target)
-				case cond != "" && !slices.Contains(guard, cond):
-					t.Errorf("%s: %s refers to %s, which exists only if %s: give it that condition (or an !If on it)", s.file, where, target, cond)
-				}
-			})
-		}
-		for id, r := range s.resources {
-			var guard []string
-			if c := str(r["Condition"]); c != "" {
-				if s.conditions[c] == nil {
-					t.Errorf("%s: resource %s has the undeclared condition %s", s.file, id, c)
-				}
-				guard = []string{c}
-			}
-			check("resource "+id, r, guard)
-		}
-		for name, f := range s.functions {
-			check("function "+name, []any{f.Env, f.Logging, f.ReservedConcurrency, f.SQS}, nil)
-		}
-		for name, o := range s.outputs {
-			var guard []string
-			if c := str(asMap(o)["Condition"]); c != "" {
-				guard = []string{c}
-			}
-			check("output "+name, o, guard)
-		}
-		for name, c := range s.conditions {
-			check("condition "+name, c, nil)
-		}
-		// Every Fn::If names a declared condition.
-		var walk func(v any)
-		walk = func(v any) {
-			switch x := v.(type) {
-			case map[string]any:
-				if args, ok := x["Fn::If"].([]any); ok && len(args) == 3 && s.conditions[str(args[0])] == nil {
-					t.Errorf("%s: !If on the undeclared condition %v", s.file, args[0])
-				}
-				for _, y := range x {
-					walk(y)
-				}
-			case []any:
-				for _, y := range x {
-					walk(y)
-				}
-			}
-		}
-		walk(s.doc)
 	}
 }
 
 func TestEcrEventsRule(t *testing.T) {
-	for _, s := range loadStacks(t) {
-		want := map[string]any{"Fn::Equals": []any{Ref("EnableEcrEvents"), "true"}}
-		if !Equal(s.conditions[CondEcrEvents], want) {
-			t.Errorf("%s: condition %s is %s, want %s", s.file, CondEcrEvents, Format(s.conditions[CondEcrEvents]), Format(want))
+	forEachStack(t, func(t *testing.T, s *stack) {
+		on := s.set.param("EnableEcrEvents") == "true"
+		if s.conditions[CondEcrEvents] != on {
+			t.Errorf("%s: condition %s is %v with EnableEcrEvents %q", s, CondEcrEvents, s.conditions[CondEcrEvents], s.set.param("EnableEcrEvents"))
 		}
 		for _, id := range []string{EcrEventsRule, EcrEventsPermission, EcrEventsInvokeConfig, EcrEventsDeadLetterQueue, EcrEventsDeadLetterQueuePolicy, EcrEventsDeadLetterQueueAlarm} {
-			if r := s.resources[id]; r == nil || r["Condition"] != CondEcrEvents {
-				t.Errorf("%s: %s must exist with Condition %s", s.file, id, CondEcrEvents)
+			if _, ok := s.resources[id]; ok != on {
+				t.Errorf("%s: %s exists: %v, want %v (EnableEcrEvents %q)", s, id, ok, on, s.set.param("EnableEcrEvents"))
 			}
 		}
-		rules := s.ofType("AWS::Events::Rule")
-		if !slices.Equal(rules, []string{EcrEventsRule}) {
-			t.Errorf("%s: EventBridge rules %v, want only %s", s.file, rules, EcrEventsRule)
+		var wantRules []string
+		if on {
+			wantRules = []string{EcrEventsRule}
+		}
+		if rules := s.ofType("AWS::Events::Rule"); !slices.Equal(rules, wantRules) {
+			t.Errorf("%s: EventBridge rules %v, want %v", s, rules, wantRules)
+		}
+		if !on {
+			return
 		}
 		pattern := s.prop(EcrEventsRule, "EventPattern")
-		if !Equal(get(pattern, "source"), []any{EcrEvents.Source}) || !Equal(get(pattern, "detail-type"), []any{EcrEvents.DetailType}) {
-			t.Errorf("%s: %s pattern %s, want source [%s] and detail-type [%s]", s.file, EcrEventsRule, Format(pattern), EcrEvents.Source, EcrEvents.DetailType)
+		if !slices.Equal(list(lookup(pattern, "source")), []any{EcrEvents.Source}) || !slices.Equal(list(lookup(pattern, "detail-type")), []any{EcrEvents.DetailType}) {
+			t.Errorf("%s: %s pattern %s, want source [%s] and detail-type [%s]", s, EcrEventsRule, format(pattern), EcrEvents.Source, EcrEvents.DetailType)
 		}
-		targets, _ := s.prop(EcrEventsRule, "Targets").([]any)
+		targets := list(s.prop(EcrEventsRule, "Targets"))
 		if len(targets) != 1 {
-			t.Fatalf("%s: %s has %d targets, want 1 (the receiver)", s.file, EcrEventsRule, len(targets))
+			t.Fatalf("%s: %s has %d targets, want 1 (the receiver)", s, EcrEventsRule, len(targets))
 		}
-		tg := targets[0]
-		if !Equal(get(tg, "Arn"), GetAtt(ReceiverFunction, "Arn")) {
-			t.Errorf("%s: %s targets %s, want the receiver", s.file, EcrEventsRule, Format(get(tg, "Arn")))
+		if got := lambdaTarget(lookup(targets[0], "Arn")); got != ReceiverFunction {
+			t.Errorf("%s: %s targets %s, want the receiver", s, EcrEventsRule, got)
 		}
-		if !Equal(get(tg, "DeadLetterConfig", "Arn"), GetAtt(EcrEventsDeadLetterQueue, "Arn")) || get(tg, "RetryPolicy") == nil {
-			t.Errorf("%s: %s's target needs a RetryPolicy and a DeadLetterConfig to %s", s.file, EcrEventsRule, EcrEventsDeadLetterQueue)
+		if lookup(targets[0], "DeadLetterConfig", "Arn") != GetAtt(EcrEventsDeadLetterQueue, "Arn") || lookup(targets[0], "RetryPolicy") == nil {
+			t.Errorf("%s: %s's target needs a RetryPolicy and a DeadLetterConfig to %s", s, EcrEventsRule, EcrEventsDeadLetterQueue)
 		}
 		perm := map[string]any{
 			"Action": "lambda:InvokeFunction", "FunctionName": Ref(ReceiverFunction),
 			"Principal": "events.amazonaws.com", "SourceArn": GetAtt(EcrEventsRule, "Arn"),
 		}
-		for _, d := range Diff(asMap(s.resources[EcrEventsPermission]["Properties"]), perm) {
-			t.Errorf("%s: %s%s", s.file, EcrEventsPermission, d)
+		for _, d := range diff(EcrEventsPermission, comparable(s.resources[EcrEventsPermission])["Properties"], perm) {
+			t.Errorf("%s: %s", s, d)
 		}
-		if !Equal(s.prop(EcrEventsInvokeConfig, "FunctionName"), Ref(ReceiverFunction)) ||
-			!Equal(s.prop(EcrEventsInvokeConfig, "DestinationConfig", "OnFailure", "Destination"), GetAtt(EcrEventsDeadLetterQueue, "Arn")) {
-			t.Errorf("%s: %s must send the receiver's failed ECR events to %s", s.file, EcrEventsInvokeConfig, EcrEventsDeadLetterQueue)
+		if lambdaTarget(s.prop(EcrEventsInvokeConfig, "FunctionName")) != ReceiverFunction ||
+			s.prop(EcrEventsInvokeConfig, "DestinationConfig", "OnFailure", "Destination") != GetAtt(EcrEventsDeadLetterQueue, "Arn") {
+			t.Errorf("%s: %s must send the receiver's failed ECR events to %s", s, EcrEventsInvokeConfig, EcrEventsDeadLetterQueue)
 		}
-		if get(s.prop(EcrEventsDeadLetterQueuePolicy, "PolicyDocument"), "Statement", 0, "Condition", "ArnEquals", "aws:SourceArn") == nil {
-			t.Errorf("%s: %s must let only the rule (aws:SourceArn) send to the queue", s.file, EcrEventsDeadLetterQueuePolicy)
+		if s.prop(EcrEventsDeadLetterQueuePolicy, "PolicyDocument", "Statement", 0, "Condition", "ArnEquals", "aws:SourceArn") != GetAtt(EcrEventsRule, "Arn") {
+			t.Errorf("%s: %s must let only the rule (aws:SourceArn) send to the queue", s, EcrEventsDeadLetterQueuePolicy)
 		}
-		if p, ok := s.params["EnableEcrEvents"]; !ok || p.Default != "false" {
-			t.Errorf("%s: ECR events must be off by default", s.file)
-		}
-	}
+	})
 }
 
 func TestOutputs(t *testing.T) {
-	for _, s := range loadStacks(t) {
-		for name, want := range Outputs {
-			o := asMap(s.outputs[name])
-			if o == nil {
-				t.Errorf("%s: no output %s", s.file, name)
-				continue
-			}
-			if !Equal(o["Value"], want) {
-				t.Errorf("%s: output %s is %s, want %s", s.file, name, Format(o["Value"]), Format(want))
-			}
-			if str(o["Description"]) == "" {
-				t.Errorf("%s: output %s has no description", s.file, name)
-			}
-		}
-		for name := range s.outputs {
-			if _, ok := Outputs[name]; !ok {
-				t.Errorf("%s: output %s is not in deploy.Outputs", s.file, name)
+	forEachStack(t, func(t *testing.T, s *stack) {
+		for _, name := range sortedKeys(Outputs) {
+			o, ok := s.outputs[name]
+			wanted := name != "EcrEventsDeadLetterQueueUrl" || s.set.param("EnableEcrEvents") == "true"
+			switch {
+			case ok != wanted:
+				t.Errorf("%s: output %s exists: %v, want %v", s, name, ok, wanted)
+			case !ok:
+			case o.Value != s.set.expand(Outputs[name]):
+				t.Errorf("%s: output %s is %s, want %s", s, name, format(o.Value), Outputs[name])
+			case o.Description == "":
+				t.Errorf("%s: output %s has no description", s, name)
 			}
 		}
-	}
-}
-
-// TestTemplatesAgree compares the two files as wholes: every resource,
-// condition and output is the same after normalisation, and so are the
-// functions. A change made to only one file fails here.
-func TestTemplatesAgree(t *testing.T) {
-	stacks := loadStacks(t)
-	sam, sls := stacks[0], stacks[1]
-	onlyServerless := map[string]bool{ServerlessURLInvokePermission: true}
-	ids := map[string]bool{}
-	for id := range sam.resources {
-		ids[id] = true
-	}
-	for id := range sls.resources {
-		ids[id] = true
-	}
-	sorted := make([]string, 0, len(ids))
-	for id := range ids {
-		sorted = append(sorted, id)
-	}
-	sort.Strings(sorted)
-	for _, id := range sorted {
-		a, inSAM := sam.resources[id]
-		b, inSLS := sls.resources[id]
-		switch {
-		case onlyServerless[id]:
-			if inSAM {
-				t.Errorf("template.yaml declares %s, which SAM generates itself", id)
-			}
-		case !inSAM:
-			t.Errorf("serverless.yml declares %s, template.yaml does not", id)
-		case !inSLS:
-			t.Errorf("template.yaml declares %s, serverless.yml does not", id)
-		default:
-			for _, d := range Diff(a, b) {
-				t.Errorf("resource %s differs (left: template.yaml, right: serverless.yml) at %s", id, d)
+		for name, o := range s.outputs {
+			if _, ok := Outputs[name]; !ok && !(s.tool == "serverless" && frameworkOutput(o)) {
+				t.Errorf("%s: output %s is not in deploy.Outputs", s, name)
 			}
 		}
-	}
-	for _, part := range []struct {
-		what string
-		a, b any
-	}{
-		{"Conditions", sam.conditions, sls.conditions},
-		{"Outputs", sam.outputs, sls.outputs},
-	} {
-		for _, d := range Diff(part.a, part.b) {
-			t.Errorf("%s differ (left: template.yaml, right: serverless.yml) at %s", part.what, d)
-		}
-	}
-	for _, fn := range Functions {
-		a, b := sam.functions[fn.Name], sls.functions[fn.Name]
-		a.Build, b.Build = "", ""
-		for _, d := range Diff(toValue(t, a), toValue(t, b)) {
-			t.Errorf("function %s differs (left: template.yaml, right: serverless.yml) at %s", fn.Name, d)
-		}
-	}
-	for _, p := range Parameters {
-		if a, b := sam.params[p.SAM], sls.params[p.SAM]; a.Default != b.Default || a.HasDefault != b.HasDefault {
-			t.Errorf("parameter %s / %s: template.yaml default %q (set: %v), serverless.yml %q (set: %v)", p.SAM, p.Serverless, a.Default, a.HasDefault, b.Default, b.HasDefault)
-		}
-	}
-}
-
-// toValue turns a functionSpec into a canonical value for Diff.
-func toValue(t *testing.T, f functionSpec) any {
-	t.Helper()
-	return map[string]any{
-		"Runtime": f.Runtime, "Architecture": f.Architecture, "Handler": f.Handler,
-		"MemorySize": f.MemorySize, "Timeout": f.Timeout, "Role": f.Role, "Environment": f.Env,
-		"LoggingConfig": f.Logging, "ReservedConcurrency": f.ReservedConcurrency,
-		"URLAuthType": f.URLAuthType, "SQS": f.SQS, "OtherEvents": strings.Join(f.OtherEvents, ","),
-	}
+	})
 }
