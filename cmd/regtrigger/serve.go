@@ -18,7 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/regtrigger/regtrigger/internal/auth"
-	"github.com/regtrigger/regtrigger/internal/boltstore"
+	backendpkg "github.com/regtrigger/regtrigger/internal/backend"
 	"github.com/regtrigger/regtrigger/internal/delivery"
 	"github.com/regtrigger/regtrigger/internal/dispatcher"
 	"github.com/regtrigger/regtrigger/internal/outbound"
@@ -27,6 +27,9 @@ import (
 	"github.com/regtrigger/regtrigger/internal/registry"
 	"github.com/regtrigger/regtrigger/internal/trigger"
 )
+
+// defaultPebbleData is serve's --data with --store pebble.
+const defaultPebbleData = "./regtrigger.pebble"
 
 // serveFlags are the settings of `regtrigger serve`.
 type serveFlags struct {
@@ -81,6 +84,9 @@ stops accepting, lets in-flight deliveries finish for --drain and re-queues the 
   REGTRIGGER_REGISTRIES='harbor=0123456789abcdef0123' regtrigger serve --addr :8080`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
+			if f.store == storePebble && !c.Flags().Changed("data") {
+				f.data = defaultPebbleData
+			}
 			ctx, stop := signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return serve(ctx, c, f)
@@ -88,7 +94,7 @@ stops accepting, lets in-flight deliveries finish for --drain and re-queues the 
 	}
 	fl := c.Flags()
 	fl.StringVar(&f.addr, "addr", "127.0.0.1:8080", "listen on this `HOST:PORT` (:8080 for every interface)")
-	fl.StringVar(&f.data, "data", "./regtrigger.db", "the embedded store `FILE`, kept between runs (its journal is FILE-journal)")
+	fl.StringVar(&f.data, "data", "./regtrigger.db", "the embedded store `FILE`, kept between runs (its journal is FILE-journal); with --store pebble a directory (default "+defaultPebbleData+")")
 	fl.StringVar(&f.triggers, "triggers", "", "apply this trigger `FILE` once the port is bound (creates and updates; never deletes)")
 	fl.StringArrayVar(&f.allow, "allow-private", nil, "allow deliveries to this private `CIDR` or address (repeatable; off by default)")
 	fl.StringArrayVar(&f.registries, "registry", nil, "a registry allowed to notify, as the `SPEC` 'name[:source]=[scheme:]secret[,next-secret][ max-age=D]' (repeatable)")
@@ -100,7 +106,7 @@ stops accepting, lets in-flight deliveries finish for --drain and re-queues the 
 	fl.DurationVar(&f.drain, "drain", 15*time.Second, "on shutdown, let in-flight deliveries finish for this `DURATION`")
 	fl.StringVar(&f.logLevel, "log-level", "info", "the `LEVEL`: debug, info, warn or error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "the `FORMAT` of log lines: text or json")
-	fl.StringVar(&f.store, "store", "", "share triggers, log and retries with other serve instances through the Redis `URL` redis://HOST:PORT/DB (with --queue); default: the --data file")
+	fl.StringVar(&f.store, "store", "", "the `STORE`: bolt (the --data file, the default), pebble (the --data directory, an embedded Pebble store), or redis://HOST:PORT/DB to share triggers, log and retries with other serve instances (with --queue)")
 	fl.StringVar(&f.queue, "queue", "", "the task topic, as the `URL` kafka://BROKER[,BROKER]/TOPIC, with --store redis://...")
 	return c
 }
@@ -132,7 +138,7 @@ func serve(ctx context.Context, c *cobra.Command, f serveFlags) error {
 	}
 
 	rules := trigger.Rules{AllowPrivate: prefixes}
-	if f.store != "" && f.store != storeBolt {
+	if f.store != "" && f.store != storeBolt && f.store != storePebble {
 		return serveShared(ctx, logger, f, authn, rules, policy, client)
 	}
 	if f.queue != "" {
@@ -153,20 +159,24 @@ func serve(ctx context.Context, c *cobra.Command, f serveFlags) error {
 			return fail("--triggers %s: %v", f.triggers, err)
 		}
 	}
+	kind := backendpkg.Bolt
+	if f.store == storePebble {
+		kind = backendpkg.Pebble
+	}
 	_, statErr := os.Stat(f.data)
 	fresh := errors.Is(statErr, fs.ErrNotExist)
-	store, err := boltstore.Open(f.data, boltstore.Options{Retention: f.retention})
+	b, err := backendpkg.Open(ctx, kind+"://"+f.data, "", backendpkg.Options{Retention: f.retention})
 	if err != nil {
-		return openStoreErr(f.data, err, "stop it, or give this serve another --data file")
+		return openStoreErr(kind, f.data, err, "stop it, or give this serve another --data "+dataWhat(kind))
 	}
 	defer func() {
-		// Nothing is lost if the last checkpoint fails: the next start
-		// replays the journal.
-		if err := store.Close(); err != nil {
+		// Nothing is lost if closing fails: every write was durable when
+		// it returned.
+		if err := b.Close(); err != nil {
 			logger.Error("close the store", "error", err.Error())
 		}
 	}()
-	if err := logStore(ctx, logger, store, fresh); err != nil {
+	if err := logStore(ctx, logger, kind, b, fresh); err != nil {
 		return err
 	}
 	for _, w := range fileWarnings {
@@ -179,7 +189,7 @@ func serve(ctx context.Context, c *cobra.Command, f serveFlags) error {
 	}
 	defer ln.Close() // after Serve, a no-op; before it, the only close
 	if f.triggers != "" {
-		changes, err := trigger.Apply(ctx, store.Triggers(), desired, trigger.ApplyOptions{Rules: rules, StoredIn: f.data})
+		changes, err := trigger.Apply(ctx, b.Triggers, desired, trigger.ApplyOptions{Rules: rules, StoredIn: f.data})
 		if err != nil {
 			return fail("apply --triggers %s: %v", f.triggers, err)
 		}
@@ -188,17 +198,17 @@ func serve(ctx context.Context, c *cobra.Command, f serveFlags) error {
 		}
 	}
 
-	queue := boltstore.NewTaskQueue(store)
+	queue := b.LocalQueue
 	// No Sink: the queue stores each delivery's record with its settlement.
 	// Each task's trigger is read from the store when it is sent; the
 	// store answers from memory, emptied by every trigger write.
 	// Each target's circuit lives in the store's memory: this process is
 	// the only one delivering from the file.
-	engine := &delivery.Engine{Sender: client, Triggers: store.Triggers(), Policy: policy, Health: store.Health(), Disable: store.Triggers(), Limits: &delivery.Limits{}, Logger: logger, UserAgent: userAgent()}
-	pool := &dispatcher.Pool{Queue: queue, Engine: engine, Workers: f.workers, Drain: f.drain, Records: store.Records(), Logger: logger}
+	engine := &delivery.Engine{Sender: client, Triggers: b.Triggers, Policy: policy, Health: b.TargetHealth, Disable: b.Triggers, Limits: &delivery.Limits{}, Logger: logger, UserAgent: userAgent()}
+	pool := &dispatcher.Pool{Queue: queue, Engine: engine, Workers: f.workers, Drain: f.drain, Records: b.Records, Logger: logger}
 	queue.OnEnqueue = pool.Wake
-	svc := &receiver.Service{Triggers: store.Triggers(), Queue: queue, Dedupe: store, Records: store.Records(), Logger: logger, DedupeWindow: f.dedupeWindow}
-	endpoint := &receiver.Endpoint{Service: svc, Auth: authn, Health: store.Ping}
+	svc := &receiver.Service{Triggers: b.Triggers, Queue: queue, Dedupe: b.Dedupe, Records: b.Records, Logger: logger, DedupeWindow: f.dedupeWindow}
+	endpoint := &receiver.Endpoint{Service: svc, Auth: authn, Health: b.Health}
 
 	srv := &http.Server{
 		Handler:           endpoint,
@@ -214,9 +224,9 @@ func serve(ctx context.Context, c *cobra.Command, f serveFlags) error {
 	if len(prefixes) > 0 {
 		logger.Warn("deliveries to private addresses are allowed", "allow_private", f.allow)
 	}
-	logger.Info("regtrigger serving", "addr", ln.Addr().String(), "data", f.data, "workers", f.workers, "version", version)
+	logger.Info("regtrigger serving", "addr", ln.Addr().String(), "store", kind, "data", f.data, "workers", f.workers, "version", version)
 
-	go purgeLoop(ctx, store, logger)
+	go purgeLoop(ctx, b.Local, logger)
 	return runUntilStopped(ctx, srv, ln, pool, f.drain, logger)
 }
 
@@ -249,7 +259,7 @@ func runUntilStopped(ctx context.Context, srv *http.Server, ln net.Listener, poo
 // every minute: the live duplicate keys are also held in memory, which this
 // bounds to about the dedupe window's worth. A purge that finds nothing
 // expired writes nothing.
-func purgeLoop(ctx context.Context, store *boltstore.Store, logger *slog.Logger) {
+func purgeLoop(ctx context.Context, store backendpkg.Local, logger *slog.Logger) {
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
 	for {
@@ -300,17 +310,21 @@ func newLogger(w interface{ Write([]byte) (int, error) }, format, level string) 
 	return nil, fmt.Errorf("--log-format %q: use text or json", format)
 }
 
-// logStore writes serve's first log line: the store file and what it
-// holds, the tasks it recovered in particular (queued before a stop or a
-// crash, delivered from now on).
-func logStore(ctx context.Context, logger *slog.Logger, store *boltstore.Store, fresh bool) error {
+// logStore writes serve's first log line: the store and what it holds, the
+// tasks it recovered in particular (queued before a stop or a crash,
+// delivered from now on).
+func logStore(ctx context.Context, logger *slog.Logger, kind string, b *backendpkg.Backend, fresh bool) error {
+	store := b.Local
 	path := store.Path()
 	if fresh {
-		logger.Info(fmt.Sprintf("store %s: a new file (it and %s-journal are kept between runs; delete both to start afresh)", path, path),
-			"data", path, "triggers", 0, "queued", 0)
+		msg := fmt.Sprintf("store %s: a new file (it and %s-journal are kept between runs; delete both to start afresh)", path, path)
+		if kind == backendpkg.Pebble {
+			msg = fmt.Sprintf("store %s: a new Pebble directory (kept between runs; delete it to start afresh)", path)
+		}
+		logger.Info(msg, "store", kind, "data", path, "triggers", 0, "queued", 0)
 		return nil
 	}
-	ts, err := store.Triggers().List(ctx)
+	ts, err := b.Triggers.List(ctx)
 	if err != nil {
 		return fail("read the triggers of %s: %v", path, err)
 	}
@@ -318,7 +332,7 @@ func logStore(ctx context.Context, logger *slog.Logger, store *boltstore.Store, 
 	if err != nil {
 		return fail("read the queue of %s: %v", path, err)
 	}
-	attrs := []any{"data", path, "triggers", len(ts), "queued", queued}
+	attrs := []any{"store", kind, "data", path, "triggers", len(ts), "queued", queued}
 	if due, ok, err := store.NextDue(ctx); err == nil && ok {
 		attrs = append(attrs, "next_due", due.UTC().Format(time.RFC3339))
 	}
@@ -327,6 +341,14 @@ func logStore(ctx context.Context, logger *slog.Logger, store *boltstore.Store, 
 	}
 	logger.Info(fmt.Sprintf("store %s: %s, %s recovered", path, plural(len(ts), "trigger"), plural(queued, "queued task")), attrs...)
 	return nil
+}
+
+// dataWhat is what --data names for an embedded store of kind.
+func dataWhat(kind string) string {
+	if kind == backendpkg.Pebble {
+		return "directory"
+	}
+	return "file"
 }
 
 func plural(n int, what string) string {
@@ -339,19 +361,19 @@ func plural(n int, what string) string {
 // openStoreErr explains a failure to open the store file. A lock held by
 // another process names it when the system says which (on Linux), and
 // what to do: whatHelps differs between serve and the management commands.
-func openStoreErr(path string, err error, whatHelps string) error {
-	if !errors.Is(err, boltstore.ErrLocked) {
+func openStoreErr(kind, path string, err error, whatHelps string) error {
+	if !backendpkg.ErrLocked(err) {
 		return fail("%v", err)
 	}
 	who := "another regtrigger process"
-	if pid, ok := boltstore.LockHolder(path); ok {
+	if pid, ok := backendpkg.LockHolder(kind, path); ok {
 		who += fmt.Sprintf(" (pid %d", pid)
 		if cmd := processCommand(pid); cmd != "" {
 			who += ": " + cmd
 		}
 		who += ")"
 	}
-	return fail("store %s is held by %s; a store file has one process at a time: %s", path, who, whatHelps)
+	return fail("store %s is held by %s; a store %s has one process at a time: %s", path, who, dataWhat(kind), whatHelps)
 }
 
 // processCommand is the start of a process's command line ("regtrigger

@@ -25,7 +25,10 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/spf13/cobra"
 
+	backendpkg "github.com/regtrigger/regtrigger/internal/backend"
 	"github.com/regtrigger/regtrigger/internal/boltstore"
+	"github.com/regtrigger/regtrigger/internal/localqueue"
+	"github.com/regtrigger/regtrigger/internal/pebblestore"
 	"github.com/regtrigger/regtrigger/internal/config"
 	"github.com/regtrigger/regtrigger/internal/delivery"
 	"github.com/regtrigger/regtrigger/internal/dynamostore"
@@ -38,6 +41,7 @@ import (
 // The backends, and the variable that picks one when --store is not given.
 const (
 	storeBolt   = "bolt"
+	storePebble = "pebble"
 	storeDynamo = "dynamodb"
 	envStore    = "REGTRIGGER_STORE"
 )
@@ -128,8 +132,8 @@ type storeFlags struct {
 func registerStore(c *cobra.Command, n needs) *storeFlags {
 	f := &storeFlags{needs: n, cmd: c}
 	pf := c.PersistentFlags()
-	pf.StringVar(&f.store, flagStore, "", "where triggers and the log live, the `STORE`: bolt (the --data file serve uses), dynamodb (the cloud functions' tables) or redis://HOST:PORT/DB (the Tencent functions' or several serves' Redis); default $"+envStore+", else bolt")
-	pf.StringVar(&f.data, flagData, "./regtrigger.db", "the embedded store `FILE`, as given to serve (--store bolt)")
+	pf.StringVar(&f.store, flagStore, "", "where triggers and the log live, the `STORE`: bolt (the --data file serve uses), pebble (the --data directory of serve --store pebble), dynamodb (the cloud functions' tables) or redis://HOST:PORT/DB (the Tencent functions' or several serves' Redis); default $"+envStore+", else bolt")
+	pf.StringVar(&f.data, flagData, "./regtrigger.db", "the embedded store `FILE` (--store bolt) or directory (--store pebble, default "+defaultPebbleData+"), as given to serve")
 	if n.triggers {
 		pf.StringVar(&f.triggersTable, flagTriggersTable, "", "the DynamoDB triggers table's `NAME` (--store dynamodb; default $"+config.EnvTriggersTable+")")
 	}
@@ -183,12 +187,12 @@ func (f *storeFlags) kind() (string, error) {
 		}
 	}
 	redisStore := strings.HasPrefix(kind, "redis://") || strings.HasPrefix(kind, "rediss://")
-	if kind != storeBolt && kind != storeDynamo && !redisStore {
-		return "", usageErr("%s: use %s or %s, or redis://HOST:PORT/DB", from, storeBolt, storeDynamo)
+	if kind != storeBolt && kind != storePebble && kind != storeDynamo && !redisStore {
+		return "", usageErr("%s: use %s, %s or %s, or redis://HOST:PORT/DB", from, storeBolt, storePebble, storeDynamo)
 	}
 	other := []string{flagData, flagQueue}
 	switch {
-	case kind == storeBolt:
+	case kind == storeBolt, kind == storePebble:
 		other = []string{flagTriggersTable, flagRecordsTable, flagQueueURL, flagQueue}
 	case redisStore:
 		other = []string{flagData, flagTriggersTable, flagRecordsTable, flagQueueURL}
@@ -234,10 +238,10 @@ func (f *storeFlags) open(ctx context.Context, mode openMode) (*backend, error) 
 	if kind == storeDynamo {
 		return f.openDynamo(ctx)
 	}
-	if kind != storeBolt {
+	if kind != storeBolt && kind != storePebble {
 		return f.openRedis(ctx, kind)
 	}
-	return f.openBolt(mode)
+	return f.openLocal(kind, mode)
 }
 
 // with runs fn on the opened backend and closes it.
@@ -258,21 +262,29 @@ func (f *storeFlags) withRecords(ctx context.Context, fn func(record.Store) erro
 	return f.with(ctx, mustExist, func(b *backend) error { return fn(b.records) })
 }
 
-func (f *storeFlags) openBolt(mode openMode) (*backend, error) {
+// openLocal opens the embedded store of kind (bolt, pebble) at --data.
+func (f *storeFlags) openLocal(kind string, mode openMode) (*backend, error) {
+	data := f.data
+	if kind == storePebble && !f.cmd.PersistentFlags().Changed(flagData) {
+		data = defaultPebbleData
+	}
 	if mode == readIfExists {
-		if _, err := os.Stat(f.data); errors.Is(err, fs.ErrNotExist) {
+		if _, err := os.Stat(data); errors.Is(err, fs.ErrNotExist) {
 			return &backend{triggers: noStore{}, close: func() error { return nil }}, nil
 		}
 	}
-	s, err := boltstore.Open(f.data, boltstore.Options{MustExist: mode == mustExist})
+	b, err := backendpkg.Open(context.Background(), kind+"://"+data, "", backendpkg.Options{
+		Bolt:   boltstore.Options{MustExist: mode == mustExist},
+		Pebble: pebblestore.Options{MustExist: mode == mustExist},
+	})
 	if err != nil {
-		return nil, openStoreErr(f.data, err, "stop serve first, or apply triggers at start with serve --triggers FILE")
+		return nil, openStoreErr(kind, data, err, "stop serve first, or apply triggers at start with serve --triggers FILE")
 	}
 	return &backend{
-		triggers: s.Triggers(),
-		records:  s.Records(),
-		tasks:    boltTasks{boltstore.NewTaskQueue(s)},
-		close:    s.Close,
+		triggers: b.Triggers,
+		records:  b.Records,
+		tasks:    localTasks{b.LocalQueue},
+		close:    b.Close,
 	}, nil
 }
 
@@ -356,33 +368,33 @@ func (f *storeFlags) openDynamo(ctx context.Context) (*backend, error) {
 	}, nil
 }
 
-// boltTasks is the embedded store's TaskQueue with the CLI's errors. It
+// localTasks is an embedded store's TaskQueue with the CLI's errors. It
 // sees every queued task and takes cancelled ones off the queue at once.
-type boltTasks struct{ q *boltstore.TaskQueue }
+type localTasks struct{ q *localqueue.TaskQueue }
 
-func (b boltTasks) Archived(ctx context.Context, id string) (delivery.Task, error) {
+func (b localTasks) Archived(ctx context.Context, id string) (delivery.Task, error) {
 	t, err := b.q.Archived(ctx, id)
 	switch {
-	case errors.Is(err, boltstore.ErrNoItem):
+	case errors.Is(err, localqueue.ErrNoItem):
 		return t, fmt.Errorf("%w: %w", errNotKept, err)
-	case errors.Is(err, boltstore.ErrQueued):
+	case errors.Is(err, localqueue.ErrQueued):
 		return t, fmt.Errorf("%w: %w", errStillQueued, err)
 	}
 	return t, err
 }
 
-func (b boltTasks) Requeue(ctx context.Context, t delivery.Task) error {
+func (b localTasks) Requeue(ctx context.Context, t delivery.Task) error {
 	err := b.q.Requeue(ctx, t)
 	switch {
-	case errors.Is(err, boltstore.ErrNoItem):
+	case errors.Is(err, localqueue.ErrNoItem):
 		return fmt.Errorf("%w: %w", errNotKept, err)
-	case errors.Is(err, boltstore.ErrQueued):
+	case errors.Is(err, localqueue.ErrQueued):
 		return fmt.Errorf("%w: %w", errStillQueued, err)
 	}
 	return err
 }
 
-func (b boltTasks) Queued(ctx context.Context, trigger string) (queueView, error) {
+func (b localTasks) Queued(ctx context.Context, trigger string) (queueView, error) {
 	qs, err := b.q.Queued(ctx, trigger)
 	if err != nil {
 		return queueView{}, err
@@ -396,7 +408,7 @@ func (b boltTasks) Queued(ctx context.Context, trigger string) (queueView, error
 	return v, nil
 }
 
-func (b boltTasks) Cancel(ctx context.Context, trigger, why string) (int, bool, error) {
+func (b localTasks) Cancel(ctx context.Context, trigger, why string) (int, bool, error) {
 	done, err := b.q.Cancel(ctx, trigger, why)
 	return len(done), false, err
 }

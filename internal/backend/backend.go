@@ -5,6 +5,7 @@
 //
 //	store                          queue                              what
 //	bolt://PATH or a plain PATH    (none: the store file's own)       the embedded bbolt store (serve)
+//	pebble://DIR                   (none: the store's own)            the embedded Pebble store (serve)
 //	redis://[:pw@]host:port/db     kafka://broker[,broker]/topic      TencentDB for Redis + CKafka (SCF, several serve)
 //	rediss://...  (TLS)            (none: triggers and logs only)     the CLI managing a Redis store
 //	dynamodb                       (none: QUEUE_URL)                  the AWS functions' tables and queue, named by
@@ -31,6 +32,8 @@ import (
 	"github.com/regtrigger/regtrigger/internal/config"
 	"github.com/regtrigger/regtrigger/internal/delivery"
 	"github.com/regtrigger/regtrigger/internal/kafkaqueue"
+	"github.com/regtrigger/regtrigger/internal/localqueue"
+	"github.com/regtrigger/regtrigger/internal/pebblestore"
 	"github.com/regtrigger/regtrigger/internal/receiver"
 	"github.com/regtrigger/regtrigger/internal/record"
 	"github.com/regtrigger/regtrigger/internal/redisstore"
@@ -40,6 +43,7 @@ import (
 // The kinds of store.
 const (
 	Bolt   = "bolt"
+	Pebble = "pebble"
 	Redis  = "redis"
 	Dynamo = "dynamodb"
 )
@@ -51,8 +55,10 @@ var ErrNoQueue = errors.New("no queue configured")
 type Options struct {
 	// Retention of log records and archived tasks (0 = the default).
 	Retention time.Duration
-	// Bolt are the embedded store's options (Retention is set from above).
+	// Bolt are the embedded bbolt store's options (Retention is set from above).
 	Bolt boltstore.Options
+	// Pebble are the embedded Pebble store's options (Retention is set from above).
+	Pebble pebblestore.Options
 	// Getenv reads the AWS functions' settings for dynamodb (nil: os.Getenv).
 	Getenv func(string) string
 	// Version is the build's version, for the dynamodb stack's User-Agent.
@@ -76,15 +82,52 @@ type Backend struct {
 	// triggers failing since); nil without one.
 	TargetHealth delivery.Health
 
+	// Local is the embedded store (bolt, pebble) and LocalQueue its
+	// queue, for serve's dispatcher and the CLI's task commands; nil for
+	// the others.
+	Local      Local
+	LocalQueue *localqueue.TaskQueue
+
 	// Kind-specific parts, for the wiring that needs more.
 	Bolt      *boltstore.Store
-	BoltQueue *boltstore.TaskQueue
+	Pebble    *pebblestore.Store
 	Redis     *redisstore.Store
 	Kafka     kafkaqueue.Config
 	Producer  *kafkaqueue.Producer
 	Cloud     *cloud.Stack
 
 	closers []func() error
+}
+
+// Local is what serve and the CLI use of an embedded store beyond the
+// interfaces above: *boltstore.Store and *pebblestore.Store.
+type Local interface {
+	// Path is the store's file or directory.
+	Path() string
+	Len(ctx context.Context) (int, error)
+	NextDue(ctx context.Context) (time.Time, bool, error)
+	DeadLetters(ctx context.Context) (int, error)
+	Purge(ctx context.Context) (int, error)
+}
+
+var (
+	_ Local = (*boltstore.Store)(nil)
+	_ Local = (*pebblestore.Store)(nil)
+)
+
+// LockHolder returns the process holding the lock of the embedded store of
+// kind at path, when the system says.
+func LockHolder(kind, path string) (int, bool) {
+	if kind == Pebble {
+		return pebblestore.LockHolder(path)
+	}
+	return boltstore.LockHolder(path)
+}
+
+// ErrLocked reports whether err is an embedded store's "held by another
+// process".
+func ErrLocked(err error) bool {
+	return errors.Is(err, boltstore.ErrLocked) || errors.Is(err, pebblestore.ErrLocked)
 }
 
 // Close releases the store and queue clients.
@@ -105,10 +148,12 @@ func Kind(storeURL string) (string, error) {
 		return Dynamo, nil
 	case strings.HasPrefix(storeURL, "bolt://"):
 		return Bolt, nil
+	case strings.HasPrefix(storeURL, "pebble://"):
+		return Pebble, nil
 	case storeURL == "":
-		return "", errors.New("no store: give bolt://PATH, redis://HOST:PORT or dynamodb")
+		return "", errors.New("no store: give bolt://PATH, pebble://DIR, redis://HOST:PORT or dynamodb")
 	case strings.Contains(storeURL, "://"):
-		return "", fmt.Errorf("store %q: use bolt://PATH, redis://HOST:PORT/DB (rediss:// for TLS) or dynamodb", storeURL)
+		return "", fmt.Errorf("store %q: use bolt://PATH, pebble://DIR, redis://HOST:PORT/DB (rediss:// for TLS) or dynamodb", storeURL)
 	}
 	return Bolt, nil // a plain path
 }
@@ -131,7 +176,10 @@ func Open(ctx context.Context, storeURL, queueURL string, o Options) (*Backend, 
 		return openDynamo(ctx, o)
 	}
 	if queueURL != "" {
-		return nil, fmt.Errorf("queue %q: the bolt store keeps its own queue in the store file", queueURL)
+		return nil, fmt.Errorf("queue %q: the %s store keeps its own queue", queueURL, kind)
+	}
+	if kind == Pebble {
+		return openPebble(strings.TrimPrefix(storeURL, "pebble://"), o)
 	}
 	return openBolt(strings.TrimPrefix(storeURL, "bolt://"), o)
 }
@@ -146,7 +194,22 @@ func openBolt(path string, o Options) (*Backend, error) {
 	q := boltstore.NewTaskQueue(s)
 	return &Backend{
 		Kind: Bolt, Triggers: s.Triggers(), Records: s.Records(), Dedupe: s, Queue: q,
-		Archived: q.Archived, Health: s.Ping, TargetHealth: s.Health(), Bolt: s, BoltQueue: q,
+		Archived: q.Archived, Health: s.Ping, TargetHealth: s.Health(), Local: s, LocalQueue: q, Bolt: s,
+		closers: []func() error{s.Close},
+	}, nil
+}
+
+func openPebble(dir string, o Options) (*Backend, error) {
+	opts := o.Pebble
+	opts.Retention = o.Retention
+	s, err := pebblestore.Open(dir, opts)
+	if err != nil {
+		return nil, err
+	}
+	q := pebblestore.NewTaskQueue(s)
+	return &Backend{
+		Kind: Pebble, Triggers: s.Triggers(), Records: s.Records(), Dedupe: s, Queue: q,
+		Archived: q.Archived, Health: s.Ping, TargetHealth: s.Health(), Local: s, LocalQueue: q, Pebble: s,
 		closers: []func() error{s.Close},
 	}, nil
 }
