@@ -89,12 +89,12 @@ type Backend struct {
 	LocalQueue *localqueue.TaskQueue
 
 	// Kind-specific parts, for the wiring that needs more.
-	Bolt      *boltstore.Store
-	Pebble    *pebblestore.Store
-	Redis     *redisstore.Store
-	Kafka     kafkaqueue.Config
-	Producer  *kafkaqueue.Producer
-	Cloud     *cloud.Stack
+	Bolt     *boltstore.Store
+	Pebble   *pebblestore.Store
+	Redis    *redisstore.Store
+	Kafka    kafkaqueue.Config
+	Producer *kafkaqueue.Producer
+	Cloud    *cloud.Stack
 
 	closers []func() error
 }
