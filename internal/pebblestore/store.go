@@ -233,6 +233,11 @@ func lockDir(dir string, timeout time.Duration) (*pebble.Lock, error) {
 		lock, err := pebble.LockDirectory(dir, vfs.Default)
 		switch {
 		case err == nil:
+			// Pebble creates LOCK (empty) with the umask's mode.
+			if err := os.Chmod(filepath.Join(dir, "LOCK"), 0o600); err != nil {
+				lock.Close()
+				return nil, fmt.Errorf("open store %s: %w", dir, err)
+			}
 			return lock, nil
 		case !errors.Is(err, syscall.EAGAIN) && !errors.Is(err, syscall.EACCES) && err.Error() != "lock held by current process":
 			return nil, fmt.Errorf("open store %s: %w", dir, err)
