@@ -15,14 +15,18 @@ import (
 )
 
 // crashEnv makes the test binary a child that works on a store until it
-// is killed: "queue:PATH".
+// is killed ("queue:PATH"), or that leaves writes in a bbolt store's
+// journal only ("bolt:PATH").
 const crashEnv = "PEBBLESTORE_CRASH_CHILD"
 
 func TestMain(m *testing.M) {
 	if v := os.Getenv(crashEnv); v != "" {
 		mode, path, _ := strings.Cut(v, ":")
-		if mode == "queue" {
+		switch mode {
+		case "queue":
 			crashChild(path)
+		case "bolt":
+			boltChild(path)
 		}
 		fmt.Println("unknown child mode", mode)
 		os.Exit(2)
