@@ -501,7 +501,7 @@ func TestServeKilledUnderLoadLosesNothing(t *testing.T) {
 		store string
 		args  []string // after --data
 	}{
-		{"bolt", nil},
+		{"bolt", []string{"--store", "bolt"}},
 		{"pebble", []string{"--store", "pebble"}},
 	} {
 		t.Run(tc.store, func(t *testing.T) { serveKilledUnderLoad(t, tc.args) })

@@ -22,14 +22,12 @@ import (
 	"github.com/regtrigger/regtrigger/internal/delivery"
 	"github.com/regtrigger/regtrigger/internal/dispatcher"
 	"github.com/regtrigger/regtrigger/internal/outbound"
+	"github.com/regtrigger/regtrigger/internal/pebblestore"
 	"github.com/regtrigger/regtrigger/internal/receiver"
 	"github.com/regtrigger/regtrigger/internal/record"
 	"github.com/regtrigger/regtrigger/internal/registry"
 	"github.com/regtrigger/regtrigger/internal/trigger"
 )
-
-// defaultPebbleData is serve's --data with --store pebble.
-const defaultPebbleData = "./regtrigger.pebble"
 
 // serveFlags are the settings of `regtrigger serve`.
 type serveFlags struct {
@@ -56,7 +54,7 @@ func newServe() *cobra.Command {
 		Use:   "serve [--addr 127.0.0.1:8080] [--data ./regtrigger.db] [--triggers FILE]",
 		Short: "Run the receiver and the dispatcher in one process, on an embedded store",
 		Long: `serve is regtrigger on one machine: the HTTP receiver registries post to, an embedded
-bbolt store (triggers, log records, duplicate keys) and a durable queue feeding
+Pebble store (triggers, log records, duplicate keys) and a durable queue feeding
 concurrent delivery workers. It runs the same receive -> match -> enqueue -> deliver
 -> log code as the cloud functions.
 
@@ -78,15 +76,14 @@ A signed body whose event time is further than max-age from now (default: the
 Without any registry, serve accepts only clients on this machine.
 See docs/authentication.md.
 
+A bbolt store file at --data (regtrigger before Pebble) is migrated at start, once:
+the file is kept beside it as FILE.migrated-bbolt (--store bolt keeps using bbolt).
 Tasks accepted before a crash or restart are delivered after it; SIGINT or SIGTERM
 stops accepting, lets in-flight deliveries finish for --drain and re-queues the rest.`,
 		Example: `  regtrigger serve --triggers examples/local-triggers.yaml --allow-private 127.0.0.1/32
   REGTRIGGER_REGISTRIES='harbor=0123456789abcdef0123' regtrigger serve --addr :8080`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			if f.store == storePebble && !c.Flags().Changed("data") {
-				f.data = defaultPebbleData
-			}
 			ctx, stop := signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return serve(ctx, c, f)
@@ -94,7 +91,7 @@ stops accepting, lets in-flight deliveries finish for --drain and re-queues the 
 	}
 	fl := c.Flags()
 	fl.StringVar(&f.addr, "addr", "127.0.0.1:8080", "listen on this `HOST:PORT` (:8080 for every interface)")
-	fl.StringVar(&f.data, "data", "./regtrigger.db", "the embedded store `FILE`, kept between runs (its journal is FILE-journal); with --store pebble a directory (default "+defaultPebbleData+")")
+	fl.StringVar(&f.data, "data", "./regtrigger.db", "the embedded store, a `DIR`ectory kept between runs (a bbolt file there from an older regtrigger is migrated at start); with --store bolt a bbolt file, its journal FILE-journal")
 	fl.StringVar(&f.triggers, "triggers", "", "apply this trigger `FILE` once the port is bound (creates and updates; never deletes)")
 	fl.StringArrayVar(&f.allow, "allow-private", nil, "allow deliveries to this private `CIDR` or address (repeatable; off by default)")
 	fl.StringArrayVar(&f.registries, "registry", nil, "a registry allowed to notify, as the `SPEC` 'name[:source]=[scheme:]secret[,next-secret][ max-age=D]' (repeatable)")
@@ -106,7 +103,7 @@ stops accepting, lets in-flight deliveries finish for --drain and re-queues the 
 	fl.DurationVar(&f.drain, "drain", 15*time.Second, "on shutdown, let in-flight deliveries finish for this `DURATION`")
 	fl.StringVar(&f.logLevel, "log-level", "info", "the `LEVEL`: debug, info, warn or error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "the `FORMAT` of log lines: text or json")
-	fl.StringVar(&f.store, "store", "", "the `STORE`: bolt (the --data file, the default), pebble (the --data directory, an embedded Pebble store), or redis://HOST:PORT/DB to share triggers, log and retries with other serve instances (with --queue)")
+	fl.StringVar(&f.store, "store", "", "the `STORE`: pebble (the --data directory, the default), bolt (the --data file, regtrigger's store before Pebble), or redis://HOST:PORT/DB to share triggers, log and retries with other serve instances (with --queue)")
 	fl.StringVar(&f.queue, "queue", "", "the task topic, as the `URL` kafka://BROKER[,BROKER]/TOPIC, with --store redis://...")
 	return c
 }
@@ -159,12 +156,17 @@ func serve(ctx context.Context, c *cobra.Command, f serveFlags) error {
 			return fail("--triggers %s: %v", f.triggers, err)
 		}
 	}
-	kind := backendpkg.Bolt
-	if f.store == storePebble {
-		kind = backendpkg.Pebble
+	kind := backendpkg.Pebble
+	if f.store == storeBolt {
+		kind = backendpkg.Bolt
 	}
 	_, statErr := os.Stat(f.data)
 	fresh := errors.Is(statErr, fs.ErrNotExist)
+	if kind == backendpkg.Pebble {
+		if err := migrateBolt(ctx, logger, f.data, f.retention); err != nil {
+			return err
+		}
+	}
 	b, err := backendpkg.Open(ctx, kind+"://"+f.data, "", backendpkg.Options{Retention: f.retention})
 	if err != nil {
 		return openStoreErr(kind, f.data, err, "stop it, or give this serve another --data "+dataWhat(kind))
@@ -340,6 +342,27 @@ func logStore(ctx context.Context, logger *slog.Logger, kind string, b *backendp
 		attrs = append(attrs, "dead_letters", dead)
 	}
 	logger.Info(fmt.Sprintf("store %s: %s, %s recovered", path, plural(len(ts), "trigger"), plural(queued, "queued task")), attrs...)
+	return nil
+}
+
+// migrateBolt moves a bbolt store at data (regtrigger before Pebble) to
+// a Pebble store at the same path, once, and says so.
+func migrateBolt(ctx context.Context, logger *slog.Logger, data string, retention time.Duration) error {
+	m, err := pebblestore.MigrateBolt(ctx, data, pebblestore.Options{Retention: retention})
+	switch {
+	case err != nil:
+		return openStoreErr(backendpkg.Bolt, data, err, "stop it before this serve migrates the file to Pebble, or run serve --store bolt")
+	case m == nil:
+		return nil
+	case m.Resumed:
+		logger.Info(fmt.Sprintf("store %s: finished migrating it to Pebble; the bbolt file is kept at %s", data, m.OldFile), "data", data, "old_file", m.OldFile)
+		return nil
+	}
+	attrs := []any{"data", data, "old_file", m.OldFile, "purged_records", m.Purged}
+	for _, b := range []string{"triggers", "records", "tasks", "pending", "dedupe_expiry", "dead"} {
+		attrs = append(attrs, b, m.Keys[b])
+	}
+	logger.Info(fmt.Sprintf("store %s: migrated the bbolt file to Pebble (a directory now); the bbolt file is kept at %s (and its journal at %s-journal): delete them once serve works", data, m.OldFile, m.OldFile), attrs...)
 	return nil
 }
 

@@ -132,8 +132,8 @@ type storeFlags struct {
 func registerStore(c *cobra.Command, n needs) *storeFlags {
 	f := &storeFlags{needs: n, cmd: c}
 	pf := c.PersistentFlags()
-	pf.StringVar(&f.store, flagStore, "", "where triggers and the log live, the `STORE`: bolt (the --data file serve uses), pebble (the --data directory of serve --store pebble), dynamodb (the cloud functions' tables) or redis://HOST:PORT/DB (the Tencent functions' or several serves' Redis); default $"+envStore+", else bolt")
-	pf.StringVar(&f.data, flagData, "./regtrigger.db", "the embedded store `FILE` (--store bolt) or directory (--store pebble, default "+defaultPebbleData+"), as given to serve")
+	pf.StringVar(&f.store, flagStore, "", "where triggers and the log live, the `STORE`: pebble (the --data directory serve uses), bolt (the --data file of serve --store bolt), dynamodb (the cloud functions' tables) or redis://HOST:PORT/DB (the Tencent functions' or several serves' Redis); default $"+envStore+", else pebble")
+	pf.StringVar(&f.data, flagData, "./regtrigger.db", "the embedded store `PATH` serve uses: a directory (--store pebble), or a file (--store bolt)")
 	if n.triggers {
 		pf.StringVar(&f.triggersTable, flagTriggersTable, "", "the DynamoDB triggers table's `NAME` (--store dynamodb; default $"+config.EnvTriggersTable+")")
 	}
@@ -160,8 +160,9 @@ func storeHelp(n needs) string {
 	if n.queue {
 		line(flagQueueURL+" URL", config.EnvQueueURL)
 	}
-	return `Stores: --store bolt (the default) works on the file serve uses, --data; bbolt lets
-one process hold it, so stop serve first. --store dynamodb works on the cloud
+	return `Stores: --store pebble (the default) works on the store serve uses, --data; one
+process holds it at a time, so stop serve first (--store bolt: a bbolt file, as
+regtrigger kept before Pebble). --store dynamodb works on the cloud
 functions' resources, named as the functions read them and as the deployed stack's
 outputs give them:
 ` + what.String() + `Region, credentials and endpoints come from the standard AWS configuration
@@ -183,7 +184,7 @@ func (f *storeFlags) kind() (string, error) {
 	if !flags.Changed(flagStore) {
 		kind, from = os.Getenv(envStore), envStore+"="+os.Getenv(envStore)
 		if kind == "" {
-			kind, from = storeBolt, "the default"
+			kind, from = storePebble, "the default"
 		}
 	}
 	redisStore := strings.HasPrefix(kind, "redis://") || strings.HasPrefix(kind, "rediss://")
@@ -265,8 +266,8 @@ func (f *storeFlags) withRecords(ctx context.Context, fn func(record.Store) erro
 // openLocal opens the embedded store of kind (bolt, pebble) at --data.
 func (f *storeFlags) openLocal(kind string, mode openMode) (*backend, error) {
 	data := f.data
-	if kind == storePebble && !f.cmd.PersistentFlags().Changed(flagData) {
-		data = defaultPebbleData
+	if kind == storePebble && pebblestore.IsBolt(data) {
+		return nil, fail("%s is a bbolt file (regtrigger's store before Pebble): start `regtrigger serve --data %s` once to migrate it (the file is kept as %s%s), or use --store bolt", data, data, data, pebblestore.MigratedSuffix)
 	}
 	if mode == readIfExists {
 		if _, err := os.Stat(data); errors.Is(err, fs.ErrNotExist) {

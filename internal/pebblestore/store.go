@@ -181,7 +181,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	switch st, err := os.Stat(dir); {
 	case errors.Is(err, fs.ErrNotExist) && opts.MustExist:
-		return nil, fmt.Errorf("%w at %s: start `regtrigger serve --store pebble://%s` once, or name the right directory", ErrMissing, dir, dir)
+		return nil, fmt.Errorf("%w at %s: start `regtrigger serve --data %s` once, or pass --data with the right directory", ErrMissing, dir, dir)
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
@@ -210,7 +210,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	switch {
 	case errors.Is(err, pebble.ErrDBDoesNotExist):
 		lock.Close()
-		return nil, fmt.Errorf("%w at %s: start `regtrigger serve --store pebble://%s` once, or name the right directory", ErrMissing, dir, dir)
+		return nil, fmt.Errorf("%w at %s: start `regtrigger serve --data %s` once, or pass --data with the right directory", ErrMissing, dir, dir)
 	case err != nil:
 		lock.Close()
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
