@@ -19,6 +19,7 @@ import (
 
 	"github.com/regtrigger/regtrigger/internal/auth"
 	backendpkg "github.com/regtrigger/regtrigger/internal/backend"
+	"github.com/regtrigger/regtrigger/internal/backend/embedded"
 	"github.com/regtrigger/regtrigger/internal/delivery"
 	"github.com/regtrigger/regtrigger/internal/dispatcher"
 	"github.com/regtrigger/regtrigger/internal/outbound"
@@ -167,7 +168,7 @@ func serve(ctx context.Context, c *cobra.Command, f serveFlags) error {
 			return err
 		}
 	}
-	b, err := backendpkg.Open(ctx, kind+"://"+f.data, "", backendpkg.Options{Retention: f.retention})
+	b, err := embedded.Open(kind+"://"+f.data, embedded.Options{Retention: f.retention})
 	if err != nil {
 		return openStoreErr(kind, f.data, err, "stop it, or give this serve another --data "+dataWhat(kind))
 	}
@@ -385,11 +386,11 @@ func plural(n int, what string) string {
 // another process names it when the system says which (on Linux), and
 // what to do: whatHelps differs between serve and the management commands.
 func openStoreErr(kind, path string, err error, whatHelps string) error {
-	if !backendpkg.ErrLocked(err) {
+	if !embedded.ErrLocked(err) {
 		return fail("%v", err)
 	}
 	who := "another regtrigger process"
-	if pid, ok := backendpkg.LockHolder(kind, path); ok {
+	if pid, ok := embedded.LockHolder(kind, path); ok {
 		who += fmt.Sprintf(" (pid %d", pid)
 		if cmd := processCommand(pid); cmd != "" {
 			who += ": " + cmd

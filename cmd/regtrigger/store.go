@@ -25,8 +25,7 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/spf13/cobra"
 
-	backendpkg "github.com/regtrigger/regtrigger/internal/backend"
-	"github.com/regtrigger/regtrigger/internal/boltstore"
+	"github.com/regtrigger/regtrigger/internal/backend/embedded"
 	"github.com/regtrigger/regtrigger/internal/config"
 	"github.com/regtrigger/regtrigger/internal/delivery"
 	"github.com/regtrigger/regtrigger/internal/dynamostore"
@@ -274,10 +273,7 @@ func (f *storeFlags) openLocal(kind string, mode openMode) (*backend, error) {
 			return &backend{triggers: noStore{}, close: func() error { return nil }}, nil
 		}
 	}
-	b, err := backendpkg.Open(context.Background(), kind+"://"+data, "", backendpkg.Options{
-		Bolt:   boltstore.Options{MustExist: mode == mustExist},
-		Pebble: pebblestore.Options{MustExist: mode == mustExist},
-	})
+	b, err := embedded.Open(kind+"://"+data, embedded.Options{MustExist: mode == mustExist})
 	if err != nil {
 		return nil, openStoreErr(kind, data, err, "stop serve first, or apply triggers at start with serve --triggers FILE")
 	}

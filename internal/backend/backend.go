@@ -4,12 +4,16 @@
 // trigger.Store, record.Store, receiver.Dedupe and receiver.Queue.
 //
 //	store                          queue                              what
-//	bolt://PATH or a plain PATH    (none: the store file's own)       the embedded bbolt store (serve)
-//	pebble://DIR                   (none: the store's own)            the embedded Pebble store (serve)
+//	pebble://DIR                   (none: the store's own)            the embedded Pebble store (serve; package embedded)
+//	bolt://PATH or a plain PATH    (none: the store file's own)       the embedded bbolt store (serve --store bolt; package embedded)
 //	redis://[:pw@]host:port/db     kafka://broker[,broker]/topic      TencentDB for Redis + CKafka (SCF, several serve)
 //	rediss://...  (TLS)            (none: triggers and logs only)     the CLI managing a Redis store
 //	dynamodb                       (none: QUEUE_URL)                  the AWS functions' tables and queue, named by
 //	                                                                  TRIGGERS_TABLE, RECORDS_TABLE, DEDUPE_TABLE, QUEUE_URL
+//
+// Open opens the remote stores; the embedded ones, which the cloud
+// functions never use, are opened by package backend/embedded, so that
+// the functions do not link them.
 //
 // A redis:// URL may add prefix=NAME (the key prefix, default
 // "regtrigger"); a kafka:// URL group=NAME (serve's consumer group) and
@@ -27,13 +31,11 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/regtrigger/regtrigger/internal/boltstore"
 	"github.com/regtrigger/regtrigger/internal/cloud"
 	"github.com/regtrigger/regtrigger/internal/config"
 	"github.com/regtrigger/regtrigger/internal/delivery"
 	"github.com/regtrigger/regtrigger/internal/kafkaqueue"
 	"github.com/regtrigger/regtrigger/internal/localqueue"
-	"github.com/regtrigger/regtrigger/internal/pebblestore"
 	"github.com/regtrigger/regtrigger/internal/receiver"
 	"github.com/regtrigger/regtrigger/internal/record"
 	"github.com/regtrigger/regtrigger/internal/redisstore"
@@ -55,10 +57,6 @@ var ErrNoQueue = errors.New("no queue configured")
 type Options struct {
 	// Retention of log records and archived tasks (0 = the default).
 	Retention time.Duration
-	// Bolt are the embedded bbolt store's options (Retention is set from above).
-	Bolt boltstore.Options
-	// Pebble are the embedded Pebble store's options (Retention is set from above).
-	Pebble pebblestore.Options
 	// Getenv reads the AWS functions' settings for dynamodb (nil: os.Getenv).
 	Getenv func(string) string
 	// Version is the build's version, for the dynamodb stack's User-Agent.
@@ -89,8 +87,6 @@ type Backend struct {
 	LocalQueue *localqueue.TaskQueue
 
 	// Kind-specific parts, for the wiring that needs more.
-	Bolt     *boltstore.Store
-	Pebble   *pebblestore.Store
 	Redis    *redisstore.Store
 	Kafka    kafkaqueue.Config
 	Producer *kafkaqueue.Producer
@@ -100,7 +96,8 @@ type Backend struct {
 }
 
 // Local is what serve and the CLI use of an embedded store beyond the
-// interfaces above: *boltstore.Store and *pebblestore.Store.
+// interfaces above: *boltstore.Store and *pebblestore.Store (package
+// embedded checks).
 type Local interface {
 	// Path is the store's file or directory.
 	Path() string
@@ -110,25 +107,8 @@ type Local interface {
 	Purge(ctx context.Context) (int, error)
 }
 
-var (
-	_ Local = (*boltstore.Store)(nil)
-	_ Local = (*pebblestore.Store)(nil)
-)
-
-// LockHolder returns the process holding the lock of the embedded store of
-// kind at path, when the system says.
-func LockHolder(kind, path string) (int, bool) {
-	if kind == Pebble {
-		return pebblestore.LockHolder(path)
-	}
-	return boltstore.LockHolder(path)
-}
-
-// ErrLocked reports whether err is an embedded store's "held by another
-// process".
-func ErrLocked(err error) bool {
-	return errors.Is(err, boltstore.ErrLocked) || errors.Is(err, pebblestore.ErrLocked)
-}
+// OnClose adds f to what Close calls (last added, first called).
+func (b *Backend) OnClose(f func() error) { b.closers = append(b.closers, f) }
 
 // Close releases the store and queue clients.
 func (b *Backend) Close() error {
@@ -175,43 +155,7 @@ func Open(ctx context.Context, storeURL, queueURL string, o Options) (*Backend, 
 		}
 		return openDynamo(ctx, o)
 	}
-	if queueURL != "" {
-		return nil, fmt.Errorf("queue %q: the %s store keeps its own queue", queueURL, kind)
-	}
-	if kind == Pebble {
-		return openPebble(strings.TrimPrefix(storeURL, "pebble://"), o)
-	}
-	return openBolt(strings.TrimPrefix(storeURL, "bolt://"), o)
-}
-
-func openBolt(path string, o Options) (*Backend, error) {
-	opts := o.Bolt
-	opts.Retention = o.Retention
-	s, err := boltstore.Open(path, opts)
-	if err != nil {
-		return nil, err
-	}
-	q := boltstore.NewTaskQueue(s)
-	return &Backend{
-		Kind: Bolt, Triggers: s.Triggers(), Records: s.Records(), Dedupe: s, Queue: q,
-		Archived: q.Archived, Health: s.Ping, TargetHealth: s.Health(), Local: s, LocalQueue: q, Bolt: s,
-		closers: []func() error{s.Close},
-	}, nil
-}
-
-func openPebble(dir string, o Options) (*Backend, error) {
-	opts := o.Pebble
-	opts.Retention = o.Retention
-	s, err := pebblestore.Open(dir, opts)
-	if err != nil {
-		return nil, err
-	}
-	q := pebblestore.NewTaskQueue(s)
-	return &Backend{
-		Kind: Pebble, Triggers: s.Triggers(), Records: s.Records(), Dedupe: s, Queue: q,
-		Archived: q.Archived, Health: s.Ping, TargetHealth: s.Health(), Local: s, LocalQueue: q, Pebble: s,
-		closers: []func() error{s.Close},
-	}, nil
+	return nil, fmt.Errorf("store %q: the %s store is embedded: open it with package backend/embedded", storeURL, kind)
 }
 
 func openRedis(storeURL, queueURL string, o Options) (*Backend, error) {
