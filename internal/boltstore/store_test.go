@@ -15,7 +15,6 @@ import (
 
 	"github.com/regtrigger/regtrigger/internal/record"
 	"github.com/regtrigger/regtrigger/internal/storetest"
-	"github.com/regtrigger/regtrigger/internal/trigger"
 )
 
 // clock is the settable test clock of storetest.
@@ -231,5 +230,3 @@ func (s *Store) queuedEntry(id string) (entry, error) {
 	}
 	return *e, nil
 }
-
-func tr(name, ns string) trigger.Trigger { return storetest.Trigger(name, ns) }

@@ -15,10 +15,7 @@ import (
 	"github.com/regtrigger/regtrigger/internal/storetest"
 )
 
-var (
-	ctx = context.Background()
-	t0  = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-)
+var ctx = context.Background()
 
 // TestBehaviour runs the embedded stores' behaviour tests on pebblestore.
 func TestBehaviour(t *testing.T) { storetest.Run(t, opener) }

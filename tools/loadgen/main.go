@@ -103,7 +103,7 @@ func run(args []string) error {
 	fs.IntVar(&o.workers, "workers", 4, "serve --workers")
 	fs.StringVar(&o.dataDir, "data-dir", "", "directory for serve's store file (default: the system's temporary directory)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (store files, trigger files, serve logs)")
-	stores := fs.String("store", "bolt", "serve's embedded `STORES`, comma-separated (bolt, pebble): each round runs each, alternating, and so does the steady phase")
+	stores := fs.String("store", "pebble", "serve's embedded `STORES`, comma-separated (pebble, bolt): each round runs each, alternating, and so does the steady phase")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
