@@ -68,7 +68,7 @@ func (s *Store) claimEnqueue(ctx context.Context, what string, entries []Claimed
 	for i, c := range entries {
 		fresh[i] = true
 		if c.Key != "" {
-			k, ok := s.claims.claim(c.Key, now, c.TTL)
+			k, ok := s.claims.Claim(c.Key, now, c.TTL)
 			if fresh[i] = ok; !ok {
 				continue
 			}
@@ -109,7 +109,7 @@ func (s *Store) claimEnqueue(ctx context.Context, what string, entries []Claimed
 		}
 	}
 	if err != nil {
-		s.claims.undo(o.claims)
+		s.claims.Undo(o.claims)
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	return fresh, nil

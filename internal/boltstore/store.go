@@ -358,7 +358,7 @@ func (s *Store) init(segmentSize int64, reopen func() (*bolt.DB, error)) error {
 		if err := s.queue.load(tx); err != nil {
 			return fmt.Errorf("read the queue: %w", err)
 		}
-		if err := s.claims.load(tx, s.now()); err != nil {
+		if err := loadClaims(tx, s.claims, s.now()); err != nil {
 			return fmt.Errorf("read the duplicate keys: %w", err)
 		}
 		return nil

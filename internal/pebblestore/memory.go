@@ -2,10 +2,11 @@ package pebblestore
 
 import (
 	"container/heap"
-	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"time"
+
+	"github.com/regtrigger/regtrigger/internal/localqueue"
 )
 
 // taskKey names a task's payload: when it was queued (8 bytes of
@@ -144,69 +145,25 @@ func (h *dueHeap) Pop() any {
 	return e
 }
 
-// keyHash is what the store keeps of a duplicate key: the first 16 bytes
-// of its SHA-256 (a collision takes about 2^64 keys).
-type keyHash [16]byte
+// The live duplicate keys in memory are localqueue's Claims; the 'd'
+// keys hold them, ordered by expiry. Store.mu guards them.
+type (
+	keyHash = localqueue.KeyHash
+	claims  = localqueue.Claims
+	claimed = localqueue.Claim
+)
 
-func hashKey(key string) keyHash {
-	sum := sha256.Sum256([]byte(key))
-	return keyHash(sum[:16])
-}
+func hashKey(key string) keyHash { return localqueue.HashKey(key) }
 
-// claims are the live duplicate keys in memory, each with its expiry in
-// Unix nanoseconds; the 'd' keys hold them, ordered by expiry. Store.mu
-// guards it.
-type claims map[keyHash]int64
-
-// claimed is a key claimed in memory and not yet committed: what to
-// write, and what to restore if the commit fails.
-type claimed struct {
-	h       keyHash
-	expiry  int64
-	prev    int64
-	hadPrev bool
-}
-
-// load reads the keys that have not expired at now.
-func (c claims) load(s *Store, now time.Time) error {
+// loadClaims reads the keys that have not expired at now.
+func loadClaims(s *Store, c claims, now time.Time) error {
 	return s.scan(bounds{key(kDedupe, now), prefixEnd([]byte{kDedupe})}, false, func(k, _ []byte) (bool, error) {
 		if len(k) != 25 {
 			return false, fmt.Errorf("duplicate key entry %x: %d bytes, want 25", k, len(k))
 		}
-		h, exp := keyHash(k[9:]), int64(binary.BigEndian.Uint64(k[1:9]))
-		if exp > c[h] {
-			c[h] = exp
-		}
+		c.Keep(keyHash(k[9:]), int64(binary.BigEndian.Uint64(k[1:9])))
 		return true, nil
 	})
-}
-
-// claim reports whether key is new at now (absent or expired) and, if so,
-// records it until now+ttl.
-func (c claims) claim(key string, now time.Time, ttl time.Duration) (claimed, bool) {
-	h := hashKey(key)
-	prev, had := c[h]
-	if had && prev > now.UnixNano() {
-		return claimed{}, false
-	}
-	k := claimed{h: h, expiry: now.Add(ttl).UnixNano(), prev: prev, hadPrev: had}
-	c[h] = k.expiry
-	return k, true
-}
-
-// undo restores what claims of ks changed (their commit failed).
-func (c claims) undo(ks []claimed) {
-	for i := len(ks) - 1; i >= 0; i-- {
-		k := ks[i]
-		if c[k.h] != k.expiry {
-			continue // claimed again since: not ours to restore
-		}
-		if k.hadPrev {
-			c[k.h] = k.prev
-		} else {
-			delete(c, k.h)
-		}
-	}
 }
 
 // expiryKey is a duplicate key's entry.

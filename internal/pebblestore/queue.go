@@ -96,12 +96,12 @@ func (s *Store) claimEnqueue(ctx context.Context, what string, entries []Claimed
 	for i, c := range entries {
 		fresh[i] = true
 		if c.Key != "" {
-			k, ok := s.claims.claim(c.Key, now, c.TTL)
+			k, ok := s.claims.Claim(c.Key, now, c.TTL)
 			if fresh[i] = ok; !ok {
 				continue
 			}
 			keys = append(keys, k)
-			err = errors.Join(err, b.Set(expiryKey(k.expiry, k.h), nil, nil))
+			err = errors.Join(err, b.Set(expiryKey(k.Expiry, k.Hash), nil, nil))
 		}
 		for _, it := range c.Items {
 			if s.queue.queued(it.ID) {
@@ -131,7 +131,7 @@ func (s *Store) claimEnqueue(ctx context.Context, what string, entries []Claimed
 		}
 	}
 	if err != nil {
-		s.claims.undo(keys)
+		s.claims.Undo(keys)
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	return fresh, nil

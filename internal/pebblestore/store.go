@@ -286,7 +286,7 @@ func (s *Store) init() error {
 	if err != nil {
 		return fmt.Errorf("read the queue: %w", err)
 	}
-	if err := s.claims.load(s, s.now()); err != nil {
+	if err := loadClaims(s, s.claims, s.now()); err != nil {
 		return fmt.Errorf("read the duplicate keys: %w", err)
 	}
 	for _, kind := range []byte{kTask, kRecord} {
