@@ -21,10 +21,10 @@ import (
 )
 
 // boltChild writes a task, its duplicate key and a record to the bbolt
-// store at path and exits at once, before boltstore's checkpointer
-// applies them: they are only in its journal.
+// store at path and exits without closing it, its checkpointer set to wait
+// an hour: they are only in its journal.
 func boltChild(path string) {
-	s, err := boltstore.Open(path, boltstore.Options{})
+	s, err := boltstore.Open(path, boltstore.Options{CheckpointDelay: time.Hour})
 	if err != nil {
 		fmt.Println("open:", err)
 		os.Exit(1)
