@@ -13,8 +13,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/regtrigger/regtrigger/internal/boltstore"
 	"github.com/regtrigger/regtrigger/internal/event"
+	"github.com/regtrigger/regtrigger/internal/pebblestore"
 	"github.com/regtrigger/regtrigger/internal/record"
 )
 
@@ -85,11 +85,11 @@ func TestExitCodes(t *testing.T) {
 		{"check-url refused", []string{"check-url", "http://127.0.0.1:1025/"}, exitFail, "loopback"},
 		{"check-url without a URL", []string{"check-url"}, exitUsage, "accepts 1 arg(s)"},
 
-		{"triggers list without a store", []string{"triggers", "list", "--data", missing}, exitFail, "no store file"},
+		{"triggers list without a store", []string{"triggers", "list", "--data", missing}, exitFail, "no store directory"},
 		{"triggers apply", []string{"triggers", "apply", "-f", good, "--data", data}, exitOK, "created"},
 		{"triggers apply invalid", []string{"triggers", "apply", "-f", invalid, "--data", data}, exitFail, "invalid.yaml: 23 problem(s)"},
 		{"triggers apply without -f", []string{"triggers", "apply", "--data", data}, exitUsage, `required flag(s) "file" not set`},
-		{"triggers apply --store bogus", []string{"triggers", "apply", "-f", good, "--store", "bogus"}, exitUsage, "--store bogus: use bolt or dynamodb"},
+		{"triggers apply --store bogus", []string{"triggers", "apply", "-f", good, "--store", "bogus"}, exitUsage, "--store bogus: use bolt, pebble or dynamodb"},
 		{"triggers list", []string{"triggers", "list", "--data", data}, exitOK, "deploy-nginx"},
 		{"triggers list -o xml", []string{"triggers", "list", "-o", "xml", "--data", data}, exitUsage, "--output"},
 		{"triggers get", []string{"triggers", "get", "deploy-nginx", "--data", data}, exitOK, "deploy-nginx"},
@@ -109,7 +109,7 @@ func TestExitCodes(t *testing.T) {
 		{"tasks without a command", []string{"tasks"}, exitUsage, "regtrigger tasks needs a command"},
 
 		{"logs", []string{"logs", "--data", data}, exitOK, "TIME"},
-		{"logs without a store", []string{"logs", "--data", missing}, exitFail, "no store file"},
+		{"logs without a store", []string{"logs", "--data", missing}, exitFail, "no store directory"},
 		{"logs --status bogus", []string{"logs", "--status", "bogus", "--data", data}, exitUsage, `--status "bogus"`},
 		{"logs --since bogus", []string{"logs", "--since", "bogus", "--data", data}, exitUsage, `invalid argument "bogus" for "--since"`},
 
@@ -163,13 +163,13 @@ func TestServeBindsBeforeApplying(t *testing.T) {
 // so, with the holder's pid where the system tells it.
 func TestLockedStoreNamesTheHolder(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "rt.db")
-	s, err := boltstore.Open(data, boltstore.Options{})
+	s, err := pebblestore.Open(data, pebblestore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
 	who := "held by another regtrigger process"
-	if pid, ok := boltstore.LockHolder(data); ok {
+	if pid, ok := pebblestore.LockHolder(data); ok {
 		who += fmt.Sprintf(" (pid %d: ", pid)
 	}
 	tests := []struct {
@@ -177,7 +177,7 @@ func TestLockedStoreNamesTheHolder(t *testing.T) {
 		args []string
 		hint string
 	}{
-		{"serve", []string{"serve", "--addr", "127.0.0.1:0", "--data", data}, "stop it, or give this serve another --data file"},
+		{"serve", []string{"serve", "--addr", "127.0.0.1:0", "--data", data}, "stop it, or give this serve another --data directory"},
 		{"logs", []string{"logs", "--data", data}, "stop serve first, or apply triggers at start with serve --triggers FILE"},
 	}
 	for _, tt := range tests {
@@ -320,7 +320,7 @@ func TestRedeliverUntriggered(t *testing.T) {
 // putRecord writes a log record into the store file.
 func putRecord(t *testing.T, data string, r record.Record) {
 	t.Helper()
-	s, err := boltstore.Open(data, boltstore.Options{})
+	s, err := pebblestore.Open(data, pebblestore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,7 +28,7 @@ func TestTriggerManagement(t *testing.T) {
 	data := filepath.Join(dir, "rt.db")
 	file := writeTriggers(t, dir, "http://hooks.example.com:8080")
 
-	cliFail(t, 1, "no store file", "triggers", "list", "--data", data)
+	cliFail(t, 1, "no store directory", "triggers", "list", "--data", data)
 	if out := cli(t, "triggers", "apply", "-f", file, "--data", data, "--dry-run"); !strings.Contains(out, "would be created") {
 		t.Errorf("dry run: %s", out)
 	}

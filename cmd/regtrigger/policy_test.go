@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/regtrigger/regtrigger/internal/boltstore"
+	"github.com/regtrigger/regtrigger/internal/pebblestore"
 	"github.com/regtrigger/regtrigger/internal/record"
 	"github.com/regtrigger/regtrigger/internal/trigger"
 )
@@ -21,7 +21,7 @@ func TestPolicyVisibility(t *testing.T) {
 	cli(t, "triggers", "apply", "-f", writeTriggers(t, dir, "http://hooks.example.com:8080"), "--data", data)
 
 	const why = "auto-disabled: every delivery failed since 2026-03-01T00:00:00Z (120h0m0s, auto-disable-after 120h0m0s); the last: HTTP 503"
-	s, err := boltstore.Open(data, boltstore.Options{})
+	s, err := pebblestore.Open(data, pebblestore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,10 +18,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/regtrigger/regtrigger/internal/auth"
-	"github.com/regtrigger/regtrigger/internal/boltstore"
+	backendpkg "github.com/regtrigger/regtrigger/internal/backend"
+	"github.com/regtrigger/regtrigger/internal/backend/embedded"
 	"github.com/regtrigger/regtrigger/internal/delivery"
 	"github.com/regtrigger/regtrigger/internal/dispatcher"
 	"github.com/regtrigger/regtrigger/internal/outbound"
+	"github.com/regtrigger/regtrigger/internal/pebblestore"
 	"github.com/regtrigger/regtrigger/internal/receiver"
 	"github.com/regtrigger/regtrigger/internal/record"
 	"github.com/regtrigger/regtrigger/internal/registry"
@@ -53,7 +55,7 @@ func newServe() *cobra.Command {
 		Use:   "serve [--addr 127.0.0.1:8080] [--data ./regtrigger.db] [--triggers FILE]",
 		Short: "Run the receiver and the dispatcher in one process, on an embedded store",
 		Long: `serve is regtrigger on one machine: the HTTP receiver registries post to, an embedded
-bbolt store (triggers, log records, duplicate keys) and a durable queue feeding
+Pebble store (triggers, log records, duplicate keys) and a durable queue feeding
 concurrent delivery workers. It runs the same receive -> match -> enqueue -> deliver
 -> log code as the cloud functions.
 
@@ -75,6 +77,8 @@ A signed body whose event time is further than max-age from now (default: the
 Without any registry, serve accepts only clients on this machine.
 See docs/authentication.md.
 
+A bbolt store file at --data (regtrigger before Pebble) is migrated at start, once:
+the file is kept beside it as FILE.migrated-bbolt (--store bolt keeps using bbolt).
 Tasks accepted before a crash or restart are delivered after it; SIGINT or SIGTERM
 stops accepting, lets in-flight deliveries finish for --drain and re-queues the rest.`,
 		Example: `  regtrigger serve --triggers examples/local-triggers.yaml --allow-private 127.0.0.1/32
@@ -88,7 +92,7 @@ stops accepting, lets in-flight deliveries finish for --drain and re-queues the 
 	}
 	fl := c.Flags()
 	fl.StringVar(&f.addr, "addr", "127.0.0.1:8080", "listen on this `HOST:PORT` (:8080 for every interface)")
-	fl.StringVar(&f.data, "data", "./regtrigger.db", "the embedded store `FILE`, kept between runs (its journal is FILE-journal)")
+	fl.StringVar(&f.data, "data", "./regtrigger.db", "the embedded store, a `DIR`ectory kept between runs (a bbolt file there from an older regtrigger is migrated at start); with --store bolt a bbolt file, its journal FILE-journal")
 	fl.StringVar(&f.triggers, "triggers", "", "apply this trigger `FILE` once the port is bound (creates and updates; never deletes)")
 	fl.StringArrayVar(&f.allow, "allow-private", nil, "allow deliveries to this private `CIDR` or address (repeatable; off by default)")
 	fl.StringArrayVar(&f.registries, "registry", nil, "a registry allowed to notify, as the `SPEC` 'name[:source]=[scheme:]secret[,next-secret][ max-age=D]' (repeatable)")
@@ -100,7 +104,7 @@ stops accepting, lets in-flight deliveries finish for --drain and re-queues the 
 	fl.DurationVar(&f.drain, "drain", 15*time.Second, "on shutdown, let in-flight deliveries finish for this `DURATION`")
 	fl.StringVar(&f.logLevel, "log-level", "info", "the `LEVEL`: debug, info, warn or error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "the `FORMAT` of log lines: text or json")
-	fl.StringVar(&f.store, "store", "", "share triggers, log and retries with other serve instances through the Redis `URL` redis://HOST:PORT/DB (with --queue); default: the --data file")
+	fl.StringVar(&f.store, "store", "", "the `STORE`: pebble (the --data directory, the default), bolt (the --data file, regtrigger's store before Pebble), or redis://HOST:PORT/DB to share triggers, log and retries with other serve instances (with --queue)")
 	fl.StringVar(&f.queue, "queue", "", "the task topic, as the `URL` kafka://BROKER[,BROKER]/TOPIC, with --store redis://...")
 	return c
 }
@@ -132,7 +136,7 @@ func serve(ctx context.Context, c *cobra.Command, f serveFlags) error {
 	}
 
 	rules := trigger.Rules{AllowPrivate: prefixes}
-	if f.store != "" && f.store != storeBolt {
+	if f.store != "" && f.store != storeBolt && f.store != storePebble {
 		return serveShared(ctx, logger, f, authn, rules, policy, client)
 	}
 	if f.queue != "" {
@@ -153,20 +157,29 @@ func serve(ctx context.Context, c *cobra.Command, f serveFlags) error {
 			return fail("--triggers %s: %v", f.triggers, err)
 		}
 	}
+	kind := backendpkg.Pebble
+	if f.store == storeBolt {
+		kind = backendpkg.Bolt
+	}
 	_, statErr := os.Stat(f.data)
 	fresh := errors.Is(statErr, fs.ErrNotExist)
-	store, err := boltstore.Open(f.data, boltstore.Options{Retention: f.retention})
+	if kind == backendpkg.Pebble {
+		if err := migrateBolt(ctx, logger, f.data, f.retention); err != nil {
+			return err
+		}
+	}
+	b, err := embedded.Open(kind+"://"+f.data, embedded.Options{Retention: f.retention})
 	if err != nil {
-		return openStoreErr(f.data, err, "stop it, or give this serve another --data file")
+		return openStoreErr(kind, f.data, err, "stop it, or give this serve another --data "+dataWhat(kind))
 	}
 	defer func() {
-		// Nothing is lost if the last checkpoint fails: the next start
-		// replays the journal.
-		if err := store.Close(); err != nil {
+		// Nothing is lost if closing fails: every write was durable when
+		// it returned.
+		if err := b.Close(); err != nil {
 			logger.Error("close the store", "error", err.Error())
 		}
 	}()
-	if err := logStore(ctx, logger, store, fresh); err != nil {
+	if err := logStore(ctx, logger, kind, b, fresh); err != nil {
 		return err
 	}
 	for _, w := range fileWarnings {
@@ -179,7 +192,7 @@ func serve(ctx context.Context, c *cobra.Command, f serveFlags) error {
 	}
 	defer ln.Close() // after Serve, a no-op; before it, the only close
 	if f.triggers != "" {
-		changes, err := trigger.Apply(ctx, store.Triggers(), desired, trigger.ApplyOptions{Rules: rules, StoredIn: f.data})
+		changes, err := trigger.Apply(ctx, b.Triggers, desired, trigger.ApplyOptions{Rules: rules, StoredIn: f.data})
 		if err != nil {
 			return fail("apply --triggers %s: %v", f.triggers, err)
 		}
@@ -188,17 +201,17 @@ func serve(ctx context.Context, c *cobra.Command, f serveFlags) error {
 		}
 	}
 
-	queue := boltstore.NewTaskQueue(store)
+	queue := b.LocalQueue
 	// No Sink: the queue stores each delivery's record with its settlement.
 	// Each task's trigger is read from the store when it is sent; the
 	// store answers from memory, emptied by every trigger write.
 	// Each target's circuit lives in the store's memory: this process is
 	// the only one delivering from the file.
-	engine := &delivery.Engine{Sender: client, Triggers: store.Triggers(), Policy: policy, Health: store.Health(), Disable: store.Triggers(), Windows: store.Windows(), Limits: &delivery.Limits{}, Logger: logger, UserAgent: userAgent()}
-	pool := &dispatcher.Pool{Queue: queue, Engine: engine, Workers: f.workers, Drain: f.drain, Records: store.Records(), Logger: logger}
+	engine := &delivery.Engine{Sender: client, Triggers: b.Triggers, Policy: policy, Health: b.TargetHealth, Disable: b.Triggers, Windows: b.Windows, Limits: &delivery.Limits{}, Logger: logger, UserAgent: userAgent()}
+	pool := &dispatcher.Pool{Queue: queue, Engine: engine, Workers: f.workers, Drain: f.drain, Records: b.Records, Logger: logger}
 	queue.OnEnqueue = pool.Wake
-	svc := &receiver.Service{Triggers: store.Triggers(), Queue: queue, Dedupe: store, Records: store.Records(), Windows: store.Windows(), Logger: logger, DedupeWindow: f.dedupeWindow}
-	endpoint := &receiver.Endpoint{Service: svc, Auth: authn, Health: store.Ping}
+	svc := &receiver.Service{Triggers: b.Triggers, Queue: queue, Dedupe: b.Dedupe, Records: b.Records, Windows: b.Windows, Logger: logger, DedupeWindow: f.dedupeWindow}
+	endpoint := &receiver.Endpoint{Service: svc, Auth: authn, Health: b.Health}
 
 	srv := &http.Server{
 		Handler:           endpoint,
@@ -214,9 +227,9 @@ func serve(ctx context.Context, c *cobra.Command, f serveFlags) error {
 	if len(prefixes) > 0 {
 		logger.Warn("deliveries to private addresses are allowed", "allow_private", f.allow)
 	}
-	logger.Info("regtrigger serving", "addr", ln.Addr().String(), "data", f.data, "workers", f.workers, "version", version)
+	logger.Info("regtrigger serving", "addr", ln.Addr().String(), "store", kind, "data", f.data, "workers", f.workers, "version", version)
 
-	go purgeLoop(ctx, store, logger)
+	go purgeLoop(ctx, b.Local, logger)
 	return runUntilStopped(ctx, srv, ln, pool, f.drain, logger)
 }
 
@@ -249,7 +262,7 @@ func runUntilStopped(ctx context.Context, srv *http.Server, ln net.Listener, poo
 // every minute: the live duplicate keys are also held in memory, which this
 // bounds to about the dedupe window's worth. A purge that finds nothing
 // expired writes nothing.
-func purgeLoop(ctx context.Context, store *boltstore.Store, logger *slog.Logger) {
+func purgeLoop(ctx context.Context, store backendpkg.Local, logger *slog.Logger) {
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
 	for {
@@ -300,17 +313,21 @@ func newLogger(w interface{ Write([]byte) (int, error) }, format, level string) 
 	return nil, fmt.Errorf("--log-format %q: use text or json", format)
 }
 
-// logStore writes serve's first log line: the store file and what it
-// holds, the tasks it recovered in particular (queued before a stop or a
-// crash, delivered from now on).
-func logStore(ctx context.Context, logger *slog.Logger, store *boltstore.Store, fresh bool) error {
+// logStore writes serve's first log line: the store and what it holds, the
+// tasks it recovered in particular (queued before a stop or a crash,
+// delivered from now on).
+func logStore(ctx context.Context, logger *slog.Logger, kind string, b *backendpkg.Backend, fresh bool) error {
+	store := b.Local
 	path := store.Path()
 	if fresh {
-		logger.Info(fmt.Sprintf("store %s: a new file (it and %s-journal are kept between runs; delete both to start afresh)", path, path),
-			"data", path, "triggers", 0, "queued", 0)
+		msg := fmt.Sprintf("store %s: a new file (it and %s-journal are kept between runs; delete both to start afresh)", path, path)
+		if kind == backendpkg.Pebble {
+			msg = fmt.Sprintf("store %s: a new Pebble directory (kept between runs; delete it to start afresh)", path)
+		}
+		logger.Info(msg, "store", kind, "data", path, "triggers", 0, "queued", 0)
 		return nil
 	}
-	ts, err := store.Triggers().List(ctx)
+	ts, err := b.Triggers.List(ctx)
 	if err != nil {
 		return fail("read the triggers of %s: %v", path, err)
 	}
@@ -318,7 +335,7 @@ func logStore(ctx context.Context, logger *slog.Logger, store *boltstore.Store, 
 	if err != nil {
 		return fail("read the queue of %s: %v", path, err)
 	}
-	attrs := []any{"data", path, "triggers", len(ts), "queued", queued}
+	attrs := []any{"store", kind, "data", path, "triggers", len(ts), "queued", queued}
 	if due, ok, err := store.NextDue(ctx); err == nil && ok {
 		attrs = append(attrs, "next_due", due.UTC().Format(time.RFC3339))
 	}
@@ -327,6 +344,35 @@ func logStore(ctx context.Context, logger *slog.Logger, store *boltstore.Store, 
 	}
 	logger.Info(fmt.Sprintf("store %s: %s, %s recovered", path, plural(len(ts), "trigger"), plural(queued, "queued task")), attrs...)
 	return nil
+}
+
+// migrateBolt moves a bbolt store at data (regtrigger before Pebble) to
+// a Pebble store at the same path, once, and says so.
+func migrateBolt(ctx context.Context, logger *slog.Logger, data string, retention time.Duration) error {
+	m, err := pebblestore.MigrateBolt(ctx, data, pebblestore.Options{Retention: retention})
+	switch {
+	case err != nil:
+		return openStoreErr(backendpkg.Bolt, data, err, "stop it before this serve migrates the file to Pebble, or run serve --store bolt")
+	case m == nil:
+		return nil
+	case m.Resumed:
+		logger.Info(fmt.Sprintf("store %s: finished migrating it to Pebble; the bbolt file is kept at %s", data, m.OldFile), "data", data, "old_file", m.OldFile)
+		return nil
+	}
+	attrs := []any{"data", data, "old_file", m.OldFile, "purged_records", m.Purged}
+	for _, b := range []string{"triggers", "records", "tasks", "pending", "dedupe_expiry", "dead"} {
+		attrs = append(attrs, b, m.Keys[b])
+	}
+	logger.Info(fmt.Sprintf("store %s: migrated the bbolt file to Pebble (a directory now); the bbolt file is kept at %s (and its journal at %s-journal): delete them once serve works", data, m.OldFile, m.OldFile), attrs...)
+	return nil
+}
+
+// dataWhat is what --data names for an embedded store of kind.
+func dataWhat(kind string) string {
+	if kind == backendpkg.Pebble {
+		return "directory"
+	}
+	return "file"
 }
 
 func plural(n int, what string) string {
@@ -339,19 +385,19 @@ func plural(n int, what string) string {
 // openStoreErr explains a failure to open the store file. A lock held by
 // another process names it when the system says which (on Linux), and
 // what to do: whatHelps differs between serve and the management commands.
-func openStoreErr(path string, err error, whatHelps string) error {
-	if !errors.Is(err, boltstore.ErrLocked) {
+func openStoreErr(kind, path string, err error, whatHelps string) error {
+	if !embedded.ErrLocked(err) {
 		return fail("%v", err)
 	}
 	who := "another regtrigger process"
-	if pid, ok := boltstore.LockHolder(path); ok {
+	if pid, ok := embedded.LockHolder(kind, path); ok {
 		who += fmt.Sprintf(" (pid %d", pid)
 		if cmd := processCommand(pid); cmd != "" {
 			who += ": " + cmd
 		}
 		who += ")"
 	}
-	return fail("store %s is held by %s; a store file has one process at a time: %s", path, who, whatHelps)
+	return fail("store %s is held by %s; a store %s has one process at a time: %s", path, who, dataWhat(kind), whatHelps)
 }
 
 // processCommand is the start of a process's command line ("regtrigger

@@ -28,7 +28,7 @@ func TestServeFirstLineNamesTheStore(t *testing.T) {
 	data := filepath.Join(dir, "rt.db")
 	tg := newTarget(t, 503)
 	s := startServe(t, data, "--triggers", writeTriggers(t, dir, tg.srv.URL), "--retry-schedule", "1h")
-	if m := s.firstLogLine(t); !strings.HasPrefix(m["msg"].(string), "store "+data+": a new file (it and "+data+"-journal are kept between runs") {
+	if m := s.firstLogLine(t); !strings.HasPrefix(m["msg"].(string), "store "+data+": a new Pebble directory (kept between runs") {
 		t.Errorf("first line of a new store: %v", m)
 	}
 	if status, _ := s.post(t, "/v1/notify", "testdata/tcr-push.json", e2eToken); status != http.StatusAccepted {

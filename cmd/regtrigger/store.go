@@ -25,11 +25,13 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/spf13/cobra"
 
-	"github.com/regtrigger/regtrigger/internal/boltstore"
+	"github.com/regtrigger/regtrigger/internal/backend/embedded"
 	"github.com/regtrigger/regtrigger/internal/config"
 	"github.com/regtrigger/regtrigger/internal/delivery"
 	"github.com/regtrigger/regtrigger/internal/dynamostore"
 	"github.com/regtrigger/regtrigger/internal/event"
+	"github.com/regtrigger/regtrigger/internal/localqueue"
+	"github.com/regtrigger/regtrigger/internal/pebblestore"
 	"github.com/regtrigger/regtrigger/internal/record"
 	"github.com/regtrigger/regtrigger/internal/sqsqueue"
 	"github.com/regtrigger/regtrigger/internal/trigger"
@@ -38,6 +40,7 @@ import (
 // The backends, and the variable that picks one when --store is not given.
 const (
 	storeBolt   = "bolt"
+	storePebble = "pebble"
 	storeDynamo = "dynamodb"
 	envStore    = "REGTRIGGER_STORE"
 )
@@ -128,8 +131,8 @@ type storeFlags struct {
 func registerStore(c *cobra.Command, n needs) *storeFlags {
 	f := &storeFlags{needs: n, cmd: c}
 	pf := c.PersistentFlags()
-	pf.StringVar(&f.store, flagStore, "", "where triggers and the log live, the `STORE`: bolt (the --data file serve uses), dynamodb (the cloud functions' tables) or redis://HOST:PORT/DB (the Tencent functions' or several serves' Redis); default $"+envStore+", else bolt")
-	pf.StringVar(&f.data, flagData, "./regtrigger.db", "the embedded store `FILE`, as given to serve (--store bolt)")
+	pf.StringVar(&f.store, flagStore, "", "where triggers and the log live, the `STORE`: pebble (the --data directory serve uses), bolt (the --data file of serve --store bolt), dynamodb (the cloud functions' tables) or redis://HOST:PORT/DB (the Tencent functions' or several serves' Redis); default $"+envStore+", else pebble")
+	pf.StringVar(&f.data, flagData, "./regtrigger.db", "the embedded store `PATH` serve uses: a directory (--store pebble), or a file (--store bolt)")
 	if n.triggers {
 		pf.StringVar(&f.triggersTable, flagTriggersTable, "", "the DynamoDB triggers table's `NAME` (--store dynamodb; default $"+config.EnvTriggersTable+")")
 	}
@@ -156,8 +159,9 @@ func storeHelp(n needs) string {
 	if n.queue {
 		line(flagQueueURL+" URL", config.EnvQueueURL)
 	}
-	return `Stores: --store bolt (the default) works on the file serve uses, --data; bbolt lets
-one process hold it, so stop serve first. --store dynamodb works on the cloud
+	return `Stores: --store pebble (the default) works on the store serve uses, --data; one
+process holds it at a time, so stop serve first (--store bolt: a bbolt file, as
+regtrigger kept before Pebble). --store dynamodb works on the cloud
 functions' resources, named as the functions read them and as the deployed stack's
 outputs give them:
 ` + what.String() + `Region, credentials and endpoints come from the standard AWS configuration
@@ -179,16 +183,16 @@ func (f *storeFlags) kind() (string, error) {
 	if !flags.Changed(flagStore) {
 		kind, from = os.Getenv(envStore), envStore+"="+os.Getenv(envStore)
 		if kind == "" {
-			kind, from = storeBolt, "the default"
+			kind, from = storePebble, "the default"
 		}
 	}
 	redisStore := strings.HasPrefix(kind, "redis://") || strings.HasPrefix(kind, "rediss://")
-	if kind != storeBolt && kind != storeDynamo && !redisStore {
-		return "", usageErr("%s: use %s or %s, or redis://HOST:PORT/DB", from, storeBolt, storeDynamo)
+	if kind != storeBolt && kind != storePebble && kind != storeDynamo && !redisStore {
+		return "", usageErr("%s: use %s, %s or %s, or redis://HOST:PORT/DB", from, storeBolt, storePebble, storeDynamo)
 	}
 	other := []string{flagData, flagQueue}
 	switch {
-	case kind == storeBolt:
+	case kind == storeBolt, kind == storePebble:
 		other = []string{flagTriggersTable, flagRecordsTable, flagQueueURL, flagQueue}
 	case redisStore:
 		other = []string{flagData, flagTriggersTable, flagRecordsTable, flagQueueURL}
@@ -234,10 +238,10 @@ func (f *storeFlags) open(ctx context.Context, mode openMode) (*backend, error) 
 	if kind == storeDynamo {
 		return f.openDynamo(ctx)
 	}
-	if kind != storeBolt {
+	if kind != storeBolt && kind != storePebble {
 		return f.openRedis(ctx, kind)
 	}
-	return f.openBolt(mode)
+	return f.openLocal(kind, mode)
 }
 
 // with runs fn on the opened backend and closes it.
@@ -258,21 +262,26 @@ func (f *storeFlags) withRecords(ctx context.Context, fn func(record.Store) erro
 	return f.with(ctx, mustExist, func(b *backend) error { return fn(b.records) })
 }
 
-func (f *storeFlags) openBolt(mode openMode) (*backend, error) {
+// openLocal opens the embedded store of kind (bolt, pebble) at --data.
+func (f *storeFlags) openLocal(kind string, mode openMode) (*backend, error) {
+	data := f.data
+	if kind == storePebble && pebblestore.IsBolt(data) {
+		return nil, fail("%s is a bbolt file (regtrigger's store before Pebble): start `regtrigger serve --data %s` once to migrate it (the file is kept as %s%s), or use --store bolt", data, data, data, pebblestore.MigratedSuffix)
+	}
 	if mode == readIfExists {
-		if _, err := os.Stat(f.data); errors.Is(err, fs.ErrNotExist) {
+		if _, err := os.Stat(data); errors.Is(err, fs.ErrNotExist) {
 			return &backend{triggers: noStore{}, close: func() error { return nil }}, nil
 		}
 	}
-	s, err := boltstore.Open(f.data, boltstore.Options{MustExist: mode == mustExist})
+	b, err := embedded.Open(kind+"://"+data, embedded.Options{MustExist: mode == mustExist})
 	if err != nil {
-		return nil, openStoreErr(f.data, err, "stop serve first, or apply triggers at start with serve --triggers FILE")
+		return nil, openStoreErr(kind, data, err, "stop serve first, or apply triggers at start with serve --triggers FILE")
 	}
 	return &backend{
-		triggers: s.Triggers(),
-		records:  s.Records(),
-		tasks:    boltTasks{boltstore.NewTaskQueue(s)},
-		close:    s.Close,
+		triggers: b.Triggers,
+		records:  b.Records,
+		tasks:    localTasks{b.LocalQueue},
+		close:    b.Close,
 	}, nil
 }
 
@@ -356,33 +365,33 @@ func (f *storeFlags) openDynamo(ctx context.Context) (*backend, error) {
 	}, nil
 }
 
-// boltTasks is the embedded store's TaskQueue with the CLI's errors. It
+// localTasks is an embedded store's TaskQueue with the CLI's errors. It
 // sees every queued task and takes cancelled ones off the queue at once.
-type boltTasks struct{ q *boltstore.TaskQueue }
+type localTasks struct{ q *localqueue.TaskQueue }
 
-func (b boltTasks) Archived(ctx context.Context, id string) (delivery.Task, error) {
+func (b localTasks) Archived(ctx context.Context, id string) (delivery.Task, error) {
 	t, err := b.q.Archived(ctx, id)
 	switch {
-	case errors.Is(err, boltstore.ErrNoItem):
+	case errors.Is(err, localqueue.ErrNoItem):
 		return t, fmt.Errorf("%w: %w", errNotKept, err)
-	case errors.Is(err, boltstore.ErrQueued):
+	case errors.Is(err, localqueue.ErrQueued):
 		return t, fmt.Errorf("%w: %w", errStillQueued, err)
 	}
 	return t, err
 }
 
-func (b boltTasks) Requeue(ctx context.Context, t delivery.Task) error {
+func (b localTasks) Requeue(ctx context.Context, t delivery.Task) error {
 	err := b.q.Requeue(ctx, t)
 	switch {
-	case errors.Is(err, boltstore.ErrNoItem):
+	case errors.Is(err, localqueue.ErrNoItem):
 		return fmt.Errorf("%w: %w", errNotKept, err)
-	case errors.Is(err, boltstore.ErrQueued):
+	case errors.Is(err, localqueue.ErrQueued):
 		return fmt.Errorf("%w: %w", errStillQueued, err)
 	}
 	return err
 }
 
-func (b boltTasks) Queued(ctx context.Context, trigger string) (queueView, error) {
+func (b localTasks) Queued(ctx context.Context, trigger string) (queueView, error) {
 	qs, err := b.q.Queued(ctx, trigger)
 	if err != nil {
 		return queueView{}, err
@@ -396,7 +405,7 @@ func (b boltTasks) Queued(ctx context.Context, trigger string) (queueView, error
 	return v, nil
 }
 
-func (b boltTasks) Cancel(ctx context.Context, trigger, why string) (int, bool, error) {
+func (b localTasks) Cancel(ctx context.Context, trigger, why string) (int, bool, error) {
 	done, err := b.q.Cancel(ctx, trigger, why)
 	return len(done), false, err
 }

@@ -4,11 +4,16 @@
 // trigger.Store, record.Store, receiver.Dedupe and receiver.Queue.
 //
 //	store                          queue                              what
-//	bolt://PATH or a plain PATH    (none: the store file's own)       the embedded bbolt store (serve)
+//	pebble://DIR                   (none: the store's own)            the embedded Pebble store (serve; package embedded)
+//	bolt://PATH or a plain PATH    (none: the store file's own)       the embedded bbolt store (serve --store bolt; package embedded)
 //	redis://[:pw@]host:port/db     kafka://broker[,broker]/topic      TencentDB for Redis + CKafka (SCF, several serve)
 //	rediss://...  (TLS)            (none: triggers and logs only)     the CLI managing a Redis store
 //	dynamodb                       (none: QUEUE_URL)                  the AWS functions' tables and queue, named by
 //	                                                                  TRIGGERS_TABLE, RECORDS_TABLE, DEDUPE_TABLE, QUEUE_URL
+//
+// Open opens the remote stores; the embedded ones, which the cloud
+// functions never use, are opened by package backend/embedded, so that
+// the functions do not link them.
 //
 // A redis:// URL may add prefix=NAME (the key prefix, default
 // "regtrigger"); a kafka:// URL group=NAME (serve's consumer group) and
@@ -26,12 +31,12 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/regtrigger/regtrigger/internal/boltstore"
 	"github.com/regtrigger/regtrigger/internal/cloud"
 	"github.com/regtrigger/regtrigger/internal/coalesce"
 	"github.com/regtrigger/regtrigger/internal/config"
 	"github.com/regtrigger/regtrigger/internal/delivery"
 	"github.com/regtrigger/regtrigger/internal/kafkaqueue"
+	"github.com/regtrigger/regtrigger/internal/localqueue"
 	"github.com/regtrigger/regtrigger/internal/receiver"
 	"github.com/regtrigger/regtrigger/internal/record"
 	"github.com/regtrigger/regtrigger/internal/redisstore"
@@ -41,6 +46,7 @@ import (
 // The kinds of store.
 const (
 	Bolt   = "bolt"
+	Pebble = "pebble"
 	Redis  = "redis"
 	Dynamo = "dynamodb"
 )
@@ -52,8 +58,6 @@ var ErrNoQueue = errors.New("no queue configured")
 type Options struct {
 	// Retention of log records and archived tasks (0 = the default).
 	Retention time.Duration
-	// Bolt are the embedded store's options (Retention is set from above).
-	Bolt boltstore.Options
 	// Getenv reads the AWS functions' settings for dynamodb (nil: os.Getenv).
 	Getenv func(string) string
 	// Version is the build's version, for the dynamodb stack's User-Agent.
@@ -79,16 +83,35 @@ type Backend struct {
 	// Windows keeps the coalesce windows (a trigger's coalesce option).
 	Windows coalesce.Store
 
+	// Local is the embedded store (bolt, pebble) and LocalQueue its
+	// queue, for serve's dispatcher and the CLI's task commands; nil for
+	// the others.
+	Local      Local
+	LocalQueue *localqueue.TaskQueue
+
 	// Kind-specific parts, for the wiring that needs more.
-	Bolt      *boltstore.Store
-	BoltQueue *boltstore.TaskQueue
-	Redis     *redisstore.Store
-	Kafka     kafkaqueue.Config
-	Producer  *kafkaqueue.Producer
-	Cloud     *cloud.Stack
+	Redis    *redisstore.Store
+	Kafka    kafkaqueue.Config
+	Producer *kafkaqueue.Producer
+	Cloud    *cloud.Stack
 
 	closers []func() error
 }
+
+// Local is what serve and the CLI use of an embedded store beyond the
+// interfaces above: *boltstore.Store and *pebblestore.Store (package
+// embedded checks).
+type Local interface {
+	// Path is the store's file or directory.
+	Path() string
+	Len(ctx context.Context) (int, error)
+	NextDue(ctx context.Context) (time.Time, bool, error)
+	DeadLetters(ctx context.Context) (int, error)
+	Purge(ctx context.Context) (int, error)
+}
+
+// OnClose adds f to what Close calls (last added, first called).
+func (b *Backend) OnClose(f func() error) { b.closers = append(b.closers, f) }
 
 // Close releases the store and queue clients.
 func (b *Backend) Close() error {
@@ -108,10 +131,12 @@ func Kind(storeURL string) (string, error) {
 		return Dynamo, nil
 	case strings.HasPrefix(storeURL, "bolt://"):
 		return Bolt, nil
+	case strings.HasPrefix(storeURL, "pebble://"):
+		return Pebble, nil
 	case storeURL == "":
-		return "", errors.New("no store: give bolt://PATH, redis://HOST:PORT or dynamodb")
+		return "", errors.New("no store: give bolt://PATH, pebble://DIR, redis://HOST:PORT or dynamodb")
 	case strings.Contains(storeURL, "://"):
-		return "", fmt.Errorf("store %q: use bolt://PATH, redis://HOST:PORT/DB (rediss:// for TLS) or dynamodb", storeURL)
+		return "", fmt.Errorf("store %q: use bolt://PATH, pebble://DIR, redis://HOST:PORT/DB (rediss:// for TLS) or dynamodb", storeURL)
 	}
 	return Bolt, nil // a plain path
 }
@@ -133,25 +158,7 @@ func Open(ctx context.Context, storeURL, queueURL string, o Options) (*Backend, 
 		}
 		return openDynamo(ctx, o)
 	}
-	if queueURL != "" {
-		return nil, fmt.Errorf("queue %q: the bolt store keeps its own queue in the store file", queueURL)
-	}
-	return openBolt(strings.TrimPrefix(storeURL, "bolt://"), o)
-}
-
-func openBolt(path string, o Options) (*Backend, error) {
-	opts := o.Bolt
-	opts.Retention = o.Retention
-	s, err := boltstore.Open(path, opts)
-	if err != nil {
-		return nil, err
-	}
-	q := boltstore.NewTaskQueue(s)
-	return &Backend{
-		Kind: Bolt, Triggers: s.Triggers(), Records: s.Records(), Dedupe: s, Queue: q,
-		Archived: q.Archived, Health: s.Ping, TargetHealth: s.Health(), Windows: s.Windows(), Bolt: s, BoltQueue: q,
-		closers: []func() error{s.Close},
-	}, nil
+	return nil, fmt.Errorf("store %q: the %s store is embedded: open it with package backend/embedded", storeURL, kind)
 }
 
 func openRedis(storeURL, queueURL string, o Options) (*Backend, error) {

@@ -13,6 +13,7 @@ func TestKind(t *testing.T) {
 	}{
 		{"./regtrigger.db", Bolt, false},
 		{"bolt:///var/lib/regtrigger.db", Bolt, false},
+		{"pebble:///var/lib/regtrigger", Pebble, false},
 		{"redis://127.0.0.1:6379/0", Redis, false},
 		{"rediss://10.0.0.5:6380/1", Redis, false},
 		{"dynamodb", Dynamo, false},
@@ -39,9 +40,8 @@ func TestOpen(t *testing.T) {
 		wantErr            bool
 		queueSet           bool
 	}{
-		{"bolt path", filepath.Join(dir, "a.db"), "", false, true},
-		{"bolt url", "bolt://" + filepath.Join(dir, "b.db"), "", false, true},
-		{"bolt with a queue", filepath.Join(dir, "c.db"), "kafka://k:9092/t", true, false},
+		{"bolt: package embedded's", filepath.Join(dir, "a.db"), "", true, false},
+		{"pebble: package embedded's", "pebble://" + filepath.Join(dir, "p"), "", true, false},
 		{"redis without a queue", "redis://127.0.0.1:1/0", "", false, false},
 		{"redis and kafka", "redis://127.0.0.1:1/0?prefix=p", "kafka://127.0.0.1:1/tasks", false, true},
 		{"redis, bad queue", "redis://127.0.0.1:1/0", "kafka://127.0.0.1:1", true, false},

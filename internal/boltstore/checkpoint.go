@@ -17,7 +17,8 @@ import (
 // How the journaled writes reach the bbolt file. A bbolt commit syncs the
 // file twice and rewrites every page it touches, so it is worth many
 // writes: the checkpointer applies them at once when checkpointOps wait,
-// and otherwise checkpointDelay after the first one.
+// and otherwise checkpointDelay (Options.CheckpointDelay) after the first
+// one.
 const (
 	checkpointOps   = 1024
 	checkpointDelay = 100 * time.Millisecond
@@ -128,7 +129,7 @@ func (s *Store) checkpoints() {
 		}
 		// What is left (not durable yet, or the file failed) goes later.
 		if timer == nil && s.waiting() > 0 {
-			timer = time.After(checkpointDelay)
+			timer = time.After(s.checkpointDelay)
 		}
 	}
 }

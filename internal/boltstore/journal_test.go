@@ -17,8 +17,6 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/regtrigger/regtrigger/internal/delivery"
-	"github.com/regtrigger/regtrigger/internal/receiver"
 	"github.com/regtrigger/regtrigger/internal/record"
 )
 
@@ -48,6 +46,7 @@ func fileSum(t *testing.T, s *Store) [32]byte {
 type failing struct{}
 
 func (failing) LSN() uint64 { return math.MaxUint64 }
+
 func (failing) Wait() error { return errors.New("disk full") }
 
 func TestFailedJournalWriteUndoesMemory(t *testing.T) {
@@ -92,30 +91,6 @@ func TestFailedJournalWriteUndoesMemory(t *testing.T) {
 	s.submit = real
 	if n, _ := s.Len(ctx); n != 1 {
 		t.Errorf("a failed finish took the task off the queue (%d queued)", n)
-	}
-}
-
-func TestConcurrentClaimsOfOneKeyOneWins(t *testing.T) {
-	s := open(t, "", newClock(t0))
-	const n = 64
-	var wg sync.WaitGroup
-	answers := make([]bool, n)
-	errs := make([]error, n)
-	for i := range n {
-		wg.Go(func() { answers[i], errs[i] = s.Claim(ctx, "k", time.Hour) })
-	}
-	wg.Wait()
-	won := 0
-	for i := range n {
-		switch {
-		case errs[i] != nil:
-			t.Errorf("claim %d: %v", i, errs[i])
-		case answers[i]:
-			won++
-		}
-	}
-	if won != 1 {
-		t.Errorf("%d claims of one key won, want 1", won)
 	}
 }
 
@@ -385,72 +360,6 @@ func TestCrashLosesNothing(t *testing.T) {
 	}
 }
 
-func TestClaimEnqueue(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "s.db")
-	c := newClock(t0)
-	s, err := Open(path, Options{Now: c.now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Enqueue(ctx, []Item{{ID: "queued", Payload: []byte("old")}}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Claim(ctx, "dup", time.Hour); err != nil {
-		t.Fatal(err)
-	}
-	fresh, err := s.ClaimEnqueue(ctx, []Claimed{
-		{Key: "new", TTL: time.Hour, Items: []Item{{ID: "n1", Payload: []byte("1")}, {ID: "n2", Payload: []byte("2")}}},
-		{Key: "dup", TTL: time.Hour, Items: []Item{{ID: "d1", Payload: []byte("x")}}},
-		{Key: "new", TTL: time.Hour, Items: []Item{{ID: "again", Payload: []byte("x")}}}, // twice in one call: new once
-		{Items: []Item{{ID: "nokey", Payload: []byte("3")}, {ID: "queued", Payload: []byte("new")}}},
-		{Key: "empty", TTL: time.Hour},
-	})
-	if err != nil || fmt.Sprint(fresh) != "[true false false true true]" {
-		t.Fatalf("fresh %v, %v", fresh, err)
-	}
-	// Atomic: an item without an id refuses the whole call.
-	if _, err := s.ClaimEnqueue(ctx, []Claimed{{Key: "x", TTL: time.Hour, Items: []Item{{ID: "x1"}}}, {Key: "y", Items: []Item{{ID: ""}}}}); err == nil {
-		t.Fatal("an item without an id was accepted")
-	}
-	// What was answered is on disk.
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s = open(t, path, c)
-	// Due at the same time, tasks come in the order they were queued.
-	if got := lease(t, s); got != "queued:old n1:1 n2:2 nokey:3" {
-		t.Errorf("queue after reopen: %q", got)
-	}
-	for key, want := range map[string]bool{"new": false, "dup": false, "empty": false, "x": true} {
-		if fresh, err := s.Claim(ctx, key, time.Hour); err != nil || fresh != want {
-			t.Errorf("claim %s after reopen = %v, %v; want %v", key, fresh, err, want)
-		}
-	}
-}
-
-func TestTaskQueueClaimEnqueue(t *testing.T) {
-	s := open(t, "", newClock(t0))
-	q := NewTaskQueue(s)
-	wakes := 0
-	q.OnEnqueue = func() { wakes++ }
-	task := delivery.Task{ID: "tsk_1", Trigger: delivery.TriggerRef{Name: "t"}}
-	fresh, err := q.ClaimEnqueue(ctx, []receiver.Claim{{Key: "k", TTL: time.Hour, Tasks: []delivery.Task{task}}})
-	if err != nil || len(fresh) != 1 || !fresh[0] || wakes != 1 {
-		t.Fatalf("fresh %v, %v, %d wakes", fresh, err, wakes)
-	}
-	if fresh, err = q.ClaimEnqueue(ctx, []receiver.Claim{{Key: "k", TTL: time.Hour, Tasks: []delivery.Task{task}}}); err != nil || fresh[0] || wakes != 1 {
-		t.Fatalf("duplicate: fresh %v, %v, %d wakes", fresh, err, wakes)
-	}
-	leased, err := q.Lease(ctx, 10, time.Minute)
-	if err != nil || len(leased) != 1 || leased[0].Task.ID != "tsk_1" || leased[0].Err != nil {
-		t.Fatalf("leased %+v, %v", leased, err)
-	}
-	other := open(t, "", newClock(t0))
-	if !q.OwnsDedupe(s) || q.OwnsDedupe(other) || q.OwnsDedupe(nil) {
-		t.Error("OwnsDedupe must be true for its own store only")
-	}
-}
-
 func TestLargeWritesBypassTheJournal(t *testing.T) {
 	c := newClock(t0)
 	path := filepath.Join(t.TempDir(), "s.db")
@@ -568,7 +477,7 @@ func TestOneSettlementAtATime(t *testing.T) {
 	if its, _ := s.Lease(ctx, 1, time.Minute); len(its) != 1 {
 		t.Fatal("no lease")
 	}
-	c.add(2 * time.Minute)
+	c.Add(2 * time.Minute)
 	if its, _ := s.Lease(ctx, 1, time.Minute); len(its) != 1 {
 		t.Fatal("no second lease")
 	}
@@ -593,7 +502,7 @@ func TestOneSettlementAtATime(t *testing.T) {
 		t.Errorf("%d pending entries for one task", n)
 	}
 	s.Close()
-	c.add(time.Hour)
+	c.Add(time.Hour)
 	s = open(t, path, c)
 	if got := lease(t, s); got != "x:p1" {
 		t.Errorf("after a restart: %q", got)

@@ -119,7 +119,7 @@ func TestOpenConvertsSchema1(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	c.add(time.Hour)
+	c.Add(time.Hour)
 	if got := lease(t, s); got != "delayed:p-delayed" {
 		t.Errorf("due in an hour: %q", got)
 	}

@@ -152,8 +152,8 @@ func (o *op) encode(b []byte) []byte {
 	case opEnqueue:
 		b = binary.AppendUvarint(b, uint64(len(o.claims)))
 		for _, c := range o.claims {
-			b = binary.BigEndian.AppendUint64(b, uint64(max(c.expiry, 0)))
-			b = append(b, c.h[:]...)
+			b = binary.BigEndian.AppendUint64(b, uint64(max(c.Expiry, 0)))
+			b = append(b, c.Hash[:]...)
 		}
 		b = binary.AppendUvarint(b, uint64(len(o.tasks)))
 		for _, t := range o.tasks {
@@ -209,8 +209,8 @@ func decodeOp(data []byte) (*op, error) {
 	case opEnqueue:
 		n := d.count(24)
 		for i := 0; i < n && d.err == nil; i++ {
-			c := claimed{expiry: d.time().UnixNano()}
-			copy(c.h[:], d.fixed(16))
+			c := claimed{Expiry: d.time().UnixNano()}
+			copy(c.Hash[:], d.fixed(16))
 			o.claims = append(o.claims, c)
 		}
 		n = d.count(26)

@@ -13,7 +13,7 @@ func sampleOps() []*op {
 	var key taskKey
 	copy(key[:], "0123456789abcdef")
 	return []*op{
-		{kind: opEnqueue, claims: []claimed{{h: hashKey("k"), expiry: at.UnixNano()}},
+		{kind: opEnqueue, claims: []claimed{{Hash: hashKey("k"), Expiry: at.UnixNano()}},
 			tasks: []taskWrite{{key: key, due: at, id: "tsk_1", payload: []byte(`{"id":"tsk_1"}`)}}},
 		{kind: opEnqueue, tasks: []taskWrite{{key: key, due: at, id: "a"}, {key: key, due: at.Add(time.Hour), id: "b", payload: []byte("x")}}},
 		{kind: opFinish, task: key, stored: at, rec: rec},

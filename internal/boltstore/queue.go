@@ -5,44 +5,27 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/regtrigger/regtrigger/internal/localqueue"
 	"github.com/regtrigger/regtrigger/internal/record"
 )
 
-// Item is one queued message with an opaque payload. The store keeps the
-// Payload slice it is given (in memory until the file has it): do not
-// change it afterwards.
-type Item struct {
-	ID      string
-	Payload []byte
-	// Value, when not nil, is Payload decoded, kept in memory with the
-	// item and handed back by the next Lease, so that the leaser need not
-	// decode the payload again. It is not stored: after a restart, or when
-	// maxValues items hold one, Lease returns nil.
-	Value any
-	// Due is when the item may be leased; on an item Lease returned, when
-	// the lease ends and the item is due again unless finished or
-	// rescheduled.
-	Due time.Time
-	// Receives counts the leases of the item since the store was opened,
-	// this one included.
-	Receives int
-}
+// The queue's items and errors are localqueue's, shared by the embedded
+// stores.
+type (
+	Item    = localqueue.Item
+	Claimed = localqueue.Claimed
+)
 
 // Errors of the queue.
 var (
-	// ErrNoItem: no queued (or kept) item has that id.
-	ErrNoItem = errors.New("no such queue item")
-	// ErrQueued: the item is still in the queue.
-	ErrQueued = errors.New("item is still queued")
-	// ErrSettling: another holder of the item's lease (a worker whose
-	// lease ended while it delivered) is finishing or rescheduling it.
-	ErrSettling = errors.New("item is being settled by another lease")
+	ErrNoItem   = localqueue.ErrNoItem
+	ErrQueued   = localqueue.ErrQueued
+	ErrSettling = localqueue.ErrSettling
 )
 
 // Enqueue stores items atomically (all or none). An item whose ID is
@@ -50,14 +33,6 @@ var (
 func (s *Store) Enqueue(ctx context.Context, items []Item) error {
 	_, err := s.claimEnqueue(ctx, "enqueue", []Claimed{{Items: items}})
 	return err
-}
-
-// Claimed is one entry of ClaimEnqueue: a duplicate key and the items it
-// guards.
-type Claimed struct {
-	Key   string // "" claims nothing: the items are enqueued regardless
-	TTL   time.Duration
-	Items []Item
 }
 
 // ClaimEnqueue claims each entry's key as Claim does and enqueues the items
@@ -93,7 +68,7 @@ func (s *Store) claimEnqueue(ctx context.Context, what string, entries []Claimed
 	for i, c := range entries {
 		fresh[i] = true
 		if c.Key != "" {
-			k, ok := s.claims.claim(c.Key, now, c.TTL)
+			k, ok := s.claims.Claim(c.Key, now, c.TTL)
 			if fresh[i] = ok; !ok {
 				continue
 			}
@@ -134,7 +109,7 @@ func (s *Store) claimEnqueue(ctx context.Context, what string, entries []Claimed
 		}
 	}
 	if err != nil {
-		s.claims.undo(o.claims)
+		s.claims.Undo(o.claims)
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	return fresh, nil

@@ -148,6 +148,10 @@ type Options struct {
 	MustExist bool
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// CheckpointDelay is how long the checkpointer lets journaled writes
+	// gather before it applies them to the file, unless a thousand wait
+	// (default 100 ms). A longer one leaves more to replay after a crash.
+	CheckpointDelay time.Duration
 	// JournalSegmentSize is the size of the journal's segment files
 	// (default DefaultJournalSegmentSize); it bounds the size of one
 	// write (a task's payload).
@@ -171,6 +175,7 @@ type Store struct {
 	submit func([]byte) waiter
 	// maxJournalRecord: larger writes go to the file directly.
 	maxJournalRecord int
+	checkpointDelay  time.Duration
 
 	// mu guards the memory side of the queue and of the duplicate keys,
 	// and the journaled writes not yet applied to the file.
@@ -223,6 +228,9 @@ func Open(path string, opts Options) (*Store, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.CheckpointDelay <= 0 {
+		opts.CheckpointDelay = checkpointDelay
+	}
 	dir := filepath.Dir(path)
 	switch st, err := os.Stat(dir); {
 	case errors.Is(err, fs.ErrNotExist):
@@ -267,6 +275,7 @@ func Open(path string, opts Options) (*Store, error) {
 		db: db, path: path, retention: opts.Retention, now: opts.Now, queue: newSchedule(), claims: claims{}, nsCache: map[string][]trigger.Trigger{}, getCache: map[string]trigger.Trigger{},
 		wake: make(chan struct{}, 1), flushes: make(chan chan error), closing: make(chan struct{}), stopped: make(chan struct{}),
 	}
+	s.checkpointDelay = opts.CheckpointDelay
 	s.submit = func(b []byte) waiter { return s.journal.Submit(b) }
 	if opts.JournalSegmentSize <= 0 {
 		opts.JournalSegmentSize = DefaultJournalSegmentSize
@@ -361,7 +370,7 @@ func (s *Store) init(segmentSize int64, reopen func() (*bolt.DB, error)) error {
 		if err := s.queue.load(tx); err != nil {
 			return fmt.Errorf("read the queue: %w", err)
 		}
-		if err := s.claims.load(tx, s.now()); err != nil {
+		if err := loadClaims(tx, s.claims, s.now()); err != nil {
 			return fmt.Errorf("read the duplicate keys: %w", err)
 		}
 		return nil

@@ -8,35 +8,77 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/regtrigger/regtrigger/internal/coalesce"
 	"github.com/regtrigger/regtrigger/internal/record"
+	"github.com/regtrigger/regtrigger/internal/storetest"
 )
 
-// clock is a settable test clock.
-type clock struct{ t atomic.Int64 }
+// clock is the settable test clock of storetest.
+type clock = storetest.Clock
 
-func newClock(at time.Time) *clock   { c := &clock{}; c.t.Store(at.UnixNano()); return c }
-func (c *clock) now() time.Time      { return time.Unix(0, c.t.Load()).UTC() }
-func (c *clock) add(d time.Duration) { c.t.Add(int64(d)) }
+func newClock(at time.Time) *clock { return storetest.NewClock(at) }
 
 var (
 	ctx = context.Background()
 	t0  = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 )
 
+// TestBehaviour runs the embedded stores' behaviour tests on boltstore.
+func TestBehaviour(t *testing.T) { storetest.Run(t, opener) }
+
+// opener opens boltstores for storetest.
+func opener(t testing.TB, path string, c *clock) *storetest.Opened {
+	s := open(t, path, c)
+	return &storetest.Opened{
+		Store: s, TriggerStore: s.Triggers(), RecordStore: s.Records(),
+		TaskQueue: func() *TaskQueue { return NewTaskQueue(s) },
+		Count:     func(t testing.TB, k storetest.Kind) int { return keys(t, s, []byte(k)) },
+		LosePayload: func(t testing.TB, id string) {
+			e, err := s.queuedEntry(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.flush(ctx); err != nil { // the payload is in the file, not in memory
+				t.Fatal(err)
+			}
+			if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bTasks).Delete(e.key[:]) }); err != nil {
+				t.Fatal(err)
+			}
+		},
+		Values: func() int {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			return s.queue.values
+		},
+		MaxValues: maxValues,
+		CachedNamespaces: func() int {
+			s.nsMu.Lock()
+			defer s.nsMu.Unlock()
+			return len(s.nsCache)
+		},
+		MaxCached: maxCachedNamespaces,
+		Commits:   func(t testing.TB) int { return txid(t, s) },
+		Windows:   func() coalesce.Store { return s.Windows() },
+	}
+}
+
 // open opens a store in a new file (or path) with a one-day retention and
-// closes it after the test.
+// closes it after the test; c nil is the system's clock.
 func open(t testing.TB, path string, c *clock) *Store {
 	t.Helper()
 	if path == "" {
 		path = filepath.Join(t.TempDir(), "s.db")
 	}
-	s, err := Open(path, Options{Now: c.now, Retention: 24 * time.Hour, JournalSegmentSize: 64 << 10})
+	opts := Options{Retention: 24 * time.Hour, JournalSegmentSize: 64 << 10}
+	if c != nil {
+		opts.Now = c.Now
+	}
+	s, err := Open(path, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,8 +86,15 @@ func open(t testing.TB, path string, c *clock) *Store {
 	return s
 }
 
+func lease(t testing.TB, s *Store) string { t.Helper(); return storetest.Lease(t, s) }
+
+func recs(t testing.TB, rs *Records, q record.Query) string {
+	t.Helper()
+	return storetest.Recs(t, rs, q)
+}
+
 // keys counts the keys of a bucket, once the journal is applied.
-func keys(t *testing.T, s *Store, bucket []byte) int {
+func keys(t testing.TB, s *Store, bucket []byte) int {
 	t.Helper()
 	if err := s.flush(ctx); err != nil {
 		t.Fatal(err)
@@ -170,84 +219,6 @@ func TestOpenRefusesNewerSchema(t *testing.T) {
 		t.Fatalf("file still locked: %v", err)
 	}
 	db.Close()
-}
-
-func TestReopenKeepsEverything(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "s.db")
-	c := newClock(t0)
-	s, err := Open(path, Options{Now: c.now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Triggers().Create(ctx, tr("a", "ns")); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Records().Put(ctx, record.Record{TaskID: "t1", Trigger: "a", Status: record.Success}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Claim(ctx, "k", time.Hour); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s = open(t, path, c)
-	if _, err := s.Triggers().Get(ctx, "a"); err != nil {
-		t.Error(err)
-	}
-	if l, err := s.Triggers().Namespace(ctx, "ns"); err != nil || len(l) != 1 {
-		t.Errorf("namespace: %v %v", l, err)
-	}
-	if recs, err := s.Records().List(ctx, record.Query{Trigger: "a"}); err != nil || len(recs) != 1 {
-		t.Errorf("records: %v %v", recs, err)
-	}
-	if fresh, err := s.Claim(ctx, "k", time.Hour); err != nil || fresh {
-		t.Errorf("claim after reopen: %v %v", fresh, err)
-	}
-}
-
-func TestCanceledContext(t *testing.T) {
-	s := open(t, "", newClock(t0))
-	cctx, cancel := context.WithCancel(ctx)
-	cancel()
-	ts, rs := s.Triggers(), s.Records()
-	calls := []struct {
-		op string
-		fn func() error
-	}{
-		{"load triggers for ns", func() error { _, err := ts.Namespace(cctx, "ns"); return err }},
-		{"get trigger a", func() error { _, err := ts.Get(cctx, "a"); return err }},
-		{"list triggers", func() error { _, err := ts.List(cctx); return err }},
-		{"create trigger a", func() error { _, err := ts.Create(cctx, tr("a", "ns")); return err }},
-		{"update trigger a", func() error { _, err := ts.Update(cctx, tr("a", "ns")); return err }},
-		{"delete trigger a", func() error { return ts.Delete(cctx, "a", 0) }},
-		{"store record", func() error { return rs.Put(cctx, record.Record{TaskID: "t"}) }},
-		{"list records", func() error { _, err := rs.List(cctx, record.Query{}); return err }},
-		{"purge records", func() error { _, err := s.Purge(cctx); return err }},
-		{"claim duplicate key", func() error { _, err := s.Claim(cctx, "k", time.Minute); return err }},
-		{"release duplicate key", func() error { return s.Release(cctx, "k") }},
-		{"enqueue", func() error { return s.Enqueue(cctx, []Item{{ID: "x"}}) }},
-		{"lease queue items", func() error { _, err := s.Lease(cctx, 1, time.Minute); return err }},
-		{"finish x", func() error { return s.Finish(cctx, "x", nil) }},
-		{"reschedule x", func() error { return s.Reschedule(cctx, Item{ID: "x", Due: t0}, nil) }},
-		{"dead-letter x", func() error { return s.DeadLetter(cctx, "x", errors.New("r")) }},
-		{"find task x", func() error { _, err := s.Archived(cctx, "x"); return err }},
-		{"requeue x", func() error { return s.Requeue(cctx, "x", nil) }},
-		{"read the store", func() error { return s.Ping(cctx) }},
-		{"next due", func() error { _, _, err := s.NextDue(cctx); return err }},
-		{"queue length", func() error { _, err := s.Len(cctx); return err }},
-	}
-	for _, c := range calls {
-		t.Run(c.op, func(t *testing.T) {
-			err := c.fn()
-			if !errors.Is(err, context.Canceled) || !strings.HasPrefix(err.Error(), c.op+": ") {
-				t.Errorf("got %v, want %q: context canceled", err, c.op)
-			}
-		})
-	}
-	if n := keys(t, s, bTasks) + keys(t, s, bPending) + keys(t, s, bTriggers) + keys(t, s, bRecords) + keys(t, s, bDedupe); n != 0 {
-		t.Errorf("a canceled call wrote %d keys", n)
-	}
 }
 
 // queuedEntry returns a copy of the entry of id; ErrNoItem if id is not

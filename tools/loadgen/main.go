@@ -7,8 +7,9 @@
 //
 //   - a webhook sink (in this process) that timestamps each delivery's first
 //     arrival by its webhook-id and answers 204;
-//   - `regtrigger serve` on a fresh bbolt file in a temporary directory
-//     (durable queue on, as always), with --allow-private 127.0.0.1/32, one
+//   - `regtrigger serve` on a fresh store in a temporary directory (a bbolt
+//     file, or a Pebble directory with -store pebble; durable queue on, as
+//     always), with --allow-private 127.0.0.1/32, one
 //     registry token and one trigger matching every push to public/nginx
 //     that delivers, signed, to the sink;
 //   - the baseline: this executable again (-bare-server), a net/http server
@@ -41,6 +42,7 @@
 //	go run ./tools/loadgen -phase saturation -c 16 -rounds 3 -for 10s
 //	go run ./tools/loadgen -phase steady -rate 200 -for 30s
 //	go run ./tools/loadgen -data-dir /dev/shm                 # the store on tmpfs: what fsync costs
+//	go run ./tools/loadgen -store bolt,pebble                 # both embedded stores, alternating
 //
 // Measurements from one machine: both servers and the generator share its
 // cores, so the bare figure is bounded by the generator too.
@@ -55,6 +57,8 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -81,6 +85,7 @@ type options struct {
 	workers int
 	dataDir string
 	keep    bool
+	stores  []string // serve's stores, alternated
 }
 
 func run(args []string) error {
@@ -98,11 +103,18 @@ func run(args []string) error {
 	fs.IntVar(&o.workers, "workers", 4, "serve --workers")
 	fs.StringVar(&o.dataDir, "data-dir", "", "directory for serve's store file (default: the system's temporary directory)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (store files, trigger files, serve logs)")
+	stores := fs.String("store", "pebble", "serve's embedded `STORES`, comma-separated (pebble, bolt): each round runs each, alternating, and so does the steady phase")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *bare != "" {
 		return runBareServer(*bare)
+	}
+	o.stores = strings.Split(*stores, ",")
+	for _, st := range o.stores {
+		if st != "bolt" && st != "pebble" {
+			return fmt.Errorf("-store %q: use bolt, pebble or bolt,pebble", *stores)
+		}
 	}
 	o.steady = o.window
 	if o.window == 0 {
@@ -191,9 +203,10 @@ func saturationPhase(o options, cfg serveConfig, gen *bodies, snk *sink) error {
 	probeDisk(cfg.dir)
 	fmt.Printf("saturation: %d clients, closed loop, %v counted after %v of warm-up, %d rounds per server\n", o.conc, o.window, o.warmup, o.rounds)
 	fmt.Printf("%-6s %-7s %12s %10s %10s %10s %14s  %s\n", "round", "server", "accepted/s", "p50", "p99", "max", "deliveries/s", "other answers")
-	var bareRates, serveRates []float64
+	var bareRates []float64
+	serveRates := map[string][]float64{}
 	for r := 1; r <= o.rounds; r++ {
-		for _, name := range []string{"bare", "serve"} {
+		for _, name := range append([]string{"bare"}, o.stores...) {
 			var p *process
 			var err error
 			// Write back what earlier rounds left dirty, so their data
@@ -202,7 +215,7 @@ func saturationPhase(o options, cfg serveConfig, gen *bodies, snk *sink) error {
 			if name == "bare" {
 				p, err = startBare()
 			} else {
-				p, err = startServe(cfg, fmt.Sprintf("saturation-%d", r))
+				p, err = startServe(cfg, name, fmt.Sprintf("saturation-%s-%d", name, r))
 			}
 			if err != nil {
 				return err
@@ -215,27 +228,40 @@ func saturationPhase(o options, cfg serveConfig, gen *bodies, snk *sink) error {
 				bareRates = append(bareRates, s.rate())
 			} else {
 				s = saturate(c, o.conc, o.warmup, o.window, snk)
-				serveRates = append(serveRates, s.rate())
+				serveRates[name] = append(serveRates[name], s.rate())
 			}
 			untrack(p)
 			p.stop()
 			deliveries := "-"
-			if name == "serve" {
+			if name != "bare" {
 				deliveries = fmt.Sprintf("%.0f", perSecond(int(s.sinkN), s.window))
 			}
 			fmt.Printf("%-6d %-7s %12.0f %10s %10s %10s %14s  %s\n", r, name, s.rate(), ms(s.latency.P50), ms(s.latency.P99), ms(s.latency.Max), deliveries, statuses(s.other, s.errors))
 		}
 	}
-	b, s := median(bareRates), median(serveRates)
-	fmt.Printf("median accepted/s: bare %.0f, serve %.0f; ratio serve / bare = %.3f\n", b, s, s/b)
+	b := median(bareRates)
+	for _, st := range o.stores {
+		s := median(serveRates[st])
+		fmt.Printf("median accepted/s: bare %.0f, serve on %s %.0f (range %.0f-%.0f); ratio serve / bare = %.3f\n", b, st, s, slices.Min(serveRates[st]), slices.Max(serveRates[st]), s/b)
+	}
 	return nil
 }
 
 func steadyPhase(o options, cfg serveConfig, gen *bodies, snk *sink) error {
+	for _, st := range o.stores {
+		if err := steadyRun(o, cfg, st, gen, snk); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// steadyRun is the steady phase on a fresh serve on store.
+func steadyRun(o options, cfg serveConfig, store string, gen *bodies, snk *sink) error {
 	syscall.Sync()
 	fmt.Println()
 	probeDisk(cfg.dir)
-	p, err := startServe(cfg, "steady")
+	p, err := startServe(cfg, store, "steady-"+store)
 	if err != nil {
 		return err
 	}
@@ -244,7 +270,7 @@ func steadyPhase(o options, cfg serveConfig, gen *bodies, snk *sink) error {
 	c := newClient(p.url, cfg.token, gen, 64)
 	// A short warm-up: connections, the trigger cache, the first deliveries.
 	_ = steady(c, o.rate, time.Second, snk, 10*time.Second)
-	fmt.Printf("steady: %.0f notifications/s for %v, open loop, latency from each one's scheduled send time\n", o.rate, o.steady)
+	fmt.Printf("steady on %s: %.0f notifications/s for %v, open loop, latency from each one's scheduled send time\n", store, o.rate, o.steady)
 	res := steady(c, o.rate, o.steady, snk, o.grace)
 	fmt.Printf("sent %d, accepted %d, delivered %d, not delivered within %v: %d; latest send %s after schedule", res.sent, res.accepted, res.delivery.N, o.grace, res.missing, ms(res.maxLag))
 	if other := statuses(res.other, res.errors); other != "" {

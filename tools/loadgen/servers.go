@@ -120,9 +120,9 @@ type serveConfig struct {
 const signingSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 // startServe writes a trigger file matching every push to public/nginx,
-// starts serve on a fresh data file in cfg.dir and waits until /healthz
+// starts serve on a fresh store (bolt or pebble) in cfg.dir and waits until /healthz
 // answers 200. name tells the files of this run apart.
-func startServe(cfg serveConfig, name string) (*process, error) {
+func startServe(cfg serveConfig, store, name string) (*process, error) {
 	triggers := filepath.Join(cfg.dir, name+"-triggers.yaml")
 	yaml := fmt.Sprintf(`triggers:
   - name: loadgen
@@ -146,9 +146,14 @@ func startServe(cfg serveConfig, name string) (*process, error) {
 		return nil, err
 	}
 	defer logf.Close() // the child has its own descriptor
+	data := filepath.Join(cfg.dir, name+".db")
+	if store == "pebble" {
+		data = filepath.Join(cfg.dir, name+".pebble")
+	}
 	cmd := exec.Command(cfg.bin, "serve",
 		"--addr", addr,
-		"--data", filepath.Join(cfg.dir, name+".db"),
+		"--store", store,
+		"--data", data,
 		"--triggers", triggers,
 		"--allow-private", "127.0.0.1/32",
 		"--registry", "loadgen="+cfg.token,

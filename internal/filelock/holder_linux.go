@@ -1,4 +1,4 @@
-package boltstore
+package filelock
 
 import (
 	"bufio"
@@ -9,13 +9,15 @@ import (
 	"syscall"
 )
 
-// lockHolder finds path's flock in /proc/locks. A line reads
+// holder finds a lock on path in /proc/locks: an flock (bbolt) or a
+// POSIX record lock (Pebble's LOCK file). A line reads
 //
 //	1: FLOCK  ADVISORY  WRITE 27747 fe:00:9977994 0 EOF
+//	2: POSIX  ADVISORY  WRITE 27801 fe:00:9978012 0 EOF
 //
 // with the owner's pid and major:minor:inode (hexadecimal device numbers);
 // a process waiting for the lock has a "->" line, which is skipped.
-func lockHolder(path string) (int, bool) {
+func holder(path string) (int, bool) {
 	var st syscall.Stat_t
 	if err := syscall.Stat(path, &st); err != nil {
 		return 0, false
@@ -34,7 +36,7 @@ func lockHolder(path string) (int, bool) {
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
-		if len(fields) < 6 || fields[1] != "FLOCK" || fields[5] != want {
+		if len(fields) < 6 || (fields[1] != "FLOCK" && fields[1] != "POSIX") || fields[5] != want {
 			continue
 		}
 		if pid, err := strconv.Atoi(fields[4]); err == nil && pid > 0 {
