@@ -17,6 +17,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/regtrigger/regtrigger/internal/localqueue"
 	"github.com/regtrigger/regtrigger/internal/record"
 )
 
@@ -511,7 +512,7 @@ func TestOneSettlementAtATime(t *testing.T) {
 
 func TestKeysBboltRefusesAreRefusedFirst(t *testing.T) {
 	s := open(t, "", newClock(t0))
-	long := strings.Repeat("x", maxKeyPart+1)
+	long := strings.Repeat("x", localqueue.MaxKeyPart+1)
 	if err := s.Records().Put(ctx, record.Record{TaskID: long}); err == nil {
 		t.Error("a record with a 1 KiB task id was taken")
 	}

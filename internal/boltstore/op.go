@@ -7,6 +7,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/regtrigger/regtrigger/internal/localqueue"
 )
 
 // opKind says what a journaled write does.
@@ -49,18 +51,12 @@ type taskWrite struct {
 	value   any // Item.Value: kept in memory, not journaled
 }
 
-// storedRecord is a record as the file keeps it: its JSON and the fields
-// its keys are made of.
-type storedRecord struct {
-	at      time.Time
-	trigger string
-	taskID  string
-	json    []byte
-}
+// storedRecord is a record as the file keeps it (localqueue.StoredRecord).
+type storedRecord = localqueue.StoredRecord
 
 // put writes the record (nothing for nil) with its index entries; task,
 // when not nil, is the task key its records_task entry names.
-func (r *storedRecord) put(tx *bolt.Tx, task []byte) error {
+func putRecord(tx *bolt.Tx, r *storedRecord, task []byte) error {
 	if r == nil {
 		return nil
 	}
@@ -69,17 +65,17 @@ func (r *storedRecord) put(tx *bolt.Tx, task []byte) error {
 	if err != nil {
 		return err
 	}
-	key := join(nanos(r.at), u64(seq))
-	if err := recs.Put(key, r.json); err != nil {
+	key := join(nanos(r.At), u64(seq))
+	if err := recs.Put(key, r.JSON); err != nil {
 		return err
 	}
-	if r.trigger != "" {
-		if err := tx.Bucket(bRecordsTrigger).Put(indexKey(r.trigger, key), nil); err != nil {
+	if r.Trigger != "" {
+		if err := tx.Bucket(bRecordsTrigger).Put(indexKey(r.Trigger, key), nil); err != nil {
 			return err
 		}
 	}
-	if r.taskID != "" {
-		if err := tx.Bucket(bRecordsTask).Put(indexKey(r.taskID, key), task); err != nil {
+	if r.TaskID != "" {
+		if err := tx.Bucket(bRecordsTask).Put(indexKey(r.TaskID, key), task); err != nil {
 			return err
 		}
 	}
@@ -113,7 +109,7 @@ func (o *op) apply(tx *bolt.Tx) error {
 		if err := tx.Bucket(bPending).Delete(pendingKey(o.stored, o.task)); err != nil {
 			return err
 		}
-		return o.rec.put(tx, o.task[:])
+		return putRecord(tx, o.rec, o.task[:])
 	case opReschedule:
 		if err := tx.Bucket(bTasks).Put(o.task[:], o.payload); err != nil {
 			return err
@@ -125,13 +121,13 @@ func (o *op) apply(tx *bolt.Tx) error {
 		if err := pending.Put(pendingKey(o.due, o.task), []byte(o.id)); err != nil {
 			return err
 		}
-		return o.rec.put(tx, o.task[:])
+		return putRecord(tx, o.rec, o.task[:])
 	case opRecord:
 		var task []byte
 		if o.hasTask {
 			task = o.task[:]
 		}
-		return o.rec.put(tx, task)
+		return putRecord(tx, o.rec, task)
 	}
 	return fmt.Errorf("unknown journal operation %d", o.kind)
 }
@@ -165,14 +161,14 @@ func (o *op) encode(b []byte) []byte {
 	case opFinish:
 		b = append(b, o.task[:]...)
 		b = append(b, nanos(o.stored)...)
-		b = o.rec.encode(b)
+		b = appendRecord(b, o.rec)
 	case opReschedule:
 		b = append(b, o.task[:]...)
 		b = append(b, nanos(o.stored)...)
 		b = append(b, nanos(o.due)...)
 		b = appendBytes(b, []byte(o.id))
 		b = appendBytes(b, o.payload)
-		b = o.rec.encode(b)
+		b = appendRecord(b, o.rec)
 	case opRecord:
 		if o.hasTask {
 			b = append(b, 1)
@@ -180,20 +176,20 @@ func (o *op) encode(b []byte) []byte {
 		} else {
 			b = append(b, 0)
 		}
-		b = o.rec.encode(b)
+		b = appendRecord(b, o.rec)
 	}
 	return b
 }
 
-func (r *storedRecord) encode(b []byte) []byte {
+func appendRecord(b []byte, r *storedRecord) []byte {
 	if r == nil {
 		return append(b, 0)
 	}
 	b = append(b, 1)
-	b = append(b, nanos(r.at)...)
-	b = appendBytes(b, []byte(r.trigger))
-	b = appendBytes(b, []byte(r.taskID))
-	return appendBytes(b, r.json)
+	b = append(b, nanos(r.At)...)
+	b = appendBytes(b, []byte(r.Trigger))
+	b = appendBytes(b, []byte(r.TaskID))
+	return appendBytes(b, r.JSON)
 }
 
 func appendBytes(b, v []byte) []byte {
@@ -337,5 +333,5 @@ func (d *decoder) record() *storedRecord {
 	if !d.flag() {
 		return nil
 	}
-	return &storedRecord{at: d.time(), trigger: string(d.bytes()), taskID: string(d.bytes()), json: d.bytes()}
+	return &storedRecord{At: d.time(), Trigger: string(d.bytes()), TaskID: string(d.bytes()), JSON: d.bytes()}
 }

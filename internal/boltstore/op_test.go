@@ -9,7 +9,7 @@ import (
 // sampleOps are one op of each kind, with and without optional parts.
 func sampleOps() []*op {
 	at := time.Unix(1_800_000_000, 123).UTC()
-	rec := &storedRecord{at: at, trigger: "deploy", taskID: "tsk_1", json: []byte(`{"status":"success"}`)}
+	rec := &storedRecord{At: at, Trigger: "deploy", TaskID: "tsk_1", JSON: []byte(`{"status":"success"}`)}
 	var key taskKey
 	copy(key[:], "0123456789abcdef")
 	return []*op{
@@ -44,7 +44,7 @@ func TestOpRoundTrip(t *testing.T) {
 				t.Errorf("kind %d task %d: %+v, want %+v", o.kind, i, g, w)
 			}
 		}
-		if o.rec != nil && (got.rec.trigger != o.rec.trigger || got.rec.taskID != o.rec.taskID || !got.rec.at.Equal(o.rec.at) || !bytes.Equal(got.rec.json, o.rec.json)) {
+		if o.rec != nil && (got.rec.Trigger != o.rec.Trigger || got.rec.TaskID != o.rec.TaskID || !got.rec.At.Equal(o.rec.At) || !bytes.Equal(got.rec.JSON, o.rec.JSON)) {
 			t.Errorf("kind %d: record %+v, want %+v", o.kind, got.rec, o.rec)
 		}
 	}

@@ -54,7 +54,7 @@ func (s *Store) claimEnqueue(ctx context.Context, what string, entries []Claimed
 	}
 	for _, c := range entries {
 		for _, it := range c.Items {
-			if err := checkKeyPart("queue item id", it.ID); err != nil {
+			if err := localqueue.CheckKeyPart("queue item id", it.ID); err != nil {
 				return nil, fmt.Errorf("%s: %w", what, err)
 			}
 		}
@@ -197,7 +197,7 @@ func (s *Store) settle(ctx context.Context, what, id string, rec *record.Record,
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	enc, err := encodeRecord(rec, s.now())
+	enc, err := localqueue.EncodeRecord(rec, s.now())
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}

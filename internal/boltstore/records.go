@@ -10,6 +10,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/regtrigger/regtrigger/internal/localqueue"
 	"github.com/regtrigger/regtrigger/internal/record"
 )
 
@@ -43,7 +44,7 @@ func (rs *Records) Put(ctx context.Context, r record.Record) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	rec, err := encodeRecord(&r, s.now())
+	rec, err := localqueue.EncodeRecord(&r, s.now())
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
@@ -62,29 +63,6 @@ func (rs *Records) Put(ctx context.Context, r record.Record) error {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	return nil
-}
-
-// encodeRecord encodes r (nil gives nil), with a zero Time set to now.
-func encodeRecord(r *record.Record, now time.Time) (*storedRecord, error) {
-	if r == nil {
-		return nil, nil
-	}
-	rec := *r
-	for _, part := range []struct{ what, v string }{{"record's task id", rec.TaskID}, {"record's trigger", rec.Trigger}} {
-		if part.v != "" {
-			if err := checkKeyPart(part.what, part.v); err != nil {
-				return nil, err
-			}
-		}
-	}
-	if rec.Time.IsZero() {
-		rec.Time = now.UTC()
-	}
-	b, err := json.Marshal(rec)
-	if err != nil {
-		return nil, fmt.Errorf("encode record: %w", err)
-	}
-	return &storedRecord{at: rec.Time, trigger: rec.Trigger, taskID: rec.TaskID, json: b}, nil
 }
 
 // indexKey is the records_trigger / records_task key of a record.

@@ -438,24 +438,6 @@ func appending(tx *bolt.Tx, name []byte) *bolt.Bucket {
 	return b
 }
 
-// maxKeyPart bounds the ids and names that become part of a bbolt key
-// (task ids, trigger names): far above what regtrigger makes (tsk_ and 32
-// hex digits; names of at most 64 characters), far below bbolt's 32 KiB
-// key limit. Writes check it before they are acknowledged, so that the
-// checkpointer never meets a key bbolt refuses.
-const maxKeyPart = 1024
-
-// checkKeyPart refuses an empty or oversized id or name.
-func checkKeyPart(what, v string) error {
-	switch {
-	case v == "":
-		return fmt.Errorf("%s is empty", what)
-	case len(v) > maxKeyPart:
-		return fmt.Errorf("%s is %d bytes long, more than %d", what, len(v), maxKeyPart)
-	}
-	return nil
-}
-
 // errUnchanged rolls back a write transaction that changed nothing, so
 // that bbolt does not commit (and sync) it.
 var errUnchanged = errors.New("nothing changed")

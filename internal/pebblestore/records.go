@@ -10,6 +10,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
+	"github.com/regtrigger/regtrigger/internal/localqueue"
 	"github.com/regtrigger/regtrigger/internal/record"
 )
 
@@ -30,37 +31,8 @@ func (s *Store) Records() *Records { return &Records{s} }
 // purgeBatch bounds how many entries one Purge batch deletes.
 const purgeBatch = 1000
 
-// storedRecord is a record as the store keeps it: its JSON and the fields
-// its keys are made of.
-type storedRecord struct {
-	at      time.Time
-	trigger string
-	taskID  string
-	json    []byte
-}
-
-// encodeRecord encodes r (nil gives nil), with a zero Time set to now.
-func encodeRecord(r *record.Record, now time.Time) (*storedRecord, error) {
-	if r == nil {
-		return nil, nil
-	}
-	rec := *r
-	for _, part := range []struct{ what, v string }{{"record's task id", rec.TaskID}, {"record's trigger", rec.Trigger}} {
-		if part.v != "" {
-			if err := checkKeyPart(part.what, part.v); err != nil {
-				return nil, err
-			}
-		}
-	}
-	if rec.Time.IsZero() {
-		rec.Time = now.UTC()
-	}
-	b, err := json.Marshal(rec)
-	if err != nil {
-		return nil, fmt.Errorf("encode record: %w", err)
-	}
-	return &storedRecord{at: rec.Time, trigger: rec.Trigger, taskID: rec.TaskID, json: b}, nil
-}
+// storedRecord is a record as the store keeps it (localqueue.StoredRecord).
+type storedRecord = localqueue.StoredRecord
 
 // putRecord adds r (nothing for nil) and its index keys to b; task, when
 // not nil, is the task key its 'a' entry names.
@@ -68,13 +40,13 @@ func (s *Store) putRecord(b *pebble.Batch, r *storedRecord, task []byte) error {
 	if r == nil {
 		return nil
 	}
-	k := key(r.at, s.seq.Add(1))
-	err := b.Set(key(kRecord, k), r.json, nil)
-	if r.trigger != "" {
-		err = errors.Join(err, b.Set(key(kRecTrigger, r.trigger, byte(0), k), nil, nil))
+	k := key(r.At, s.seq.Add(1))
+	err := b.Set(key(kRecord, k), r.JSON, nil)
+	if r.Trigger != "" {
+		err = errors.Join(err, b.Set(key(kRecTrigger, r.Trigger, byte(0), k), nil, nil))
 	}
-	if r.taskID != "" {
-		err = errors.Join(err, b.Set(key(kRecTask, r.taskID, byte(0), k), task, nil))
+	if r.TaskID != "" {
+		err = errors.Join(err, b.Set(key(kRecTask, r.TaskID, byte(0), k), task, nil))
 	}
 	return err
 }
@@ -84,7 +56,7 @@ func (s *Store) putRecord(b *pebble.Batch, r *storedRecord, task []byte) error {
 func (rs *Records) Put(ctx context.Context, r record.Record) error {
 	const what = "store record"
 	s := rs.s
-	rec, err := encodeRecord(&r, s.now())
+	rec, err := localqueue.EncodeRecord(&r, s.now())
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}

@@ -446,21 +446,6 @@ func fromNanos(b []byte) time.Time {
 	return time.Unix(0, int64(binary.BigEndian.Uint64(b)))
 }
 
-// maxKeyPart bounds the ids and names that become part of a key (task
-// ids, trigger names): far above what regtrigger makes.
-const maxKeyPart = 1024
-
-// checkKeyPart refuses an empty or oversized id or name.
-func checkKeyPart(what, v string) error {
-	switch {
-	case v == "":
-		return fmt.Errorf("%s is empty", what)
-	case len(v) > maxKeyPart:
-		return fmt.Errorf("%s is %d bytes long, more than %d", what, len(v), maxKeyPart)
-	}
-	return nil
-}
-
 // privateFS creates every file and directory for its owner only.
 type privateFS struct{ vfs.FS }
 
