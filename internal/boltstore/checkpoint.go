@@ -227,8 +227,8 @@ func applyOps(tx *bolt.Tx, ops []*op, last uint64) error {
 // payload is now in the file (and was not replaced since).
 func (s *Store) forgetPayloadsLocked(ops []*op, last uint64) {
 	forget := func(k taskKey) {
-		if e := s.queue.byKey[k]; e != nil && e.lsn <= last {
-			e.payload = nil
+		if e := s.queue.ByKey[k]; e != nil && e.X.lsn <= last {
+			e.X.payload = nil
 		}
 	}
 	for _, o := range ops {

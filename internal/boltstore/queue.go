@@ -75,10 +75,10 @@ func (s *Store) claimEnqueue(ctx context.Context, what string, entries []Claimed
 			o.claims = append(o.claims, k)
 		}
 		for _, it := range c.Items {
-			if s.queue.queued(it.ID) {
+			if s.queue.Queued(it.ID) {
 				continue
 			}
-			s.queue.reserved[it.ID] = true
+			s.queue.Reserved[it.ID] = true
 			due := it.Due
 			if due.IsZero() {
 				due = now
@@ -98,14 +98,14 @@ func (s *Store) claimEnqueue(ctx context.Context, what string, entries []Claimed
 	defer s.mu.Unlock()
 	s.settleLocked(o, err)
 	for _, t := range o.tasks {
-		delete(s.queue.reserved, t.id)
+		delete(s.queue.Reserved, t.id)
 		if err == nil {
-			e := &entry{id: t.id, key: t.key, stored: t.due, due: t.due, lsn: o.lsn}
+			e := &entry{ID: t.id, Key: t.key, Stored: t.due, Due: t.due, X: unapplied{lsn: o.lsn}}
 			if !s.inFileLocked(o) {
-				e.payload = t.payload // until the checkpointer writes it
+				e.X.payload = t.payload // until the checkpointer writes it
 			}
-			s.queue.add(e)
-			s.queue.keepValue(e, t.value)
+			s.queue.Add(e)
+			s.queue.KeepValue(e, t.value)
 		}
 	}
 	if err != nil {
@@ -141,13 +141,13 @@ func (s *Store) Lease(ctx context.Context, max int, leaseFor time.Duration) ([]I
 		return nil, fmt.Errorf("%s: the lease must last (got %v)", what, leaseFor)
 	}
 	s.mu.Lock()
-	leased := s.queue.lease(s.now(), max, leaseFor)
+	leased := s.queue.Lease(s.now(), max, leaseFor)
 	s.mu.Unlock()
 	out := make([]Item, len(leased))
 	inFile := false
 	for i, e := range leased {
-		out[i] = Item{ID: e.id, Payload: e.payload, Value: e.value, Due: e.due, Receives: e.receives}
-		inFile = inFile || e.payload == nil
+		out[i] = Item{ID: e.ID, Payload: e.X.payload, Value: e.Value, Due: e.Due, Receives: e.Receives}
+		inFile = inFile || e.X.payload == nil
 	}
 	if !inFile {
 		return out, nil
@@ -155,10 +155,10 @@ func (s *Store) Lease(ctx context.Context, max int, leaseFor time.Duration) ([]I
 	err := s.view(ctx, what, func(tx *bolt.Tx) error {
 		tasks := tx.Bucket(bTasks)
 		for i, e := range leased {
-			if e.payload == nil {
+			if e.X.payload == nil {
 				// A missing payload (a damaged file) leases as empty:
 				// the caller cannot decode it and sets it aside.
-				out[i].Payload = bytes.Clone(tasks.Get(e.key[:]))
+				out[i].Payload = bytes.Clone(tasks.Get(e.Key[:]))
 			}
 		}
 		return nil
@@ -174,7 +174,7 @@ func (s *Store) Lease(ctx context.Context, max int, leaseFor time.Duration) ([]I
 // when it is not nil. The payload stays for Requeue (`regtrigger
 // redeliver`) until the retention ends. ErrNoItem if id is not queued.
 func (s *Store) Finish(ctx context.Context, id string, rec *record.Record) error {
-	return s.settle(ctx, "finish "+id, id, rec, func(o *op) { o.kind = opFinish }, func(e *entry) { s.queue.remove(e) })
+	return s.settle(ctx, "finish "+id, id, rec, func(o *op) { o.kind = opFinish }, func(e *entry) { s.queue.Remove(e) })
 }
 
 // Reschedule replaces the payload (and value) of the queued task it.ID and
@@ -184,9 +184,9 @@ func (s *Store) Reschedule(ctx context.Context, it Item, rec *record.Record) err
 	return s.settle(ctx, "reschedule "+it.ID, it.ID, rec,
 		func(o *op) { o.kind, o.due, o.id, o.payload = opReschedule, it.Due, it.ID, it.Payload },
 		func(e *entry) {
-			s.queue.setDue(e, it.Due)
-			e.payload = it.Payload
-			s.queue.keepValue(e, it.Value)
+			s.queue.SetDue(e, it.Due)
+			e.X.payload = it.Payload
+			s.queue.KeepValue(e, it.Value)
 		})
 }
 
@@ -207,7 +207,7 @@ func (s *Store) settle(ctx context.Context, what, id string, rec *record.Record,
 		s.mu.Unlock()
 		return err
 	}
-	o := &op{task: e.key, stored: e.stored, rec: enc}
+	o := &op{task: e.Key, stored: e.Stored, rec: enc}
 	build(o)
 	w := s.submitLocked(o)
 	s.mu.Unlock()
@@ -215,16 +215,16 @@ func (s *Store) settle(ctx context.Context, what, id string, rec *record.Record,
 	err = w.Wait()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e.settling = false
+	e.Settling = false
 	s.settleLocked(o, err)
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	if s.queue.byID[id] == e {
-		e.lsn = o.lsn
+	if s.queue.ByID[id] == e {
+		e.X.lsn = o.lsn
 		done(e)
 		if s.inFileLocked(o) {
-			e.payload = nil
+			e.X.payload = nil
 		}
 	}
 	return nil
@@ -236,14 +236,14 @@ func (s *Store) settle(ctx context.Context, what, id string, rec *record.Record,
 // built from one stored due time would leave two pending entries in the
 // file). The caller holds s.mu and clears entry.settling when done.
 func (s *Store) startSettlingLocked(what, id string) (*entry, error) {
-	e := s.queue.byID[id]
+	e := s.queue.ByID[id]
 	switch {
 	case e == nil:
 		return nil, fmt.Errorf("%s: %w: %s", what, ErrNoItem, id)
-	case e.settling:
+	case e.Settling:
 		return nil, fmt.Errorf("%s: %w", what, ErrSettling)
 	}
-	e.settling = true
+	e.Settling = true
 	return e, nil
 }
 
@@ -264,7 +264,7 @@ func (s *Store) DeadLetter(ctx context.Context, id string, reason error) error {
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
-		cur.settling = false
+		cur.Settling = false
 		s.mu.Unlock()
 	}()
 	if err := s.flush(ctx); err != nil {
@@ -272,24 +272,24 @@ func (s *Store) DeadLetter(ctx context.Context, id string, reason error) error {
 	}
 	err = s.update(ctx, what, func(tx *bolt.Tx) error {
 		tasks := tx.Bucket(bTasks)
-		payload := e.payload
+		payload := e.X.payload
 		if payload == nil {
-			payload = bytes.Clone(tasks.Get(e.key[:]))
+			payload = bytes.Clone(tasks.Get(e.Key[:]))
 		}
 		if err := deadLetter(tx, id, payload, reason, s.now()); err != nil {
 			return err
 		}
-		if err := tx.Bucket(bPending).Delete(pendingKey(e.stored, e.key)); err != nil {
+		if err := tx.Bucket(bPending).Delete(pendingKey(e.Stored, e.Key)); err != nil {
 			return err
 		}
-		return tasks.Delete(e.key[:])
+		return tasks.Delete(e.Key[:])
 	})
 	if err != nil {
 		return err
 	}
 	s.mu.Lock()
-	if cur := s.queue.byID[id]; cur != nil && cur.key == e.key {
-		s.queue.remove(cur)
+	if cur := s.queue.ByID[id]; cur != nil && cur.Key == e.Key {
+		s.queue.Remove(cur)
 	}
 	s.mu.Unlock()
 	return nil
@@ -334,7 +334,7 @@ func (s *Store) NextDue(ctx context.Context) (time.Time, bool, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	due, ok := s.queue.next()
+	due, ok := s.queue.Next()
 	return due, ok, nil
 }
 
@@ -345,7 +345,7 @@ func (s *Store) Len(ctx context.Context) (int, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.queue.byID), nil
+	return len(s.queue.ByID), nil
 }
 
 // Archived returns the payload of a finished task kept for redelivery:
@@ -379,7 +379,7 @@ func (s *Store) Archived(ctx context.Context, id string) ([]byte, error) {
 func (s *Store) isQueued(id string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.queue.queued(id)
+	return s.queue.Queued(id)
 }
 
 // keptTask finds the payload of a finished task: the records of its
@@ -416,12 +416,12 @@ func (s *Store) Requeue(ctx context.Context, id string, payload []byte) error {
 	}
 	now := s.now()
 	s.mu.Lock()
-	if s.queue.queued(id) {
+	if s.queue.Queued(id) {
 		s.mu.Unlock()
 		return fmt.Errorf("%s: %w", what, ErrQueued)
 	}
-	s.queue.reserved[id] = true
-	e := &entry{id: id, key: s.nextKeyLocked(now), stored: now, due: now}
+	s.queue.Reserved[id] = true
+	e := &entry{ID: id, Key: s.nextKeyLocked(now), Stored: now, Due: now}
 	s.mu.Unlock()
 
 	err := s.flush(ctx)
@@ -431,21 +431,21 @@ func (s *Store) Requeue(ctx context.Context, id string, payload []byte) error {
 				return ErrNoItem
 			}
 			tasks := tx.Bucket(bTasks)
-			if err := tasks.Put(e.key[:], payload); err != nil {
+			if err := tasks.Put(e.Key[:], payload); err != nil {
 				return err
 			}
-			if err := tasks.SetSequence(max(tasks.Sequence(), binary.BigEndian.Uint64(e.key[8:]))); err != nil {
+			if err := tasks.SetSequence(max(tasks.Sequence(), binary.BigEndian.Uint64(e.Key[8:]))); err != nil {
 				return err
 			}
-			return tx.Bucket(bPending).Put(pendingKey(now, e.key), []byte(id))
+			return tx.Bucket(bPending).Put(pendingKey(now, e.Key), []byte(id))
 		})
 	} else {
 		err = fmt.Errorf("%s: %w", what, err)
 	}
 	s.mu.Lock()
-	delete(s.queue.reserved, id)
+	delete(s.queue.Reserved, id)
 	if err == nil {
-		s.queue.add(e)
+		s.queue.Add(e)
 	}
 	s.mu.Unlock()
 	return err
@@ -461,13 +461,13 @@ func (s *Store) Queued(ctx context.Context) ([]Item, error) {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	s.mu.Lock()
-	out := make([]Item, 0, len(s.queue.byID))
-	keys := make([]taskKey, 0, len(s.queue.byID))
+	out := make([]Item, 0, len(s.queue.ByID))
+	keys := make([]taskKey, 0, len(s.queue.ByID))
 	inFile := false
-	for _, e := range s.queue.byID {
-		out = append(out, Item{ID: e.id, Payload: e.payload, Value: e.value, Due: e.stored, Receives: e.receives})
-		keys = append(keys, e.key)
-		inFile = inFile || e.payload == nil
+	for _, e := range s.queue.ByID {
+		out = append(out, Item{ID: e.ID, Payload: e.X.payload, Value: e.Value, Due: e.Stored, Receives: e.Receives})
+		keys = append(keys, e.Key)
+		inFile = inFile || e.X.payload == nil
 	}
 	s.mu.Unlock()
 	if !inFile {

@@ -50,8 +50,8 @@ func (rs *Records) Put(ctx context.Context, r record.Record) error {
 	}
 	o := &op{kind: opRecord, rec: rec}
 	s.mu.Lock()
-	if e := s.queue.byID[r.TaskID]; e != nil && r.TaskID != "" {
-		o.task, o.hasTask = e.key, true
+	if e := s.queue.ByID[r.TaskID]; e != nil && r.TaskID != "" {
+		o.task, o.hasTask = e.Key, true
 	}
 	w := s.submitLocked(o)
 	s.mu.Unlock()
@@ -294,7 +294,7 @@ func (s *Store) purgeTasks(ctx context.Context, from, cutoff []byte) ([]byte, er
 		s.mu.Lock()
 		for ; k != nil && seen < purgeBatch && bytes.Compare(k, cutoff) < 0; k, _ = c.Next() {
 			seen++
-			if len(k) != len(taskKey{}) || s.queue.byKey[taskKey(k)] == nil {
+			if len(k) != len(taskKey{}) || s.queue.ByKey[taskKey(k)] == nil {
 				gone = append(gone, bytes.Clone(k))
 			}
 		}

@@ -367,7 +367,7 @@ func (s *Store) init(segmentSize int64, reopen func() (*bolt.DB, error)) error {
 	}
 	err = s.db.View(func(tx *bolt.Tx) error {
 		s.seq = tx.Bucket(bTasks).Sequence()
-		if err := s.queue.load(tx); err != nil {
+		if err := loadSchedule(s.queue, tx); err != nil {
 			return fmt.Errorf("read the queue: %w", err)
 		}
 		if err := loadClaims(tx, s.claims, s.now()); err != nil {

@@ -46,14 +46,14 @@ func opener(t testing.TB, path string, c *clock) *storetest.Opened {
 			if err := s.flush(ctx); err != nil { // the payload is in the file, not in memory
 				t.Fatal(err)
 			}
-			if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bTasks).Delete(e.key[:]) }); err != nil {
+			if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bTasks).Delete(e.Key[:]) }); err != nil {
 				t.Fatal(err)
 			}
 		},
 		Values: func() int {
 			s.mu.Lock()
 			defer s.mu.Unlock()
-			return s.queue.values
+			return s.queue.Values()
 		},
 		MaxValues: maxValues,
 		CachedNamespaces: func() int {
@@ -226,7 +226,7 @@ func TestOpenRefusesNewerSchema(t *testing.T) {
 func (s *Store) queuedEntry(id string) (entry, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e := s.queue.byID[id]
+	e := s.queue.ByID[id]
 	if e == nil {
 		return entry{}, fmt.Errorf("%w: %s", ErrNoItem, id)
 	}

@@ -104,17 +104,17 @@ func (s *Store) claimEnqueue(ctx context.Context, what string, entries []Claimed
 			err = errors.Join(err, b.Set(expiryKey(k.Expiry, k.Hash), nil, nil))
 		}
 		for _, it := range c.Items {
-			if s.queue.queued(it.ID) {
+			if s.queue.Queued(it.ID) {
 				continue
 			}
-			s.queue.reserved[it.ID] = true
+			s.queue.Reserved[it.ID] = true
 			due := it.Due
 			if due.IsZero() {
 				due = now
 			}
-			e := &entry{id: it.ID, key: s.nextKey(now), stored: due, due: due}
+			e := &entry{ID: it.ID, Key: s.nextKey(now), Stored: due, Due: due}
 			tasks = append(tasks, newTask{e, it.Value})
-			err = errors.Join(err, b.Set(taskPayloadKey(e.key), it.Payload, nil), b.Set(pendingKey(due, e.key), []byte(it.ID), nil))
+			err = errors.Join(err, b.Set(taskPayloadKey(e.Key), it.Payload, nil), b.Set(pendingKey(due, e.Key), []byte(it.ID), nil))
 		}
 	}
 	s.mu.Unlock()
@@ -124,10 +124,10 @@ func (s *Store) claimEnqueue(ctx context.Context, what string, entries []Claimed
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, t := range tasks {
-		delete(s.queue.reserved, t.e.id)
+		delete(s.queue.Reserved, t.e.ID)
 		if err == nil {
-			s.queue.add(t.e)
-			s.queue.keepValue(t.e, t.value)
+			s.queue.Add(t.e)
+			s.queue.KeepValue(t.e, t.value)
 		}
 	}
 	if err != nil {
@@ -160,15 +160,15 @@ func (s *Store) Lease(ctx context.Context, max int, leaseFor time.Duration) ([]I
 		return nil, fmt.Errorf("%s: the lease must last (got %v)", what, leaseFor)
 	}
 	s.mu.Lock()
-	leased := s.queue.lease(s.now(), max, leaseFor)
+	leased := s.queue.Lease(s.now(), max, leaseFor)
 	s.mu.Unlock()
 	out := make([]Item, len(leased))
 	for i, e := range leased {
-		p, err := s.payload(e.key)
+		p, err := s.payload(e.Key)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", what, err)
 		}
-		out[i] = Item{ID: e.id, Payload: p, Value: e.value, Due: e.due, Receives: e.receives}
+		out[i] = Item{ID: e.ID, Payload: p, Value: e.Value, Due: e.Due, Receives: e.Receives}
 	}
 	return out, nil
 }
@@ -189,8 +189,8 @@ func (s *Store) payload(k taskKey) ([]byte, error) {
 // redeliver`) until the retention ends. ErrNoItem if id is not queued.
 func (s *Store) Finish(ctx context.Context, id string, rec *record.Record) error {
 	return s.settle(ctx, "finish "+id, id, rec,
-		func(b *pebble.Batch, e *entry) error { return b.Delete(pendingKey(e.stored, e.key), nil) },
-		func(e *entry) { s.queue.remove(e) })
+		func(b *pebble.Batch, e *entry) error { return b.Delete(pendingKey(e.Stored, e.Key), nil) },
+		func(e *entry) { s.queue.Remove(e) })
 }
 
 // Reschedule replaces the payload (and value) of the queued task it.ID and
@@ -199,13 +199,13 @@ func (s *Store) Finish(ctx context.Context, id string, rec *record.Record) error
 func (s *Store) Reschedule(ctx context.Context, it Item, rec *record.Record) error {
 	return s.settle(ctx, "reschedule "+it.ID, it.ID, rec,
 		func(b *pebble.Batch, e *entry) error {
-			return errors.Join(b.Set(taskPayloadKey(e.key), it.Payload, nil),
-				b.Delete(pendingKey(e.stored, e.key), nil),
-				b.Set(pendingKey(it.Due, e.key), []byte(it.ID), nil))
+			return errors.Join(b.Set(taskPayloadKey(e.Key), it.Payload, nil),
+				b.Delete(pendingKey(e.Stored, e.Key), nil),
+				b.Set(pendingKey(it.Due, e.Key), []byte(it.ID), nil))
 		},
 		func(e *entry) {
-			s.queue.setDue(e, it.Due)
-			s.queue.keepValue(e, it.Value)
+			s.queue.SetDue(e, it.Due)
+			s.queue.KeepValue(e, it.Value)
 		})
 }
 
@@ -233,15 +233,15 @@ func (s *Store) settle(ctx context.Context, what, id string, rec *record.Record,
 		if err := fill(b, &snapshot); err != nil {
 			return err
 		}
-		return s.putRecord(b, enc, snapshot.key[:])
+		return s.putRecord(b, enc, snapshot.Key[:])
 	})
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e.settling = false
+	e.Settling = false
 	if err != nil {
 		return err
 	}
-	if s.queue.byID[id] == e {
+	if s.queue.ByID[id] == e {
 		done(e)
 	}
 	return nil
@@ -253,14 +253,14 @@ func (s *Store) settle(ctx context.Context, what, id string, rec *record.Record,
 // built from one stored due time would leave two pending entries). The
 // caller holds s.mu and clears entry.settling when done.
 func (s *Store) startSettlingLocked(what, id string) (*entry, error) {
-	e := s.queue.byID[id]
+	e := s.queue.ByID[id]
 	switch {
 	case e == nil:
 		return nil, fmt.Errorf("%s: %w: %s", what, ErrNoItem, id)
-	case e.settling:
+	case e.Settling:
 		return nil, fmt.Errorf("%s: %w", what, ErrSettling)
 	}
-	e.settling = true
+	e.Settling = true
 	return e, nil
 }
 
@@ -280,7 +280,7 @@ func (s *Store) DeadLetter(ctx context.Context, id string, reason error) error {
 	e := *cur
 	s.mu.Unlock()
 	err = s.commit(ctx, what, func(b *pebble.Batch) error {
-		payload, err := s.payload(e.key)
+		payload, err := s.payload(e.Key)
 		if err != nil {
 			return err
 		}
@@ -288,15 +288,15 @@ func (s *Store) DeadLetter(ctx context.Context, id string, reason error) error {
 		if err != nil {
 			return err
 		}
-		return errors.Join(b.Set(key(kDead, id), d, nil), b.Delete(pendingKey(e.stored, e.key), nil), b.Delete(taskPayloadKey(e.key), nil))
+		return errors.Join(b.Set(key(kDead, id), d, nil), b.Delete(pendingKey(e.Stored, e.Key), nil), b.Delete(taskPayloadKey(e.Key), nil))
 	})
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	cur.settling = false
+	cur.Settling = false
 	if err != nil {
 		return err
 	}
-	s.queue.remove(cur)
+	s.queue.Remove(cur)
 	return nil
 }
 
@@ -329,7 +329,7 @@ func (s *Store) NextDue(ctx context.Context) (time.Time, bool, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	due, ok := s.queue.next()
+	due, ok := s.queue.Next()
 	return due, ok, nil
 }
 
@@ -340,7 +340,7 @@ func (s *Store) Len(ctx context.Context) (int, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.queue.byID), nil
+	return len(s.queue.ByID), nil
 }
 
 // Archived returns the payload of a finished task kept for redelivery:
@@ -366,7 +366,7 @@ func (s *Store) Archived(ctx context.Context, id string) ([]byte, error) {
 func (s *Store) isQueued(id string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.queue.queued(id)
+	return s.queue.Queued(id)
 }
 
 // keptTask finds the payload of a finished task: the records of its
@@ -403,12 +403,12 @@ func (s *Store) Requeue(ctx context.Context, id string, payload []byte) error {
 	}
 	now := s.now()
 	s.mu.Lock()
-	if s.queue.queued(id) {
+	if s.queue.Queued(id) {
 		s.mu.Unlock()
 		return fmt.Errorf("%s: %w", what, ErrQueued)
 	}
-	s.queue.reserved[id] = true
-	e := &entry{id: id, key: s.nextKey(now), stored: now, due: now}
+	s.queue.Reserved[id] = true
+	e := &entry{ID: id, Key: s.nextKey(now), Stored: now, Due: now}
 	s.mu.Unlock()
 
 	err := s.commit(ctx, what, func(b *pebble.Batch) error {
@@ -418,12 +418,12 @@ func (s *Store) Requeue(ctx context.Context, id string, payload []byte) error {
 		case old == nil:
 			return ErrNoItem
 		}
-		return errors.Join(b.Set(taskPayloadKey(e.key), payload, nil), b.Set(pendingKey(now, e.key), []byte(id), nil))
+		return errors.Join(b.Set(taskPayloadKey(e.Key), payload, nil), b.Set(pendingKey(now, e.Key), []byte(id), nil))
 	})
 	s.mu.Lock()
-	delete(s.queue.reserved, id)
+	delete(s.queue.Reserved, id)
 	if err == nil {
-		s.queue.add(e)
+		s.queue.Add(e)
 	}
 	s.mu.Unlock()
 	return err
@@ -438,11 +438,11 @@ func (s *Store) Queued(ctx context.Context) ([]Item, error) {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	s.mu.Lock()
-	out := make([]Item, 0, len(s.queue.byID))
-	keys := make([]taskKey, 0, len(s.queue.byID))
-	for _, e := range s.queue.byID {
-		out = append(out, Item{ID: e.id, Value: e.value, Due: e.stored, Receives: e.receives})
-		keys = append(keys, e.key)
+	out := make([]Item, 0, len(s.queue.ByID))
+	keys := make([]taskKey, 0, len(s.queue.ByID))
+	for _, e := range s.queue.ByID {
+		out = append(out, Item{ID: e.ID, Value: e.Value, Due: e.Stored, Receives: e.Receives})
+		keys = append(keys, e.Key)
 	}
 	s.mu.Unlock()
 	for i := range out {

@@ -62,8 +62,8 @@ func (rs *Records) Put(ctx context.Context, r record.Record) error {
 	}
 	var task []byte
 	s.mu.Lock()
-	if e := s.queue.byID[r.TaskID]; e != nil && r.TaskID != "" {
-		task = e.key[:]
+	if e := s.queue.ByID[r.TaskID]; e != nil && r.TaskID != "" {
+		task = e.Key[:]
 	}
 	s.mu.Unlock()
 	return s.commit(ctx, what, func(b *pebble.Batch) error { return s.putRecord(b, rec, task) })
@@ -220,7 +220,7 @@ func (s *Store) purgeTasks(ctx context.Context, from []byte, cutoff time.Time) (
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		for _, k := range gone {
-			if len(k) != 17 || s.queue.byKey[taskKey(k[1:])] == nil {
+			if len(k) != 17 || s.queue.ByKey[taskKey(k[1:])] == nil {
 				err = errors.Join(err, b.Delete(k, nil))
 			}
 		}

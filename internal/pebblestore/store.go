@@ -282,10 +282,10 @@ func (s *Store) init() error {
 		if len(k) != 25 {
 			return false, fmt.Errorf("pending entry %x: %d bytes, want 25", k, len(k))
 		}
-		e := &entry{id: string(v), stored: fromNanos(k[1:9])}
-		copy(e.key[:], k[9:])
-		e.due = e.stored
-		s.queue.add(e)
+		e := &entry{ID: string(v), Stored: fromNanos(k[1:9])}
+		copy(e.Key[:], k[9:])
+		e.Due = e.Stored
+		s.queue.Add(e)
 		return true, nil
 	})
 	if err != nil {

@@ -34,19 +34,19 @@ func opener(t testing.TB, path string, c *storetest.Clock) *storetest.Opened {
 		Count:     func(t testing.TB, k storetest.Kind) int { return count(t, s, kinds[k]) },
 		LosePayload: func(t testing.TB, id string) {
 			s.mu.Lock()
-			e := s.queue.byID[id]
+			e := s.queue.ByID[id]
 			s.mu.Unlock()
 			if e == nil {
 				t.Fatalf("%s is not queued", id)
 			}
-			if err := s.db.Delete(taskPayloadKey(e.key), pebble.Sync); err != nil {
+			if err := s.db.Delete(taskPayloadKey(e.Key), pebble.Sync); err != nil {
 				t.Fatal(err)
 			}
 		},
 		Values: func() int {
 			s.mu.Lock()
 			defer s.mu.Unlock()
-			return s.queue.values
+			return s.queue.Values()
 		},
 		MaxValues: maxValues,
 		CachedNamespaces: func() int {
