@@ -4,21 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"testing"
 	"time"
 
 	"github.com/regtrigger/regtrigger/internal/coalesce"
+	"github.com/regtrigger/regtrigger/internal/coalesce/coalescetest"
 	"github.com/regtrigger/regtrigger/internal/outbound"
 	"github.com/regtrigger/regtrigger/internal/record"
 )
-
-// downWindows is a coalesce.Store that cannot be reached.
-type downWindows struct{}
-
-func (downWindows) Update(context.Context, string, time.Duration, func([]byte) ([]byte, error)) error {
-	return errors.New("dial tcp: connection refused")
-}
 
 // burstTasks joins n tasks of testTrigger, tags v1..vn of one digest, to
 // their window in w and returns them as the receiver queues them.
@@ -108,7 +101,7 @@ func TestCoalescePaths(t *testing.T) {
 			task.NotBefore = fixedNow.Add(5 * time.Second)
 			return task
 		}, record.Retrying, record.ClassCoalesceWait, true, false},
-		{"window store down: retried, not an attempt", downWindows{}, func(t *testing.T, _ coalesce.Store) Task {
+		{"window store down: retried, not an attempt", coalescetest.Down{}, func(t *testing.T, _ coalesce.Store) Task {
 			task := testTask()
 			task.Coalescing = true
 			return task

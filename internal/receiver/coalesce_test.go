@@ -2,21 +2,14 @@ package receiver
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"testing"
 	"time"
 
 	"github.com/regtrigger/regtrigger/internal/coalesce"
+	"github.com/regtrigger/regtrigger/internal/coalesce/coalescetest"
 	"github.com/regtrigger/regtrigger/internal/trigger"
 )
-
-// brokenWindows is a coalesce.Store that cannot be reached.
-type brokenWindows struct{}
-
-func (brokenWindows) Update(context.Context, string, time.Duration, func([]byte) ([]byte, error)) error {
-	return errors.New("connection refused")
-}
 
 func coalescingRig(w coalesce.Store) *rig {
 	r := newRig()
@@ -57,7 +50,7 @@ func TestReceiveJoinsCoalesceWindows(t *testing.T) {
 // A window store that is down refuses the notification before anything
 // is claimed: the registry's retry goes through.
 func TestReceiveWindowStoreDownLosesNothing(t *testing.T) {
-	r := coalescingRig(brokenWindows{})
+	r := coalescingRig(coalescetest.Down{})
 	if resp := r.svc.Receive(context.Background(), Request{Body: tcrBody(t)}); resp.Status != http.StatusServiceUnavailable {
 		t.Fatalf("status %d: %s", resp.Status, resp.Body)
 	}

@@ -211,3 +211,14 @@ func DistributionBurst(at time.Time) [][]byte {
 	}
 	return out
 }
+
+// Down is a coalesce.Store that cannot be reached: every Update fails
+// with a connection error, as a store that is down would.
+type Down struct{}
+
+var _ coalesce.Store = Down{}
+
+// Update fails.
+func (Down) Update(context.Context, string, time.Duration, func([]byte) ([]byte, error)) error {
+	return errors.New("dial tcp 127.0.0.1:6379: connection refused")
+}
